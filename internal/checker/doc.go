@@ -1,0 +1,15 @@
+// Package checker is the worker's task handler: it takes a batch of a run,
+// checks the addresses still pending with the realm service under the
+// tenant's rate limit, and records each outcome in the run store.
+//
+// Attempts are counted per address in the run store, not per task: a batch
+// is retried (after a randomized exponential backoff) only for its addresses
+// that got no answer, and an address that reaches its attempt limit is
+// dead-lettered there. Waiting for the rate limiter is never an attempt: a
+// task whose next slot is far off is handed back to the queue as "not a
+// failure", and on asynq's last retry the handler waits in place instead, so
+// a rate-limited task is never archived. A batch with dead-lettered addresses
+// ends archived (SkipRetry) so the standard asynq tooling shows it.
+//
+// It holds no tenant credentials and does not import Graph code.
+package checker

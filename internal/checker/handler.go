@@ -1,0 +1,248 @@
+package checker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/msaudit/msaudit/internal/ratelimit"
+	"github.com/msaudit/msaudit/internal/realm"
+	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/tasks"
+)
+
+// Config tunes the handler.
+type Config struct {
+	MaxAttempts int           // per address, before dead-lettering
+	BackoffBase time.Duration // first retry delay ceiling
+	BackoffMax  time.Duration // cap of the retry delay
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxAttempts < 1:
+		return fmt.Errorf("max attempts must be >= 1, got %d", c.MaxAttempts)
+	case c.BackoffBase <= 0:
+		return fmt.Errorf("backoff base must be > 0, got %s", c.BackoffBase)
+	case c.BackoffMax < c.BackoffBase:
+		return fmt.Errorf("backoff max (%s) must be >= backoff base (%s)", c.BackoffMax, c.BackoffBase)
+	}
+	return nil
+}
+
+// Realm checks one address; *realm.Client implements it.
+type Realm interface {
+	Check(ctx context.Context, addr string) (realm.Result, error)
+}
+
+// Handler processes tasks.TypeCheckBatch.
+type Handler struct {
+	store   *runstore.Store
+	limiter *ratelimit.Limiter
+	realm   Realm
+	cfg     Config
+	log     *zap.Logger
+	metrics *Metrics
+	now     func() time.Time
+	rnd     func(int64) int64
+}
+
+// NewHandler wires a handler. metrics may be nil.
+func NewHandler(store *runstore.Store, limiter *ratelimit.Limiter, r Realm, cfg Config, log *zap.Logger, m *Metrics) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return &Handler{store: store, limiter: limiter, realm: r, cfg: cfg, log: log, metrics: m, now: time.Now, rnd: randInt64N}, nil
+}
+
+// ProcessTask implements asynq.Handler.
+func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	p, err := tasks.DecodeCheckBatch(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
+	}
+	h.metrics.inflight.Inc()
+	defer h.metrics.inflight.Dec()
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	lastChance := retried >= maxRetry
+	log := h.log.With(zap.String("run_id", p.RunID), zap.Int("batch", p.Batch))
+	for {
+		res, err := h.pass(ctx, p, log)
+		if err != nil {
+			return err
+		}
+		if res.pending == 0 {
+			if res.dead > 0 {
+				return fmt.Errorf("%d of %d addresses dead-lettered: %w", res.dead, len(p.Entries), asynq.SkipRetry)
+			}
+			return nil
+		}
+		if !lastChance {
+			return res.deferral
+		}
+		// asynq would archive the task on any error now, with addresses
+		// still pending: keep the worker slot and wait here instead.
+		log.Info("last task retry: waiting in place", zap.Duration("delay", res.deferral.delay))
+		if err := sleep(ctx, res.deferral.delay); err != nil {
+			return err
+		}
+	}
+}
+
+// passResult summarizes one pass over a batch.
+type passResult struct {
+	pending  int // addresses still pending after the pass
+	dead     int // addresses dead-lettered by this pass
+	deferral *deferError
+}
+
+// pass checks the batch's pending addresses once, until done, throttled or
+// out of rate-limit slots, and records what it learned.
+func (h *Handler) pass(ctx context.Context, p tasks.CheckBatchPayload, log *zap.Logger) (passResult, error) {
+	addrs := make([]string, len(p.Entries))
+	for i, e := range p.Entries {
+		addrs[i] = e.Address
+	}
+	bs, err := h.store.LoadBatch(ctx, p.RunID, addrs)
+	if err != nil {
+		return passResult{}, err
+	}
+	if !bs.RunExists || bs.Cancelled {
+		log.Info("dropping batch of a cancelled or purged run")
+		return passResult{}, nil
+	}
+	var todo []string
+	maxAttempts := 0
+	for i, st := range bs.Addresses {
+		if st.Pending() {
+			todo = append(todo, addrs[i])
+			maxAttempts = max(maxAttempts, st.Attempts)
+		}
+	}
+	if len(todo) == 0 {
+		return passResult{}, nil
+	}
+
+	var (
+		outs     []runstore.Outcome
+		deferral *deferError
+		stopErr  error
+	)
+	for _, addr := range todo {
+		wait, ok, err := h.reserve(ctx, p.TenantID)
+		if err != nil {
+			stopErr = err
+			break
+		}
+		if !ok {
+			deferral = &deferError{delay: wait + time.Duration(h.rnd(int64(wait/4)+1)), rateLimited: true, reason: "waiting for the tenant's rate limit"}
+			break
+		}
+		res, err := h.realm.Check(ctx, addr)
+		if ctx.Err() != nil {
+			stopErr = ctx.Err()
+			break
+		}
+		o := runstore.Outcome{Address: addr, Detail: runstore.Detail{RequestID: res.RequestID, CheckedAt: res.CheckedAt}}
+		if err == nil {
+			o.Status = string(res.Status)
+			h.metrics.checks.WithLabelValues(o.Status).Inc()
+			outs = append(outs, o)
+			continue
+		}
+		o.Detail.Error = err.Error()
+		outs = append(outs, o)
+		var te *realm.ThrottleError
+		if errors.As(err, &te) {
+			h.metrics.checks.WithLabelValues("throttled").Inc()
+			h.metrics.throttles.WithLabelValues(p.TenantID).Inc()
+			pause, terr := h.limiter.Throttled(ctx, p.TenantID, te.RetryAfter)
+			if terr != nil {
+				log.Warn("report throttle", zap.Error(terr))
+			}
+			delay := max(h.backoff(maxAttempts+1), pause, te.RetryAfter)
+			deferral = &deferError{delay: delay, reason: "throttled: " + te.Reason}
+			break
+		}
+		h.metrics.checks.WithLabelValues("error").Inc()
+	}
+
+	// Record even when stopping early, so no answer is thrown away.
+	states, err := h.store.Record(context.WithoutCancel(ctx), p.RunID, h.cfg.MaxAttempts, h.now(), outs)
+	if err != nil {
+		return passResult{}, err
+	}
+	if stopErr != nil {
+		return passResult{}, stopErr
+	}
+	res := passResult{}
+	failed := 0
+	for i, st := range states {
+		switch {
+		case st.State == runstore.StateDead:
+			if outs[i].Status == "" && st.Attempts >= h.cfg.MaxAttempts {
+				res.dead++
+				h.metrics.deadLetters.Inc()
+			}
+		case st.Pending():
+			failed++
+			maxAttempts = max(maxAttempts, st.Attempts)
+		}
+	}
+	res.pending = failed + len(todo) - len(outs)
+	if res.pending == 0 {
+		return res, nil
+	}
+	if deferral == nil {
+		deferral = &deferError{delay: h.backoff(maxAttempts), reason: fmt.Sprintf("%d addresses got no answer", failed)}
+	}
+	if !deferral.rateLimited {
+		h.metrics.retries.Inc()
+	}
+	res.deferral = deferral
+	log.Debug("batch deferred", zap.Int("pending", res.pending), zap.Duration("delay", deferral.delay), zap.String("reason", deferral.reason))
+	return res, nil
+}
+
+// reserve gets a rate-limit slot, sleeping for it when it is near. ok is
+// false when the slot is further than the limiter's MaxWait; wait then says
+// how long until one could be had.
+func (h *Handler) reserve(ctx context.Context, tenant string) (time.Duration, bool, error) {
+	r, err := h.limiter.Reserve(ctx, tenant)
+	if err != nil {
+		return 0, false, err
+	}
+	h.metrics.rate.WithLabelValues(tenant).Set(r.Rate)
+	if !r.OK {
+		return r.Wait, false, nil
+	}
+	h.metrics.limiterWait.Observe(r.Wait.Seconds())
+	return 0, true, sleep(ctx, r.Wait)
+}
+
+func (h *Handler) backoff(attempt int) time.Duration {
+	return Backoff(attempt, h.cfg.BackoffBase, h.cfg.BackoffMax, h.rnd)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,42 @@
+// Package ratelimit paces realm requests per tenant across every worker
+// process, with state held in Redis and time read from the Redis server's
+// clock (so worker clocks do not matter).
+//
+// # Pacing
+//
+// Each request reserves a slot with a GCRA ("generic cell rate") schedule:
+// the tenant's theoretical arrival time (tat) advances by 1/rate per request,
+// and a caller whose slot is at most MaxWait ahead takes it and sleeps until
+// then. A caller whose slot is further ahead takes nothing and is told how
+// long to wait, so a task can give its worker slot to another tenant instead
+// of sleeping. Requests are thus spaced evenly, never bursty, and the
+// aggregate rate of any number of processes stays at or below the rate. An
+// optional global schedule applies the same way across all tenants (a shared
+// egress IP).
+//
+// # Adapting the rate
+//
+// The rate of a tenant is not fixed: the service's sustainable rate is
+// unknown and changes. It is a function of time since the last change:
+//
+//   - Before any throttle is seen, it doubles every DoublingTime from
+//     Initial (slow start).
+//   - A throttle signal (MicrosoftAccount 2, HTTP 429) from any worker records
+//     the rate at that moment as the estimated capacity, cuts the rate to
+//     Backoff times it, and pauses the tenant for Pause (or the service's
+//     Retry-After, if longer): no slot is handed out during the pause, since
+//     requests sent into a penalty window only lengthen it. Signals arriving
+//     during the pause come from requests already in flight and are ignored.
+//     A throttle soon after a pause ends means the pause was too short: the
+//     pause doubles (up to MaxPause) and the rate is not cut again.
+//   - After a cut, the rate climbs back towards the estimate exponentially
+//     (time constant Recovery), plus a slow linear probe of Probe·estimate per
+//     second, so a capacity that grew is found again and one that shrank is
+//     re-measured by the next throttle.
+//
+// The rate never exceeds the operator's ceiling and never drops below MinRate.
+// With the defaults, a service of steady capacity C sees one throttle event
+// roughly every minute and an average rate of about 0.95·C.
+//
+// This package does not make requests and does not know about batches.
+package ratelimit

@@ -1,0 +1,122 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Constants of the adaptive algorithm (see the package comment).
+const (
+	DoublingTime = 2 * time.Second
+	Backoff      = 0.85
+	Recovery     = 5 * time.Second
+	Probe        = 0.001
+	Pause        = time.Second
+	MaxPause     = time.Minute
+	MinRate      = 0.05
+	// stateTTL forgets a tenant's learned rate after an idle hour.
+	stateTTL = time.Hour
+)
+
+// Config sets the limits.
+type Config struct {
+	// TenantRate is the ceiling per tenant, requests/s, across all workers.
+	TenantRate float64
+	// GlobalRate, if > 0, is a ceiling over all tenants together.
+	GlobalRate float64
+	// Initial is the starting rate of a tenant with no learned rate.
+	Initial float64
+	// Adaptive enables throttle-seeking; when false the rate is TenantRate.
+	Adaptive bool
+	// MaxWait is the longest a caller is asked to sleep for a slot.
+	MaxWait time.Duration
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.TenantRate <= 0:
+		return fmt.Errorf("tenant rate must be > 0 requests/s, got %g", c.TenantRate)
+	case c.GlobalRate < 0:
+		return fmt.Errorf("global rate must be >= 0 requests/s, got %g", c.GlobalRate)
+	case c.Adaptive && c.Initial <= 0:
+		return fmt.Errorf("initial rate must be > 0 requests/s, got %g", c.Initial)
+	case c.MaxWait <= 0:
+		return fmt.Errorf("max wait must be > 0")
+	}
+	return nil
+}
+
+// Limiter hands out request slots.
+type Limiter struct {
+	rdb redis.UniversalClient
+	cfg Config
+}
+
+// New returns a limiter over rdb.
+func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Limiter{rdb: rdb, cfg: cfg}, nil
+}
+
+// Reservation is the answer to Reserve.
+type Reservation struct {
+	// OK means a slot was taken: the caller sends after Wait.
+	OK bool
+	// Wait is how long until the slot (OK) or until one could be had (!OK).
+	Wait time.Duration
+	// Rate is the tenant's current rate, requests/s.
+	Rate float64
+}
+
+const stateKeyPrefix = "msaudit:rl:"
+
+func stateKey(tenant string) string { return stateKeyPrefix + "tenant:" + tenant }
+
+const globalKey = stateKeyPrefix + "global"
+
+// Reserve takes a slot for one request of tenant, if one is within MaxWait.
+func (l *Limiter) Reserve(ctx context.Context, tenant string) (Reservation, error) {
+	c := l.cfg
+	adaptive := 0
+	if c.Adaptive {
+		adaptive = 1
+	}
+	res, err := reserveScript.Run(ctx, l.rdb, []string{stateKey(tenant), globalKey},
+		c.TenantRate, c.GlobalRate, c.MaxWait.Microseconds(), c.Initial, adaptive,
+		DoublingTime.Seconds(), Recovery.Seconds(), Probe, MinRate, stateTTL.Milliseconds()).Int64Slice()
+	if err != nil {
+		return Reservation{}, fmt.Errorf("rate limit: %w", err)
+	}
+	return Reservation{
+		OK:   res[0] == 1,
+		Wait: time.Duration(res[1]) * time.Microsecond,
+		Rate: float64(res[2]) / 1000,
+	}, nil
+}
+
+// Throttled reports a throttle signal for tenant; retryAfter is the service's
+// Retry-After (0 if none). It returns the pause now in force.
+func (l *Limiter) Throttled(ctx context.Context, tenant string, retryAfter time.Duration) (time.Duration, error) {
+	if !l.cfg.Adaptive {
+		return 0, nil
+	}
+	c := l.cfg
+	pause, err := throttleScript.Run(ctx, l.rdb, []string{stateKey(tenant)},
+		c.TenantRate, c.Initial, retryAfter.Microseconds(), Backoff, Pause.Microseconds(), MaxPause.Microseconds(),
+		DoublingTime.Seconds(), Recovery.Seconds(), Probe, MinRate, stateTTL.Milliseconds()).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("report throttle: %w", err)
+	}
+	return time.Duration(pause) * time.Microsecond, nil
+}
+
+// Reset forgets what was learned about tenant (tests and operators).
+func (l *Limiter) Reset(ctx context.Context, tenant string) error {
+	return l.rdb.Del(ctx, stateKey(tenant)).Err()
+}

@@ -1,0 +1,90 @@
+package ratelimit
+
+import "github.com/redis/go-redis/v9"
+
+// rateLua computes a tenant's current rate from its state hash fields (see
+// the package comment). All times are microseconds of the Redis clock.
+const rateLua = `
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local function current_rate(s, now, ceiling, initial, doubling, recovery, probe, minrate)
+  local rate = tonumber(s.rate) or initial
+  local changed = tonumber(s.changed) or now
+  local est = tonumber(s.est) or 0
+  local dt = math.max(0, now - changed) / 1000000
+  local r
+  if est <= 0 then
+    r = rate * math.pow(2, dt / doubling)
+  else
+    r = est - (est - rate) * math.exp(-dt / recovery) + est * probe * dt
+  end
+  return math.max(minrate, math.min(r, ceiling))
+end
+local function load(key)
+  local v = redis.call('HMGET', key, 'tat', 'rate', 'changed', 'est', 'pause', 'until')
+  return {tat = v[1], rate = v[2], changed = v[3], est = v[4], pause = v[5], ['until'] = v[6]}
+end
+`
+
+// reserveScript: KEYS tenant state, global tat. ARGV ceiling, global rate,
+// max wait (us), initial, adaptive (0|1), doubling (s), recovery (s), probe,
+// min rate, ttl (ms). Returns {ok, wait us, rate*1000}.
+var reserveScript = redis.NewScript(rateLua + `
+local ceiling, grate, maxwait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local initial, adaptive = tonumber(ARGV[4]), ARGV[5] == '1'
+local now = now_us()
+local s = load(KEYS[1])
+local r = ceiling
+if adaptive then
+  r = current_rate(s, now, ceiling, initial, tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]))
+end
+local start = math.max(tonumber(s.tat) or 0, now)
+local gtat = 0
+if grate > 0 then
+  gtat = tonumber(redis.call('GET', KEYS[2]) or 0)
+  start = math.max(start, gtat)
+end
+local wait = start - now
+if wait > maxwait then
+  return {0, math.floor(wait - maxwait), math.floor(r * 1000)}
+end
+redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', start + 1000000 / r))
+if adaptive and not s.rate then
+  redis.call('HSET', KEYS[1], 'rate', initial, 'changed', string.format('%.0f', now))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[10])
+if grate > 0 then
+  redis.call('SET', KEYS[2], string.format('%.0f', start + 1000000 / grate), 'PX', ARGV[10])
+end
+return {1, math.floor(wait), math.floor(r * 1000)}
+`)
+
+// throttleScript: KEYS tenant state. ARGV ceiling, initial, retry-after (us),
+// backoff, pause (us), max pause (us), doubling, recovery, probe, min rate,
+// ttl (ms). Returns the pause in force (us).
+var throttleScript = redis.NewScript(rateLua + `
+local ceiling, initial, retry = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local backoff, basepause, maxpause = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local now = now_us()
+local s = load(KEYS[1])
+local pause = tonumber(s.pause) or basepause
+local untl = tonumber(s['until']) or 0
+if now < untl then
+  return math.floor(untl - now)
+end
+if now < untl + pause then
+  pause = math.min(pause * 2, maxpause)
+else
+  local r = current_rate(s, now, ceiling, initial, tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]))
+  redis.call('HSET', KEYS[1], 'est', string.format('%.4f', r), 'rate', string.format('%.4f', math.max(tonumber(ARGV[10]), r * backoff)),
+    'changed', string.format('%.0f', now))
+end
+local p = math.max(pause, retry)
+untl = now + p
+local tat = math.max(tonumber(s.tat) or 0, untl)
+redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', pause), 'until', string.format('%.0f', untl), 'tat', string.format('%.0f', tat))
+redis.call('PEXPIRE', KEYS[1], ARGV[11])
+return math.floor(p)
+`)

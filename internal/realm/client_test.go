@@ -1,0 +1,56 @@
+package realm
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestClientCheck(t *testing.T) {
+	var gotQuery, gotUA string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotQuery, gotUA = r.URL.RawQuery, r.UserAgent()
+		w.Header().Set("x-ms-request-id", "req-1")
+		switch r.URL.Query().Get("user") {
+		case "slow@contoso.com":
+			time.Sleep(300 * time.Millisecond)
+		case "a+b@contoso.com":
+			w.Write([]byte(`{"IsMicrosoftAccountSet":true,"MicrosoftAccount":0}`))
+		default:
+			w.Write([]byte(`{"IsMicrosoftAccountSet":true,"MicrosoftAccount":1}`))
+		}
+	}))
+	defer srv.Close()
+	c, err := NewClient(srv.URL+"/common/userrealm", srv.Client(), 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := c.Check(context.Background(), "a+b@contoso.com")
+	if err != nil || res.Status != Present || res.RequestID != "req-1" || res.CheckedAt.IsZero() {
+		t.Fatalf("Check = %+v, %v", res, err)
+	}
+	if !strings.Contains(gotQuery, "user=a%2Bb%40contoso.com") || !strings.Contains(gotQuery, "api-version=2.1") || !strings.Contains(gotQuery, "checkForMicrosoftAccount=true") {
+		t.Errorf("query = %q", gotQuery)
+	}
+	if !strings.HasPrefix(gotUA, "Mozilla/5.0") {
+		t.Errorf("user agent = %q", gotUA)
+	}
+
+	_, err = c.Check(context.Background(), "slow@contoso.com")
+	if !errors.Is(err, ErrNoAnswer) || strings.Contains(err.Error(), "slow@") {
+		t.Fatalf("timeout: err = %v, want ErrNoAnswer without the address", err)
+	}
+}
+
+func TestNewClientRejectsBadURL(t *testing.T) {
+	for _, u := range []string{"login.microsoftonline.com/common/userrealm", "ftp://x/y", "https://"} {
+		if _, err := NewClient(u, nil, time.Second); err == nil {
+			t.Errorf("NewClient(%q) succeeded", u)
+		}
+	}
+}

@@ -1,0 +1,99 @@
+package runstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Detail is what is kept of an address's last attempt.
+type Detail struct {
+	RequestID string    `json:"request_id,omitempty"`
+	CheckedAt time.Time `json:"checked_at"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// Outcome is the result of one attempt at one address.
+type Outcome struct {
+	Address string
+	Status  string // StatePresent, StateAbsent, or "" for a failed attempt
+	Detail  Detail
+}
+
+// AddressState is an address's state after an update.
+type AddressState struct {
+	State    string // "p" (pending), present, absent, dead, or unknown
+	Attempts int
+}
+
+// Pending reports whether the address still needs a check.
+func (s AddressState) Pending() bool { return s.State == statePending }
+
+// Final reports whether the address is present, absent or dead.
+func (s AddressState) Final() bool {
+	return s.State == StatePresent || s.State == StateAbsent || s.State == StateDead
+}
+
+// Record applies outcomes atomically and returns each address's new state.
+// maxAttempts is the attempt count at which a failing address is dead-lettered.
+func (s *Store) Record(ctx context.Context, runID string, maxAttempts int, now time.Time, outs []Outcome) ([]AddressState, error) {
+	if len(outs) == 0 {
+		return nil, nil
+	}
+	k := runKeys(runID)
+	argv := make([]any, 0, 2+3*len(outs))
+	argv = append(argv, maxAttempts, now.UnixMilli())
+	for _, o := range outs {
+		d, err := json.Marshal(o.Detail)
+		if err != nil {
+			return nil, fmt.Errorf("encode detail: %w", err)
+		}
+		status := o.Status
+		if status == "" {
+			status = "fail"
+		}
+		argv = append(argv, o.Address, status, d)
+	}
+	res, err := recordScript.Run(ctx, s.rdb, k.data(), argv...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("record results: %w", err)
+	}
+	states := make([]AddressState, 0, len(outs))
+	for i := 0; i+1 < len(res); i += 2 {
+		st, _ := res[i].(string)
+		n, _ := res[i+1].(int64)
+		states = append(states, AddressState{State: st, Attempts: int(n)})
+	}
+	return states, nil
+}
+
+// BatchState is what a worker needs to know before checking a batch.
+type BatchState struct {
+	RunExists bool
+	Cancelled bool
+	Addresses []AddressState // in the order asked
+}
+
+// LoadBatch returns the run's flags and the state of addrs in one round trip.
+func (s *Store) LoadBatch(ctx context.Context, runID string, addrs []string) (BatchState, error) {
+	k := runKeys(runID)
+	pipe := s.rdb.Pipeline()
+	flags := pipe.HMGet(ctx, k.run, "tenant_id", "cancelled")
+	sts := pipe.HMGet(ctx, k.status, addrs...)
+	ats := pipe.HMGet(ctx, k.attempts, addrs...)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return BatchState{}, fmt.Errorf("load batch state: %w", err)
+	}
+	f := flags.Val()
+	bs := BatchState{RunExists: f[0] != nil, Cancelled: f[1] == "1", Addresses: make([]AddressState, len(addrs))}
+	for i := range addrs {
+		st, _ := sts.Val()[i].(string)
+		if st == "" {
+			st = "unknown"
+		}
+		at, _ := ats.Val()[i].(string)
+		bs.Addresses[i] = AddressState{State: st, Attempts: int(atoi(at))}
+	}
+	return bs, nil
+}

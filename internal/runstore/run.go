@@ -1,0 +1,200 @@
+package runstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrRunNotFound is returned for an unknown (or purged, or expired) run ID.
+var ErrRunNotFound = errors.New("run not found")
+
+// Run states as reported by status.
+const (
+	StateEnumerating = "enumerating" // a submit is adding addresses
+	StateIncomplete  = "incomplete"  // a submit stopped before the end; resume with --run-id
+	StateRunning     = "running"     // all addresses queued, some not final
+	StateCompleted   = "completed"   // every address present, absent or dead
+	StateCancelled   = "cancelled"
+)
+
+// Run is the record of one audit run.
+type Run struct {
+	ID        string
+	TenantID  string
+	Source    string // "graph" or "file"
+	Options   string // JSON of the submit options, for the report and resumes
+	Retention time.Duration
+
+	AddressesTotal int64
+	UsersTotal     int64
+	Batches        int64
+	Checked        int64
+	Present        int64
+	Absent         int64
+	FailedPending  int64
+	DeadLettered   int64
+
+	Enumerated bool
+	Cancelled  bool
+	Submitting bool // the submit lock is held
+	LastError  string
+
+	CreatedAt             time.Time
+	EnumerationStartedAt  time.Time
+	EnumerationFinishedAt time.Time
+	FirstCheckAt          time.Time
+	CompletedAt           time.Time
+	UpdatedAt             time.Time
+}
+
+// State derives the run's state from its record.
+func (r *Run) State() string {
+	switch {
+	case r.Cancelled:
+		return StateCancelled
+	case !r.CompletedAt.IsZero():
+		return StateCompleted
+	case r.Enumerated:
+		return StateRunning
+	case r.Submitting:
+		return StateEnumerating
+	default:
+		return StateIncomplete
+	}
+}
+
+// NewRunID returns a sortable, unguessable run ID such as
+// 20261122T001652Z-3f9a1c.
+func NewRunID(now time.Time) string {
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// CreateRun writes a new run record; it fails if the ID exists.
+func (s *Store) CreateRun(ctx context.Context, r *Run, now time.Time) error {
+	k := runKeys(r.ID)
+	ok, err := s.rdb.HSetNX(ctx, k.run, "tenant_id", r.TenantID).Result()
+	if err != nil {
+		return fmt.Errorf("create run: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("create run %s: it already exists", r.ID)
+	}
+	ms := strconv.FormatInt(now.UnixMilli(), 10)
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, k.run, "source", r.Source, "options", r.Options,
+			"retention_s", int64(r.Retention/time.Second), "created_at", ms, "updated_at", ms,
+			"addresses_total", 0, "checked", 0, "present", 0, "absent", 0, "failed_pending", 0, "dead", 0, "batches", 0)
+		p.ZAdd(ctx, runsKey, redis.Z{Score: float64(now.UnixMilli()), Member: r.ID})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create run: %w", err)
+	}
+	return nil
+}
+
+// GetRun loads a run record.
+func (s *Store) GetRun(ctx context.Context, id string) (*Run, error) {
+	k := runKeys(id)
+	var h *redis.MapStringStringCmd
+	var lock *redis.IntCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		h = p.HGetAll(ctx, k.run)
+		lock = p.Exists(ctx, k.lock)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load run %s: %w", id, err)
+	}
+	m := h.Val()
+	if len(m) == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrRunNotFound, id)
+	}
+	r := &Run{
+		ID: id, TenantID: m["tenant_id"], Source: m["source"], Options: m["options"],
+		Retention:      time.Duration(atoi(m["retention_s"])) * time.Second,
+		AddressesTotal: atoi(m["addresses_total"]), UsersTotal: atoi(m["users_total"]),
+		Batches: atoi(m["batches"]), Checked: atoi(m["checked"]), Present: atoi(m["present"]),
+		Absent: atoi(m["absent"]), FailedPending: atoi(m["failed_pending"]), DeadLettered: atoi(m["dead"]),
+		Enumerated: m["enumerated"] == "1", Cancelled: m["cancelled"] == "1", LastError: m["last_error"],
+		Submitting:            lock.Val() == 1,
+		CreatedAt:             msTime(m["created_at"]),
+		EnumerationStartedAt:  msTime(m["enumeration_started_at"]),
+		EnumerationFinishedAt: msTime(m["enumeration_finished_at"]),
+		FirstCheckAt:          msTime(m["first_check_at"]),
+		CompletedAt:           msTime(m["completed_at"]),
+		UpdatedAt:             msTime(m["updated_at"]),
+	}
+	return r, nil
+}
+
+// ListRuns returns the runs, newest first.
+func (s *Store) ListRuns(ctx context.Context) ([]*Run, error) {
+	ids, err := s.rdb.ZRevRange(ctx, runsKey, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	runs := make([]*Run, 0, len(ids))
+	for _, id := range ids {
+		r, err := s.GetRun(ctx, id)
+		if errors.Is(err, ErrRunNotFound) {
+			// Expired by retention: forget it.
+			s.rdb.ZRem(ctx, runsKey, id)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, r)
+	}
+	return runs, nil
+}
+
+// Cancel marks a run cancelled: workers drop its remaining tasks.
+func (s *Store) Cancel(ctx context.Context, id string) error {
+	if _, err := s.GetRun(ctx, id); err != nil {
+		return err
+	}
+	return s.rdb.HSet(ctx, runKeys(id).run, "cancelled", 1, "updated_at", time.Now().UnixMilli()).Err()
+}
+
+// Purge deletes everything stored about a run. Tasks still queued for it are
+// dropped by workers when they find no run.
+func (s *Store) Purge(ctx context.Context, id string) error {
+	if _, err := s.GetRun(ctx, id); err != nil {
+		return err
+	}
+	k := runKeys(id)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, append(k.data(), k.lock)...)
+		p.ZRem(ctx, runsKey, id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("purge run %s: %w", id, err)
+	}
+	return nil
+}
+
+func atoi(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+func msTime(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	return time.UnixMilli(atoi(s)).UTC()
+}

@@ -1,0 +1,110 @@
+// Package worker assembles the queue consumer: an asynq server on the audit
+// queue whose handler (package checker) checks addresses with the realm
+// service under the Redis-held rate limits. cmd/worker and the local mode
+// both run it. It never links Graph or identity code: workers hold no tenant
+// credentials.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/msaudit/msaudit/internal/checker"
+	"github.com/msaudit/msaudit/internal/logging"
+	"github.com/msaudit/msaudit/internal/ratelimit"
+	"github.com/msaudit/msaudit/internal/realm"
+	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/tasks"
+)
+
+// Config is everything a worker needs besides Redis.
+type Config struct {
+	Concurrency     int
+	RealmURL        string
+	RealmTimeout    time.Duration
+	RealmClient     *http.Client // nil: default transport (system CA pool)
+	Limits          ratelimit.Config
+	Checker         checker.Config
+	ShutdownTimeout time.Duration
+}
+
+// Validate checks cfg.
+func (c Config) Validate() error {
+	if c.Concurrency < 1 {
+		return fmt.Errorf("--concurrency must be >= 1, got %d", c.Concurrency)
+	}
+	if c.RealmTimeout <= 0 {
+		return fmt.Errorf("--realm-timeout must be > 0")
+	}
+	if c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("--shutdown-timeout must be > 0")
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return err
+	}
+	return c.Checker.Validate()
+}
+
+// Worker is a running queue consumer.
+type Worker struct {
+	srv *asynq.Server
+	log *zap.Logger
+}
+
+// New builds a worker on rdb. reg may be nil (no metrics registered).
+func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	rc, err := realm.NewClient(cfg.RealmURL, cfg.RealmClient, cfg.RealmTimeout)
+	if err != nil {
+		return nil, err
+	}
+	lim, err := ratelimit.New(rdb, cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	h, err := checker.NewHandler(runstore.New(rdb), lim, rc, cfg.Checker, log, checker.NewMetrics(reg))
+	if err != nil {
+		return nil, err
+	}
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:     cfg.Concurrency,
+		Queues:          map[string]int{tasks.Queue: 1},
+		RetryDelayFunc:  checker.RetryDelay,
+		IsFailure:       checker.IsFailure,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		// Deferred batches wait in the retry set; forward them promptly.
+		DelayedTaskCheckInterval: time.Second,
+		Logger:                   logging.NewAsynq(log),
+		LogLevel:                 logging.AsynqLevel(log),
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			if errors.Is(err, asynq.SkipRetry) {
+				log.Warn("batch archived", zap.Error(err))
+				return
+			}
+			log.Debug("batch deferred", zap.Error(err))
+		}),
+	})
+	mux := asynq.NewServeMux()
+	mux.Handle(tasks.TypeCheckBatch, h)
+	if err := srv.Start(mux); err != nil {
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	return &Worker{srv: srv, log: log}, nil
+}
+
+// Ready reports whether the worker can reach Redis.
+func (w *Worker) Ready() error { return w.srv.Ping() }
+
+// Shutdown stops taking tasks, waits up to the shutdown timeout for running
+// ones, and hands unfinished ones back to the queue.
+func (w *Worker) Shutdown() { w.srv.Shutdown() }

@@ -1,0 +1,80 @@
+// Package tasks defines the queue contract shared by the enqueuer and the
+// workers: task type names, payloads and constructors with their options.
+// Nothing else belongs here.
+package tasks
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Queue is the asynq queue every audit task goes to. Per-tenant fairness is
+// handled by per-tenant rate limits inside this one queue (see PITFALLS.md:
+// asynq has no dynamic queues).
+const Queue = "audit"
+
+// TypeCheckBatch checks up to a batch of addresses of one run.
+const TypeCheckBatch = "audit:check"
+
+// MaxTaskRetries is asynq's retry budget for a batch task. Attempts are counted
+// per address in the run store (and dead-lettered there), so this is only a
+// backstop against a task that keeps failing for reasons outside any address;
+// the handler never lets a task reach it with unresolved addresses.
+const MaxTaskRetries = 1000
+
+// Owner is a directory user an address was found on.
+type Owner struct {
+	UserID string `json:"user_id,omitempty"`
+	UPN    string `json:"upn,omitempty"`
+}
+
+// Entry is one address to check, with the first user it was found on.
+type Entry struct {
+	Address string `json:"address"`
+	Owner
+}
+
+// CheckBatchPayload is the payload of TypeCheckBatch.
+type CheckBatchPayload struct {
+	RunID    string  `json:"run_id"`
+	TenantID string  `json:"tenant_id"`
+	Batch    int     `json:"batch"`
+	Entries  []Entry `json:"entries"`
+}
+
+// TaskID is the deterministic asynq task ID of a batch, so that re-enqueueing
+// the same batch after a crash is refused by asynq instead of duplicated.
+// Batch numbers are never reused within a run (re-queues take new ones).
+func TaskID(runID string, batch int) string {
+	return fmt.Sprintf("%s:%d", runID, batch)
+}
+
+// NewCheckBatchTask builds the task for p.
+func NewCheckBatchTask(p CheckBatchPayload) (*asynq.Task, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode batch payload: %w", err)
+	}
+	return asynq.NewTask(TypeCheckBatch, b,
+		asynq.Queue(Queue),
+		asynq.TaskID(TaskID(p.RunID, p.Batch)),
+		asynq.MaxRetry(MaxTaskRetries),
+		asynq.Timeout(30*time.Minute),
+		asynq.Retention(24*time.Hour),
+	), nil
+}
+
+// DecodeCheckBatch parses a TypeCheckBatch payload.
+func DecodeCheckBatch(b []byte) (CheckBatchPayload, error) {
+	var p CheckBatchPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("decode batch payload: %w", err)
+	}
+	if p.RunID == "" || p.TenantID == "" || len(p.Entries) == 0 {
+		return p, fmt.Errorf("decode batch payload: run_id, tenant_id and entries are required")
+	}
+	return p, nil
+}
