@@ -208,9 +208,9 @@ func (j *job) emit(users int, cands []Candidate) error {
 	ctx := j.ctx
 	j.sum.Users += int64(users)
 	for _, c := range cands {
-		if c.Owner.UserID != "" {
-			j.pairs = append(j.pairs, runstore.Pair{Address: c.Address, UserID: c.Owner.UserID, UPN: c.Owner.UPN})
-		}
+		// Address lists have no owner: the pair has an empty user, so the
+		// report still lists the address.
+		j.pairs = append(j.pairs, runstore.Pair{Address: c.Address, UserID: c.Owner.UserID, UPN: c.Owner.UPN})
 		if _, dup := j.seen[c.Address]; dup {
 			continue
 		}

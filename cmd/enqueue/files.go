@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/msaudit/msaudit/internal/envflag"
+)
+
+type ioWriter = io.Writer
+
+// envflagFor wraps a command's local flags.
+func envflagFor(cmd *cobra.Command) *envflag.Set { return envflag.New(cmd.Flags()) }
+
+// readListFile opens name and parses it with parse, naming the file in errors.
+func readListFile(name string, parse func(io.Reader) ([]string, error)) ([]string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out, err := parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return out, nil
+}
+
+// readIdentities reads a users file: UPNs or object IDs, one a line, blank
+// lines and '#' comment lines ignored (a UPN may itself contain '#').
+func readIdentities(r io.Reader) ([]string, error) {
+	sc := bufio.NewScanner(r)
+	var out []string
+	seen := make(map[string]bool)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.ContainsAny(line, " \t,;") {
+			return nil, fmt.Errorf("%q is not a UPN or object ID", line)
+		}
+		if k := strings.ToLower(line); !seen[k] {
+			seen[k] = true
+			out = append(out, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no users listed")
+	}
+	return out, nil
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/msaudit/msaudit/internal/checker"
+	"github.com/msaudit/msaudit/internal/ratelimit"
+	"github.com/msaudit/msaudit/internal/realm"
+	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/worker"
+)
+
+// localOptions are the flags of 'local': a submit plus in-process workers.
+type localOptions struct {
+	submitOptions
+	Concurrency  int
+	RealmURL     string
+	RealmTimeout time.Duration
+	Limits       ratelimit.Config
+	Checker      checker.Config
+	ReportDir    string
+
+	realmClient *http.Client // set by the demo
+}
+
+func (o *localOptions) Validate() error {
+	if o.DryRun {
+		return fmt.Errorf("--dry-run: use 'submit --dry-run' instead")
+	}
+	if o.RunID != "" {
+		return fmt.Errorf("--run-id: local runs live in memory and cannot be resumed")
+	}
+	if err := o.submitOptions.Validate(); err != nil {
+		return err
+	}
+	if err := o.workerConfig().Validate(); err != nil {
+		return err
+	}
+	if o.ReportDir == "" {
+		return fmt.Errorf("--report-dir is required")
+	}
+	return nil
+}
+
+func (o *localOptions) workerConfig() worker.Config {
+	return worker.Config{Concurrency: o.Concurrency, RealmURL: o.RealmURL, RealmTimeout: o.RealmTimeout,
+		RealmClient: o.realmClient, Limits: o.Limits, Checker: o.Checker, ShutdownTimeout: 5 * time.Second}
+}
+
+func addWorkerFlags(cmd *cobra.Command, o *localOptions) {
+	f := cmd.Flags()
+	f.IntVar(&o.Concurrency, "concurrency", 8, "batches checked at once")
+	f.StringVar(&o.RealmURL, "realm-url", realm.DefaultURL, "realm endpoint")
+	f.DurationVar(&o.RealmTimeout, "realm-timeout", 10*time.Second, "timeout of one realm request")
+	f.Float64Var(&o.Limits.TenantRate, "tenant-rate", 5, "ceiling of realm requests per second")
+	f.Float64Var(&o.Limits.Initial, "initial-rate", 1, "starting rate, requests/s")
+	f.BoolVar(&o.Limits.Adaptive, "adaptive", true, "adapt the rate to the service's throttling")
+	f.IntVar(&o.Checker.MaxAttempts, "max-attempts", 8, "realm requests per address before it is dead-lettered")
+	f.DurationVar(&o.Checker.BackoffBase, "backoff-base", 30*time.Second, "first retry delay ceiling (doubles per attempt, randomized)")
+	f.DurationVar(&o.Checker.BackoffMax, "backoff-max", 15*time.Minute, "cap of the retry delay")
+	f.StringVar(&o.ReportDir, "report-dir", "audit-report", "directory for report.html, report.csv and report.json")
+	o.Limits.MaxWait = 2 * time.Second
+}
+
+func newLocalCommand(a *app) *cobra.Command {
+	o := &localOptions{}
+	cmd := &cobra.Command{
+		Use:   "local",
+		Short: "Audit a small tenant in one process: embedded Redis, in-process workers",
+		Long: `local runs a whole audit in this process: an embedded, in-memory Redis, the
+submit, in-process workers, progress on stderr, and the reports at the end.
+Nothing survives the process: for large tenants or multi-day runs use a real
+Redis with 'submit' and 'worker'. Takes the flags of 'submit' and 'worker'.`,
+		Example: `  AZURE_CLIENT_SECRET=... enqueue local --tenant-id $TENANT --client-id $APP --report-dir ./audit`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			log, err := a.logger()
+			if err != nil {
+				return err
+			}
+			_, err = runLocal(cmd.Context(), a, log, o)
+			return err
+		},
+	}
+	addSubmitFlags(cmd, a, &o.submitOptions)
+	addWorkerFlags(cmd, o)
+	return cmd
+}
+
+// localResult is what a local run ends with.
+type localResult struct {
+	Run        *runstore.Run
+	ReportPath string
+	Results    []runstore.Result
+}
+
+func runLocal(ctx context.Context, a *app, log *zap.Logger, o *localOptions) (*localResult, error) {
+	mr := miniredis.NewMiniRedis()
+	if err := mr.Start(); err != nil {
+		return nil, fmt.Errorf("start embedded redis: %w", err)
+	}
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), PoolSize: o.Concurrency + 10})
+	defer rdb.Close()
+	sess := newSession(rdb, log, false)
+	defer sess.Close()
+
+	w, err := worker.New(rdb, o.workerConfig(), log, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Shutdown()
+
+	sum, err := runSubmit(ctx, sess, log, &o.submitOptions, a.stderr)
+	if err != nil {
+		return nil, err
+	}
+	st := &statusOptions{Watch: true, Interval: time.Second, Output: "text"}
+	if err := runStatus(ctx, sess.store, sum.RunID, st, a.stderr); err != nil {
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("interrupted: the run was not finished")
+	}
+	if err := os.MkdirAll(o.ReportDir, 0o700); err != nil {
+		return nil, err
+	}
+	res := &localResult{ReportPath: filepath.Join(o.ReportDir, "report.html")}
+	for _, f := range []string{"html", "csv", "json"} {
+		if _, err := writeReport(ctx, sess.store, sum.RunID, f, filepath.Join(o.ReportDir, "report."+f), a.stdout); err != nil {
+			return nil, err
+		}
+	}
+	if res.Run, err = sess.store.GetRun(ctx, sum.RunID); err != nil {
+		return nil, err
+	}
+	if res.Results, err = sess.store.Results(ctx, sum.RunID); err != nil {
+		return nil, err
+	}
+	r := res.Run
+	fmt.Fprintf(a.stdout, "\nrun %s %s: %d addresses of %d users checked\n", r.ID, r.State(), r.AddressesTotal, r.UsersTotal)
+	fmt.Fprintf(a.stdout, "  consumer account found: %d\n  no consumer account:    %d\n  dead-lettered:          %d\n",
+		r.Present, r.Absent, r.DeadLettered)
+	fmt.Fprintf(a.stdout, "report: %s (also report.csv, report.json)\n", res.ReportPath)
+	return res, nil
+}

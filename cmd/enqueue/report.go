@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/msaudit/msaudit/internal/report"
+	"github.com/msaudit/msaudit/internal/runstore"
+)
+
+type reportOptions struct {
+	Format string
+	Out    string
+}
+
+func (o *reportOptions) Validate() error {
+	if !contains(report.Formats, strings.ToLower(o.Format)) {
+		return fmt.Errorf("--format %q: want one of %s", o.Format, strings.Join(report.Formats, ", "))
+	}
+	return nil
+}
+
+func newReportCommand(a *app) *cobra.Command {
+	o := &reportOptions{}
+	cmd := &cobra.Command{
+		Use:   "report RUN",
+		Short: "Write a run's results (html, csv or json)",
+		Long: `report writes one row per user-address pair: the address, the user it belongs to,
+its status (present: a consumer account exists; absent; dead: no answer after
+all attempts; pending: not checked yet), the realm request ID and time, the
+attempts made and the last error. An address held by two users is checked once
+and listed twice. It works at any time, also while the run is going.
+
+The report holds personal data: store it accordingly.`,
+		Example: "  enqueue report RUN --format html --out audit.html\n  enqueue report RUN --format json --out - | jq '.[] | select(.status==\"present\")'",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			sess, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer sess.Close()
+			n, err := writeReport(cmd.Context(), sess.store, args[0], o.Format, o.Out, a.stdout)
+			if err != nil {
+				return err
+			}
+			if o.Out != "-" {
+				fmt.Fprintf(a.stderr, "wrote %d rows to %s\n", n, o.Out)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&o.Format, "format", "f", "html", "html, csv or json")
+	cmd.Flags().StringVar(&o.Out, "out", "-", "output file ('-': standard output)")
+	return cmd
+}
+
+// writeReport renders the run's report to path (or stdout for "-"). A file
+// is written whole or not at all.
+func writeReport(ctx context.Context, store *runstore.Store, id, format, path string, stdout io.Writer) (int, error) {
+	run, err := store.GetRun(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	results, err := store.Results(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	rows := report.Rows(results)
+	if path == "-" {
+		return len(rows), report.Write(stdout, format, run, rows)
+	}
+	return len(rows), writeFileAtomic(path, func(w io.Writer) error { return report.Write(w, format, run, rows) })
+}
+
+// writeFileAtomic writes through a temporary file in the same directory and
+// renames it into place, with owner-only permissions (personal data).
+func writeFileAtomic(path string, fill func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if err := fill(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"io"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/msaudit/msaudit/internal/envflag"
+	"github.com/msaudit/msaudit/internal/redisconn"
+	"github.com/msaudit/msaudit/internal/runstore"
+)
+
+// app carries what every subcommand shares: the common flags and the
+// output streams.
+type app struct {
+	common envflag.Common
+	env    *envflag.Set
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	a := &app{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "enqueue",
+		Short: "Audit a Microsoft 365 tenant for personal Microsoft accounts",
+		Long: `enqueue finds which work addresses of a Microsoft 365 tenant also have a personal
+("consumer") Microsoft account.
+
+'submit' reads the tenant's users through Microsoft Graph, builds the address
+list and queues it on Redis in batches; workers ('worker' command) check each
+address with Microsoft's public sign-in realm service under per-tenant rate
+limits. Watch a run with 'status --watch', get the result with 'report', and
+handle addresses that kept failing with 'deadletters' and 'requeue'.
+
+'local' does all of it in one process with an embedded Redis, for a small
+tenant; 'demo' does it against a built-in simulated tenant.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.env.Err()
+		},
+	}
+	a.env = envflag.New(root.PersistentFlags())
+	a.common.Register(a.env)
+	root.AddCommand(
+		newSubmitCommand(a),
+		newStatusCommand(a),
+		newReportCommand(a),
+		newRunsCommand(a),
+		newCancelCommand(a),
+		newPurgeCommand(a),
+		newDeadLettersCommand(a),
+		newRequeueCommand(a),
+		newLocalCommand(a),
+		newDemoCommand(a),
+	)
+	return root
+}
+
+// session is an open connection to the run store and the queue.
+type session struct {
+	rdb   redis.UniversalClient
+	store *runstore.Store
+	queue *asynq.Client
+	log   *zap.Logger
+	own   bool // close rdb on Close
+}
+
+func (s *session) Close() {
+	s.queue.Close()
+	if s.own {
+		s.rdb.Close()
+	}
+}
+
+func (a *app) logger() (*zap.Logger, error) { return a.common.Logger() }
+
+// open connects to the Redis of --redis-url.
+func (a *app) open(ctx context.Context) (*session, error) {
+	log, err := a.logger()
+	if err != nil {
+		return nil, err
+	}
+	rdb, err := redisconn.Open(ctx, a.common.RedisURL, 0)
+	if err != nil {
+		return nil, err
+	}
+	return newSession(rdb, log, true), nil
+}
+
+func newSession(rdb redis.UniversalClient, log *zap.Logger, own bool) *session {
+	return &session{rdb: rdb, store: runstore.New(rdb), queue: asynq.NewClientFromRedisClient(rdb), log: log, own: own}
+}

@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/msaudit/msaudit/internal/addresses"
+	"github.com/msaudit/msaudit/internal/directory"
+	"github.com/msaudit/msaudit/internal/intake"
+	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/submit"
+)
+
+// submitOptions are the flags of 'submit' (and of 'local').
+type submitOptions struct {
+	TenantID         string
+	Environment      string
+	Auth             string
+	ClientID         string
+	ClientSecretFile string
+	GraphURL         string
+	AuthorityHost    string
+	Addresses        string
+	Domains          []string
+	Filter           string
+	UsersFile        string
+	AddressesFile    string
+	BatchSize        int
+	RunID            string
+	DryRun           bool
+	Output           string
+	Retention        time.Duration
+
+	// Set by tests and the demo, not by flags.
+	clientSecret string
+	httpClient   *http.Client
+}
+
+// authMethods are the --auth values this build supports.
+var authMethods = []string{"client-secret"}
+
+func (o *submitOptions) Validate() error {
+	if strings.TrimSpace(o.TenantID) == "" {
+		return errors.New("--tenant-id is required (the directory (tenant) ID, or AZURE_TENANT_ID)")
+	}
+	if _, err := directory.CloudByName(o.Environment); err != nil {
+		return fmt.Errorf("--environment: %w", err)
+	}
+	if _, ok := addresses.ParseMode(o.Addresses); !ok {
+		return fmt.Errorf("--addresses %q: want all or primary", o.Addresses)
+	}
+	if o.BatchSize < 1 || o.BatchSize > 1000 {
+		return fmt.Errorf("--batch-size %d: want 1 to 1000", o.BatchSize)
+	}
+	if o.Output != "text" && o.Output != "json" {
+		return fmt.Errorf("--output %q: want text or json", o.Output)
+	}
+	if o.Retention < time.Hour {
+		return fmt.Errorf("--retention %s: want at least 1h", o.Retention)
+	}
+	sources := 0
+	for _, s := range []string{o.Filter, o.UsersFile, o.AddressesFile} {
+		if s != "" {
+			sources++
+		}
+	}
+	if sources > 1 {
+		return errors.New("--filter, --users-file and --addresses-file exclude each other")
+	}
+	if o.AddressesFile != "" {
+		if len(o.Domains) > 0 {
+			return errors.New("--domain cannot be used with --addresses-file (the list is checked as given)")
+		}
+		return nil // no Graph access needed
+	}
+	for _, d := range o.Domains {
+		if !addresses.Valid("x@" + strings.TrimSpace(d)) {
+			return fmt.Errorf("--domain %q: not a domain name", d)
+		}
+	}
+	if o.Auth == "" {
+		o.Auth = "client-secret"
+	}
+	if !contains(authMethods, o.Auth) {
+		return fmt.Errorf("--auth %q: want one of %s", o.Auth, strings.Join(authMethods, ", "))
+	}
+	if o.ClientID == "" {
+		return errors.New("--client-id is required for Graph access (or AZURE_CLIENT_ID)")
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// addSubmitFlags defines the submit flags on cmd.
+func addSubmitFlags(cmd *cobra.Command, a *app, o *submitOptions) {
+	s := envflagFor(cmd)
+	f := cmd.Flags()
+	s.String(&o.TenantID, "tenant-id", "AZURE_TENANT_ID", "", "directory (tenant) ID to audit")
+	s.String(&o.Environment, "environment", "AZURE_ENVIRONMENT", "Global", "cloud: Global, USGov, USGovDoD or China")
+	s.String(&o.Auth, "auth", "AZURE_AUTH", "", "authentication method: "+strings.Join(authMethods, ", ")+" (default: client-secret)")
+	s.String(&o.ClientID, "client-id", "AZURE_CLIENT_ID", "", "application (client) ID of the app registration")
+	f.StringVar(&o.ClientSecretFile, "client-secret-file", "", "file holding the client secret (else env AZURE_CLIENT_SECRET; never pass a secret as an argument)")
+	s.String(&o.GraphURL, "graph-url", "GRAPH_URL", "", "override the cloud's Graph base URL, e.g. https://host:port/v1.0")
+	s.String(&o.AuthorityHost, "authority-host", "AZURE_AUTHORITY_HOST", "", "override the cloud's login authority host, e.g. https://host:port/")
+	f.StringVar(&o.Addresses, "addresses", "all", "which addresses of a user: all (UPN, mail, SMTP proxies) or primary (UPN and mail)")
+	f.StringArrayVar(&o.Domains, "domain", nil, "audit only addresses at this verified domain (repeatable; default: all verified non-onmicrosoft domains)")
+	f.StringVar(&o.Filter, "filter", "", "Graph $filter selecting users, e.g. \"startsWith(displayName,'a')\"")
+	f.StringVar(&o.UsersFile, "users-file", "", "file of user UPNs or object IDs, one a line ('#' comments and blank lines ignored)")
+	f.StringVar(&o.AddressesFile, "addresses-file", "", "file of addresses, one a line (or a 'deadletters --export' file): no Graph access")
+	f.IntVar(&o.BatchSize, "batch-size", 50, "addresses per task")
+	f.StringVar(&o.RunID, "run-id", "", "resume or extend this run instead of starting a new one (addresses already in it are not checked again)")
+	f.BoolVar(&o.DryRun, "dry-run", false, "connect and count users, addresses and batches; queue nothing")
+	f.StringVarP(&o.Output, "output", "o", "text", "text (the run ID) or json")
+	f.DurationVar(&o.Retention, "retention", 30*24*time.Hour, "keep the run's results this long after it completes (addresses are personal data)")
+}
+
+func newSubmitCommand(a *app) *cobra.Command {
+	o := &submitOptions{}
+	cmd := &cobra.Command{
+		Use:   "submit",
+		Short: "Read a tenant and queue its addresses for checking",
+		Long: `submit connects to Microsoft Graph, lists the tenant's verified domains and users,
+builds the addresses to check (SPEC: UPN, mail and SMTP proxy addresses at the
+run's domains; guests skipped; each address once per run) and queues them in
+batches while it reads. It prints the run ID when everything is queued.
+
+The client secret comes from AZURE_CLIENT_SECRET or --client-secret-file.
+If submit stops half-way (Ctrl-C, a Graph error), run it again with
+--run-id RUN and the same options: it continues without checking any address
+twice.`,
+		Example: `  export AZURE_CLIENT_SECRET=...   # or --client-secret-file
+  enqueue submit --tenant-id $TENANT --client-id $APP
+  enqueue submit --tenant-id $TENANT --client-id $APP --domain contoso.com --addresses primary
+  enqueue submit --tenant-id $TENANT --addresses-file failed.txt      # no Graph access
+  enqueue submit --tenant-id $TENANT --client-id $APP --dry-run`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			log, err := a.logger()
+			if err != nil {
+				return err
+			}
+			var sess *session
+			if !o.DryRun {
+				if sess, err = a.open(cmd.Context()); err != nil {
+					return err
+				}
+				defer sess.Close()
+			}
+			sum, err := runSubmit(cmd.Context(), sess, log, o, a.stderr)
+			if err != nil {
+				return err
+			}
+			return printSubmit(a, o, sum)
+		},
+	}
+	addSubmitFlags(cmd, a, o)
+	return cmd
+}
+
+// runSubmit does the submit; sess is nil for a dry run.
+func runSubmit(ctx context.Context, sess *session, log *zap.Logger, o *submitOptions, progress ioWriter) (submit.Summary, error) {
+	src, err := buildSource(ctx, log, o)
+	if err != nil {
+		return submit.Summary{}, err
+	}
+	req := submit.Request{BatchSize: o.BatchSize, DryRun: o.DryRun, Samples: 5}
+	req.Run = runstore.Run{TenantID: o.TenantID, Source: "graph", Retention: o.Retention}
+	if o.AddressesFile != "" {
+		req.Run.Source = "file"
+	}
+	opts, _ := json.Marshal(map[string]any{"addresses": o.Addresses, "domains": o.Domains, "filter": o.Filter,
+		"users_file": o.UsersFile != "", "addresses_file": o.AddressesFile != "", "batch_size": o.BatchSize, "environment": o.Environment})
+	req.Run.Options = string(opts)
+	sub := &submit.Submitter{Log: log}
+	if !o.DryRun {
+		sub.Store, sub.Queue = sess.store, sess.queue
+		if o.RunID != "" {
+			run, err := sess.store.GetRun(ctx, o.RunID)
+			if err != nil {
+				return submit.Summary{}, err
+			}
+			if !strings.EqualFold(run.TenantID, o.TenantID) {
+				return submit.Summary{}, fmt.Errorf("--run-id %s belongs to tenant %s, not %s", o.RunID, run.TenantID, o.TenantID)
+			}
+			req.Run.ID, req.Resume = o.RunID, true
+		} else {
+			req.Run.ID = runstore.NewRunID(time.Now())
+		}
+	}
+	p := newProgressPrinter(progress, 2*time.Second)
+	sub.OnProgress = p.update
+	sum, err := sub.Submit(ctx, req, src)
+	p.done(sum.Progress)
+	if err != nil {
+		if req.Run.ID != "" && sum.Addresses > 0 {
+			return sum, fmt.Errorf("%w\nrun %s is incomplete: fix the cause and resume with --run-id %s", err, req.Run.ID, req.Run.ID)
+		}
+		return sum, err
+	}
+	return sum, nil
+}
+
+// buildSource validates everything it can against Graph (or reads the
+// address list) and returns the candidate stream. Nothing is written yet.
+func buildSource(ctx context.Context, log *zap.Logger, o *submitOptions) (submit.Source, error) {
+	mode, _ := addresses.ParseMode(o.Addresses)
+	if o.AddressesFile != "" {
+		addrs, err := readListFile(o.AddressesFile, addresses.ReadList)
+		if err != nil {
+			return nil, err
+		}
+		if len(addrs) == 0 {
+			return nil, fmt.Errorf("--addresses-file %s: no addresses", o.AddressesFile)
+		}
+		return intake.AddressSource(addrs), nil
+	}
+	var ids []string
+	if o.UsersFile != "" {
+		var err error
+		if ids, err = readListFile(o.UsersFile, readIdentities); err != nil {
+			return nil, err
+		}
+	}
+	secret, err := o.secret()
+	if err != nil {
+		return nil, err
+	}
+	cloud, _ := directory.CloudByName(o.Environment)
+	dir, err := directory.Connect(ctx, directory.Options{
+		Cloud: cloud, GraphURL: o.GraphURL, AuthorityHost: o.AuthorityHost,
+		TenantID: o.TenantID, ClientID: o.ClientID, ClientSecret: secret,
+		HTTPClient: o.httpClient, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	doms, err := intake.Domains(ctx, dir, o.Domains)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("domains of the run", zap.Strings("domains", intake.DomainNames(doms)))
+	if ids != nil {
+		users, err := intake.ResolveUsers(ctx, dir, ids)
+		if err != nil {
+			return nil, err
+		}
+		return intake.UsersSource(users, doms, mode), nil
+	}
+	return intake.TenantSource(dir, directory.UserQuery{Filter: o.Filter}, doms, mode), nil
+}
+
+// secret returns the client secret from the file or the environment.
+func (o *submitOptions) secret() (string, error) {
+	if o.clientSecret != "" {
+		return o.clientSecret, nil
+	}
+	if o.ClientSecretFile != "" {
+		b, err := os.ReadFile(o.ClientSecretFile)
+		if err != nil {
+			return "", fmt.Errorf("--client-secret-file: %w", err)
+		}
+		s := strings.TrimSpace(string(b))
+		if s == "" {
+			return "", fmt.Errorf("--client-secret-file %s is empty", o.ClientSecretFile)
+		}
+		return s, nil
+	}
+	if s := os.Getenv("AZURE_CLIENT_SECRET"); s != "" {
+		return s, nil
+	}
+	return "", errors.New("client-secret auth needs the secret in AZURE_CLIENT_SECRET or --client-secret-file")
+}
+
+func printSubmit(a *app, o *submitOptions, sum submit.Summary) error {
+	if o.DryRun {
+		return printDryRun(a, o, sum)
+	}
+	if o.Output == "json" {
+		return json.NewEncoder(a.stdout).Encode(map[string]any{
+			"run_id": sum.RunID, "resumed": sum.Resumed, "users": sum.Users, "addresses_added": sum.Addresses, "batches": sum.Batches,
+		})
+	}
+	fmt.Fprintf(a.stderr, "queued %d new addresses of %d users in %d batches\n", sum.Addresses, sum.Users, sum.Batches)
+	fmt.Fprintln(a.stdout, sum.RunID)
+	return nil
+}
+
+func printDryRun(a *app, o *submitOptions, sum submit.Summary) error {
+	domains := make([]string, 0, len(sum.Domains))
+	for d := range sum.Domains {
+		domains = append(domains, d)
+	}
+	sort.Strings(domains)
+	if o.Output == "json" {
+		return json.NewEncoder(a.stdout).Encode(map[string]any{
+			"dry_run": true, "users": sum.Users, "addresses": sum.Addresses, "batches": sum.Batches,
+			"domains": sum.Domains, "samples": sum.Samples,
+		})
+	}
+	fmt.Fprintf(a.stdout, "dry run: %d users, %d addresses, %d batches of %d\n", sum.Users, sum.Addresses, sum.Batches, o.BatchSize)
+	for _, d := range domains {
+		fmt.Fprintf(a.stdout, "  %-40s %8d  e.g. %s\n", d, sum.Domains[d], strings.Join(sum.Samples[d], ", "))
+	}
+	return nil
+}
