@@ -23,7 +23,7 @@ func TestExpand(t *testing.T) {
 			UPN: "ann@contoso.com", Mail: "ann.lee@fabrikam.com", ProxyAddresses: []string{"smtp:al@contoso.com"},
 		}, Primary, []string{"ann@contoso.com", "ann.lee@fabrikam.com"}},
 		{"non-smtp proxies never count", User{
-			UPN: "bob@contoso.com",
+			UPN:            "bob@contoso.com",
 			ProxyAddresses: []string{"SIP:bob@contoso.com.x", "SIP:sip@contoso.com", "X500:/o=Org/cn=bob", "SPO:spo@contoso.com", "smtp:", "eum:eum@contoso.com"},
 		}, All, []string{"bob@contoso.com"}},
 		{"upn outside the domain set is dropped", User{UPN: "bob@contoso.onmicrosoft.com", Mail: "bob@contoso.com"}, All, []string{"bob@contoso.com"}},

@@ -71,9 +71,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	h.metrics.inflight.Inc()
 	defer h.metrics.inflight.Dec()
-	retried, _ := asynq.GetRetryCount(ctx)
-	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	lastChance := retried >= maxRetry
+	retried, ok1 := asynq.GetRetryCount(ctx)
+	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
+	lastChance := ok1 && ok2 && retried >= maxRetry
 	log := h.log.With(zap.String("run_id", p.RunID), zap.Int("batch", p.Batch))
 	for {
 		res, err := h.pass(ctx, p, log)

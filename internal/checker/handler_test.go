@@ -1,0 +1,245 @@
+package checker
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/msaudit/msaudit/internal/ratelimit"
+	"github.com/msaudit/msaudit/internal/realm"
+	"github.com/msaudit/msaudit/internal/redistest"
+	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/tasks"
+)
+
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+
+// fakeRealm answers from a script per address and counts calls.
+type fakeRealm struct {
+	mu      sync.Mutex
+	calls   map[string]int
+	answers map[string][]error // per call; nil error = absent, errPresent = present
+}
+
+var errPresent = errors.New("present")
+
+func (f *fakeRealm) Check(_ context.Context, addr string) (realm.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := f.calls[addr]
+	f.calls[addr]++
+	res := realm.Result{RequestID: "rq", CheckedAt: time.Now()}
+	script := f.answers[addr]
+	var err error
+	if n < len(script) {
+		err = script[n]
+	}
+	switch {
+	case err == nil:
+		res.Status = realm.Absent
+		return res, nil
+	case err == errPresent:
+		res.Status = realm.Present
+		return res, nil
+	}
+	return res, err
+}
+
+func setup(t *testing.T, rdb *redis.Client, lim ratelimit.Config, fr *fakeRealm, addrs ...string) (*Handler, tasks.CheckBatchPayload) {
+	t.Helper()
+	ctx := context.Background()
+	st := runstore.New(rdb)
+	id := runstore.NewRunID(time.Now())
+	if err := st.CreateRun(ctx, &runstore.Run{ID: id, TenantID: "tenant-" + id}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	p := tasks.CheckBatchPayload{RunID: id, TenantID: "tenant-" + id, Batch: 0}
+	for _, a := range addrs {
+		p.Entries = append(p.Entries, tasks.Entry{Address: a})
+	}
+	if err := st.Register(ctx, id, 0, nil, addrs, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	st.FinishEnumeration(ctx, id, 1, time.Now())
+	l, err := ratelimit.New(rdb, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHandler(st, l, fr, Config{MaxAttempts: 3, BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, p
+}
+
+var fastLimits = ratelimit.Config{TenantRate: 1000, MaxWait: time.Second}
+
+func task(t *testing.T, p tasks.CheckBatchPayload) *asynq.Task {
+	tk, err := tasks.NewCheckBatchTask(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+func TestRetriesOnlyUnansweredAddresses(t *testing.T) {
+	rdb := redistest.Client(t)
+	boom := errors.New("no answer: HTTP 500")
+	fr := &fakeRealm{calls: map[string]int{}, answers: map[string][]error{
+		"a@x.com": {errPresent},
+		"b@x.com": {boom, nil},
+		"c@x.com": {boom, boom, boom},
+	}}
+	h, p := setup(t, rdb, fastLimits, fr, "a@x.com", "b@x.com", "c@x.com")
+	ctx := context.Background()
+
+	err := h.ProcessTask(ctx, task(t, p))
+	var d *deferError
+	if !errors.As(err, &d) || d.rateLimited || !IsFailure(err) {
+		t.Fatalf("first pass: %v, want a failure deferral", err)
+	}
+	if RetryDelay(0, err, nil) > 50*time.Millisecond {
+		t.Errorf("retry delay %s exceeds --backoff-max", RetryDelay(0, err, nil))
+	}
+	if err := h.ProcessTask(ctx, task(t, p)); !errors.As(err, &d) {
+		t.Fatalf("second pass: %v", err)
+	}
+	err = h.ProcessTask(ctx, task(t, p))
+	if !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("third pass: %v, want archive (SkipRetry) for the dead-lettered address", err)
+	}
+	if err := h.ProcessTask(ctx, task(t, p)); err != nil {
+		t.Fatalf("re-delivery after the end: %v", err)
+	}
+	want := map[string]int{"a@x.com": 1, "b@x.com": 2, "c@x.com": 3}
+	for a, n := range want {
+		if fr.calls[a] != n {
+			t.Errorf("%s checked %d times, want %d", a, fr.calls[a], n)
+		}
+	}
+	r, _ := h.store.GetRun(ctx, p.RunID)
+	if r.Present != 1 || r.Absent != 1 || r.DeadLettered != 1 || r.State() != runstore.StateCompleted {
+		t.Errorf("run = %+v", r)
+	}
+}
+
+func TestThrottleStopsTheBatch(t *testing.T) {
+	rdb := redistest.Client(t)
+	fr := &fakeRealm{calls: map[string]int{}, answers: map[string][]error{
+		"b@x.com": {&realm.ThrottleError{Reason: "MicrosoftAccount 2"}},
+	}}
+	h, p := setup(t, rdb, fastLimits, fr, "a@x.com", "b@x.com", "c@x.com")
+	err := h.ProcessTask(context.Background(), task(t, p))
+	var d *deferError
+	if !errors.As(err, &d) {
+		t.Fatalf("err = %v", err)
+	}
+	if fr.calls["c@x.com"] != 0 {
+		t.Error("the batch went on after a throttle signal")
+	}
+	if err := h.ProcessTask(context.Background(), task(t, p)); err != nil {
+		t.Fatalf("second pass: %v", err)
+	}
+	if fr.calls["a@x.com"] != 1 || fr.calls["b@x.com"] != 2 || fr.calls["c@x.com"] != 1 {
+		t.Errorf("calls = %v", fr.calls)
+	}
+}
+
+func TestRateLimitWaitIsNotAFailure(t *testing.T) {
+	rdb := redistest.Client(t)
+	fr := &fakeRealm{calls: map[string]int{}}
+	// 2 requests/s with 100ms max wait: the second address must yield.
+	h, p := setup(t, rdb, ratelimit.Config{TenantRate: 2, MaxWait: 100 * time.Millisecond}, fr, "a@x.com", "b@x.com")
+	err := h.ProcessTask(context.Background(), task(t, p))
+	var d *deferError
+	if !errors.As(err, &d) || !d.rateLimited || IsFailure(err) {
+		t.Fatalf("err = %v, want a rate-limit deferral that is not a failure", err)
+	}
+	if d.delay < 300*time.Millisecond || d.delay > time.Second {
+		t.Errorf("deferral %s, want about the 400ms until the next slot", d.delay)
+	}
+	if fr.calls["b@x.com"] != 0 {
+		t.Error("b was checked without a slot")
+	}
+	st, _ := h.store.LoadBatch(context.Background(), p.RunID, []string{"b@x.com"})
+	if st.Addresses[0].Attempts != 0 {
+		t.Errorf("waiting for the limiter cost an attempt: %+v", st.Addresses[0])
+	}
+}
+
+// TestLastRetryRateLimitedIsNotArchived runs a real asynq server: a task on
+// its last retry (MaxRetry 0) that is rate-limited must wait, not be archived.
+func TestLastRetryRateLimitedIsNotArchived(t *testing.T) {
+	rdb := redistest.Client(t)
+	fr := &fakeRealm{calls: map[string]int{}}
+	h, p := setup(t, rdb, ratelimit.Config{TenantRate: 4, MaxWait: 50 * time.Millisecond}, fr, "a@x.com", "b@x.com", "c@x.com")
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency: 1, Queues: map[string]int{tasks.Queue: 1}, RetryDelayFunc: RetryDelay, IsFailure: IsFailure,
+		LogLevel: asynq.FatalLevel,
+	})
+	mux := asynq.NewServeMux()
+	mux.Handle(tasks.TypeCheckBatch, h)
+	if err := srv.Start(mux); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	cl := asynq.NewClientFromRedisClient(rdb)
+	tk := task(t, p)
+	if _, err := cl.Enqueue(asynq.NewTask(tk.Type(), tk.Payload()), asynq.Queue(tasks.Queue), asynq.MaxRetry(0)); err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, _ := h.store.GetRun(context.Background(), p.RunID)
+		if r.State() == runstore.StateCompleted {
+			break
+		}
+		if q, err := insp.GetQueueInfo(tasks.Queue); err == nil && q.Archived > 0 {
+			t.Fatal("the rate-limited task was archived")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run not completed: %+v", r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	q, _ := insp.GetQueueInfo(tasks.Queue)
+	if q.Archived != 0 || fr.calls["a@x.com"]+fr.calls["b@x.com"]+fr.calls["c@x.com"] != 3 {
+		t.Errorf("archived %d, calls %v", q.Archived, fr.calls)
+	}
+}
+
+func TestBackoffFullJitter(t *testing.T) {
+	maxRnd := func(n int64) int64 { return n - 1 }
+	for _, tt := range []struct {
+		attempt int
+		want    time.Duration
+	}{{0, time.Second}, {1, time.Second}, {2, 2 * time.Second}, {4, 8 * time.Second}, {10, 30 * time.Second}, {100, 30 * time.Second}} {
+		if got := Backoff(tt.attempt, time.Second, 30*time.Second, maxRnd); got != tt.want {
+			t.Errorf("Backoff(%d) upper bound = %s, want %s", tt.attempt, got, tt.want)
+		}
+	}
+	if got := Backoff(5, time.Second, 30*time.Second, func(int64) int64 { return 0 }); got != 0 {
+		t.Errorf("lower bound = %s, want 0 (full jitter)", got)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	bad := []Config{
+		{MaxAttempts: 0, BackoffBase: time.Second, BackoffMax: time.Second},
+		{MaxAttempts: 1, BackoffBase: 0, BackoffMax: time.Second},
+		{MaxAttempts: 1, BackoffBase: 2 * time.Second, BackoffMax: time.Second},
+	}
+	for _, c := range bad {
+		if c.Validate() == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}
