@@ -138,13 +138,13 @@ func (h *Handler) pass(ctx context.Context, p tasks.CheckBatchPayload, log *zap.
 		stopErr  error
 	)
 	for _, addr := range todo {
-		wait, ok, err := h.reserve(ctx, p.TenantID)
+		slot, err := h.reserve(ctx, p.TenantID)
 		if err != nil {
 			stopErr = err
 			break
 		}
-		if !ok {
-			deferral = &deferError{delay: wait + time.Duration(h.rnd(int64(wait/4)+1)), rateLimited: true, reason: "waiting for the tenant's rate limit"}
+		if !slot.OK {
+			deferral = &deferError{delay: slot.Wait + time.Duration(h.rnd(int64(slot.Wait/4)+1)), rateLimited: true, reason: "waiting for the tenant's rate limit"}
 			break
 		}
 		res, err := h.realm.Check(ctx, addr)
@@ -165,7 +165,7 @@ func (h *Handler) pass(ctx context.Context, p tasks.CheckBatchPayload, log *zap.
 		if errors.As(err, &te) {
 			h.metrics.checks.WithLabelValues("throttled").Inc()
 			h.metrics.throttles.WithLabelValues(p.TenantID).Inc()
-			pause, terr := h.limiter.Throttled(ctx, p.TenantID, te.RetryAfter)
+			pause, terr := h.limiter.Throttled(ctx, p.TenantID, te.RetryAfter, slot.Epoch)
 			if terr != nil {
 				log.Warn("report throttle", zap.Error(terr))
 			}
@@ -213,20 +213,29 @@ func (h *Handler) pass(ctx context.Context, p tasks.CheckBatchPayload, log *zap.
 	return res, nil
 }
 
-// reserve gets a rate-limit slot, sleeping for it when it is near. ok is
-// false when the slot is further than the limiter's MaxWait; wait then says
-// how long until one could be had.
-func (h *Handler) reserve(ctx context.Context, tenant string) (time.Duration, bool, error) {
+// reserve gets a rate-limit slot and sleeps until it. The slot is not OK
+// when it is further than the limiter's MaxWait (Wait then says how long
+// until one could be had), or when a throttle seen meanwhile paused the
+// tenant.
+func (h *Handler) reserve(ctx context.Context, tenant string) (ratelimit.Reservation, error) {
 	r, err := h.limiter.Reserve(ctx, tenant)
 	if err != nil {
-		return 0, false, err
+		return r, err
 	}
-	h.metrics.rate.WithLabelValues(tenant).Set(r.Rate)
+	if r.Rate > 0 {
+		h.metrics.rate.WithLabelValues(tenant).Set(r.Rate)
+	}
 	if !r.OK {
-		return r.Wait, false, nil
+		return r, nil
 	}
 	h.metrics.limiterWait.Observe(r.Wait.Seconds())
-	return 0, true, sleep(ctx, r.Wait)
+	if err := sleep(ctx, r.Wait); err != nil {
+		return r, err
+	}
+	if h.limiter.Paused(tenant) {
+		return ratelimit.Reservation{Wait: ratelimit.Pause}, nil
+	}
+	return r, nil
 }
 
 func (h *Handler) backoff(attempt int) time.Duration {

@@ -25,10 +25,14 @@
 //     the rate at that moment as the estimated capacity, cuts the rate to
 //     Backoff times it, and pauses the tenant for Pause (or the service's
 //     Retry-After, if longer): no slot is handed out during the pause, since
-//     requests sent into a penalty window only lengthen it. Signals arriving
-//     during the pause come from requests already in flight and are ignored.
-//     A throttle soon after a pause ends means the pause was too short: the
-//     pause doubles (up to MaxPause) and the rate is not cut again.
+//     requests sent into a penalty window only lengthen it. Each reaction
+//     starts a new epoch, and every slot carries the epoch it was given in:
+//     a signal from a slot of an older epoch comes from a request sent before
+//     the reaction and is ignored (it neither cuts again nor lengthens the
+//     pause). A worker process also keeps the pause locally so its requests
+//     already waiting for a slot do not fire into it. A throttle of the
+//     current epoch soon after a pause ends means the pause was too short:
+//     the pause doubles (up to MaxPause) and the rate is not cut again.
 //   - After a cut, the rate climbs back towards the estimate exponentially
 //     (time constant Recovery), plus a slow linear probe of Probe·estimate per
 //     second, so a capacity that grew is found again and one that shrank is

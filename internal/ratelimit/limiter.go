@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -54,6 +55,13 @@ func (c Config) Validate() error {
 type Limiter struct {
 	rdb redis.UniversalClient
 	cfg Config
+
+	// paused is this process's copy of each tenant's pause, so that a
+	// request that took its slot before a throttle and is sleeping until it
+	// does not fire into the pause. Other processes learn of the pause at
+	// their next Reserve.
+	mu     sync.Mutex
+	paused map[string]time.Time
 }
 
 // New returns a limiter over rdb.
@@ -61,7 +69,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Limiter{rdb: rdb, cfg: cfg}, nil
+	return &Limiter{rdb: rdb, cfg: cfg, paused: make(map[string]time.Time)}, nil
 }
 
 // Reservation is the answer to Reserve.
@@ -72,6 +80,9 @@ type Reservation struct {
 	Wait time.Duration
 	// Rate is the tenant's current rate, requests/s.
 	Rate float64
+	// Epoch identifies the limiter's state the slot was given under; pass
+	// it to Throttled.
+	Epoch int64
 }
 
 const stateKeyPrefix = "msaudit:rl:"
@@ -82,6 +93,11 @@ const globalKey = stateKeyPrefix + "global"
 
 // Reserve takes a slot for one request of tenant, if one is within MaxWait.
 func (l *Limiter) Reserve(ctx context.Context, tenant string) (Reservation, error) {
+	if until := l.pausedUntil(tenant); !until.IsZero() {
+		if w := time.Until(until); w > 0 {
+			return Reservation{Wait: w}, nil
+		}
+	}
 	c := l.cfg
 	adaptive := 0
 	if c.Adaptive {
@@ -96,24 +112,44 @@ func (l *Limiter) Reserve(ctx context.Context, tenant string) (Reservation, erro
 	return Reservation{
 		OK:   res[0] == 1,
 		Wait: time.Duration(res[1]) * time.Microsecond,
-		Rate: float64(res[2]) / 1000,
+		Rate:  float64(res[2]) / 1000,
+		Epoch: res[3],
 	}, nil
 }
 
-// Throttled reports a throttle signal for tenant; retryAfter is the service's
-// Retry-After (0 if none). It returns the pause now in force.
-func (l *Limiter) Throttled(ctx context.Context, tenant string, retryAfter time.Duration) (time.Duration, error) {
+// Paused reports whether a throttle seen by this process pauses tenant now;
+// call it after sleeping for a slot, before sending.
+func (l *Limiter) Paused(tenant string) bool {
+	return time.Now().Before(l.pausedUntil(tenant))
+}
+
+func (l *Limiter) pausedUntil(tenant string) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.paused[tenant]
+}
+
+// Throttled reports a throttle signal for tenant on a request sent in the
+// slot of epoch; retryAfter is the service's Retry-After (0 if none). It
+// returns the pause now in force.
+func (l *Limiter) Throttled(ctx context.Context, tenant string, retryAfter time.Duration, epoch int64) (time.Duration, error) {
 	if !l.cfg.Adaptive {
 		return 0, nil
 	}
 	c := l.cfg
 	pause, err := throttleScript.Run(ctx, l.rdb, []string{stateKey(tenant)},
 		c.TenantRate, c.Initial, retryAfter.Microseconds(), Backoff, Pause.Microseconds(), MaxPause.Microseconds(),
-		DoublingTime.Seconds(), Recovery.Seconds(), Probe, MinRate, stateTTL.Milliseconds()).Int64()
+		DoublingTime.Seconds(), Recovery.Seconds(), Probe, MinRate, stateTTL.Milliseconds(), epoch).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("report throttle: %w", err)
 	}
-	return time.Duration(pause) * time.Microsecond, nil
+	d := time.Duration(pause) * time.Microsecond
+	l.mu.Lock()
+	if until := time.Now().Add(d); until.After(l.paused[tenant]) {
+		l.paused[tenant] = until
+	}
+	l.mu.Unlock()
+	return d, nil
 }
 
 // Reset forgets what was learned about tenant (tests and operators).

@@ -104,24 +104,37 @@ func TestThrottleCutsAndPauses(t *testing.T) {
 	if r.Rate < 39 || r.Rate > 45 {
 		t.Fatalf("initial rate %g, want ~40", r.Rate)
 	}
-	pause, err := l.Throttled(ctx, "t", 0)
+	pause, err := l.Throttled(ctx, "t", 0, r.Epoch)
 	if err != nil || pause != Pause {
 		t.Fatalf("pause = %s, %v", pause, err)
 	}
-	r, _ = l.Reserve(ctx, "t")
-	if r.Wait < 900*time.Millisecond {
-		t.Errorf("slot during the pause only %s ahead", r.Wait)
+	if !l.Paused("t") {
+		t.Error("this process does not know of the pause")
 	}
+	l2 := newLimiter(t, rdb, Config{TenantRate: 100, Initial: 40, Adaptive: true, MaxWait: time.Hour}) // another process
+	r2, _ := l2.Reserve(ctx, "t")
+	if r2.Wait < 900*time.Millisecond || r2.Epoch != r.Epoch+1 {
+		t.Errorf("slot during the pause only %s ahead, epoch %d", r2.Wait, r2.Epoch)
+	}
+	r = r2
 	if r.Rate > 40*Backoff*1.05 {
 		t.Errorf("rate after the cut %g, want ~%g", r.Rate, 40*Backoff)
 	}
-	// A second report while paused comes from a request already in flight.
-	if p2, _ := l.Throttled(ctx, "t", 0); p2 > Pause {
+	// A report from a slot given before the cut came from a request already
+	// in flight: no second cut, no longer pause.
+	if p2, _ := l2.Throttled(ctx, "t", 0, r.Epoch-1); p2 > Pause {
 		t.Errorf("in-flight report lengthened the pause to %s", p2)
 	}
+	l3 := newLimiter(t, rdb, Config{TenantRate: 100, Initial: 40, Adaptive: true, MaxWait: time.Hour}) // a third process
+	if r3, _ := l3.Reserve(ctx, "t"); r3.Epoch != r.Epoch || r3.Rate < r.Rate*0.95 {
+		t.Errorf("stale report changed the state: %+v after %+v", r3, r)
+	}
+	// A report of the current epoch right after the pause doubles it.
+	if p3, _ := l2.Throttled(ctx, "t", 0, r.Epoch); p3 < Pause {
+		t.Errorf("current-epoch report during the pause: pause %s", p3)
+	}
 	// Retry-After longer than the pause wins.
-	l2 := newLimiter(t, rdb, Config{TenantRate: 100, Initial: 40, Adaptive: true, MaxWait: time.Hour})
-	if p, _ := l2.Throttled(ctx, "u", 5*time.Second); p != 5*time.Second {
+	if p, _ := l2.Throttled(ctx, "u", 5*time.Second, 0); p != 5*time.Second {
 		t.Errorf("pause with Retry-After 5s = %s", p)
 	}
 }
@@ -130,7 +143,7 @@ func TestFixedRateIgnoresThrottles(t *testing.T) {
 	rdb := redistest.Client(t)
 	l := newLimiter(t, rdb, Config{TenantRate: 7, MaxWait: time.Hour})
 	ctx := context.Background()
-	if p, _ := l.Throttled(ctx, "t", 0); p != 0 {
+	if p, _ := l.Throttled(ctx, "t", 0, 0); p != 0 {
 		t.Errorf("pause = %s", p)
 	}
 	if r, _ := l.Reserve(ctx, "t"); r.Rate != 7 {

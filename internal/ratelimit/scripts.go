@@ -23,14 +23,14 @@ local function current_rate(s, now, ceiling, initial, doubling, recovery, probe,
   return math.max(minrate, math.min(r, ceiling))
 end
 local function load(key)
-  local v = redis.call('HMGET', key, 'tat', 'rate', 'changed', 'est', 'pause', 'until')
-  return {tat = v[1], rate = v[2], changed = v[3], est = v[4], pause = v[5], ['until'] = v[6]}
+  local v = redis.call('HMGET', key, 'tat', 'rate', 'changed', 'est', 'pause', 'until', 'epoch')
+  return {tat = v[1], rate = v[2], changed = v[3], est = v[4], pause = v[5], ['until'] = v[6], epoch = tonumber(v[7]) or 0}
 end
 `
 
 // reserveScript: KEYS tenant state, global tat. ARGV ceiling, global rate,
 // max wait (us), initial, adaptive (0|1), doubling (s), recovery (s), probe,
-// min rate, ttl (ms). Returns {ok, wait us, rate*1000}.
+// min rate, ttl (ms). Returns {ok, wait us, rate*1000, epoch}.
 var reserveScript = redis.NewScript(rateLua + `
 local ceiling, grate, maxwait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local initial, adaptive = tonumber(ARGV[4]), ARGV[5] == '1'
@@ -48,7 +48,7 @@ if grate > 0 then
 end
 local wait = start - now
 if wait > maxwait then
-  return {0, math.floor(wait - maxwait), math.floor(r * 1000)}
+  return {0, math.floor(wait - maxwait), math.floor(r * 1000), s.epoch}
 end
 redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', start + 1000000 / r))
 if adaptive and not s.rate then
@@ -58,12 +58,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[10])
 if grate > 0 then
   redis.call('SET', KEYS[2], string.format('%.0f', start + 1000000 / grate), 'PX', ARGV[10])
 end
-return {1, math.floor(wait), math.floor(r * 1000)}
+return {1, math.floor(wait), math.floor(r * 1000), s.epoch}
 `)
 
 // throttleScript: KEYS tenant state. ARGV ceiling, initial, retry-after (us),
 // backoff, pause (us), max pause (us), doubling, recovery, probe, min rate,
-// ttl (ms). Returns the pause in force (us).
+// ttl (ms), epoch of the throttled request's slot. Returns the pause still in
+// force (us). Every reaction starts a new epoch; a report from a slot of an
+// older epoch was sent before that reaction and is ignored, so requests in
+// flight during a cut do not cut again or lengthen the pause.
 var throttleScript = redis.NewScript(rateLua + `
 local ceiling, initial, retry = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local backoff, basepause, maxpause = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -71,8 +74,8 @@ local now = now_us()
 local s = load(KEYS[1])
 local pause = tonumber(s.pause) or basepause
 local untl = tonumber(s['until']) or 0
-if now < untl then
-  return math.floor(untl - now)
+if tonumber(ARGV[12]) < s.epoch then
+  return math.floor(math.max(0, untl - now))
 end
 if now < untl + pause then
   pause = math.min(pause * 2, maxpause)
@@ -84,7 +87,8 @@ end
 local p = math.max(pause, retry)
 untl = now + p
 local tat = math.max(tonumber(s.tat) or 0, untl)
-redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', pause), 'until', string.format('%.0f', untl), 'tat', string.format('%.0f', tat))
+redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', pause), 'until', string.format('%.0f', untl),
+  'tat', string.format('%.0f', tat), 'epoch', s.epoch + 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[11])
 return math.floor(p)
 `)
