@@ -110,8 +110,8 @@ func (l *Limiter) Reserve(ctx context.Context, tenant string) (Reservation, erro
 		return Reservation{}, fmt.Errorf("rate limit: %w", err)
 	}
 	return Reservation{
-		OK:   res[0] == 1,
-		Wait: time.Duration(res[1]) * time.Microsecond,
+		OK:    res[0] == 1,
+		Wait:  time.Duration(res[1]) * time.Microsecond,
 		Rate:  float64(res[2]) / 1000,
 		Epoch: res[3],
 	}, nil
