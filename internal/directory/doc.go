@@ -1,0 +1,17 @@
+// Package directory owns every conversation with Microsoft Graph and the
+// Microsoft identity platform: it turns a cloud, a tenant and a credential
+// into a connected Client, and reads the tenant's domains and users from it.
+//
+// Only the enqueuer imports it. Workers must never link it, because the
+// product promises that workers hold no tenant credentials and do not carry
+// the Graph SDK or azidentity (SPEC.md §3).
+//
+// It deliberately imports only the Graph SDK packages it needs (users,
+// domains, models, odataerrors and msgraph-sdk-go-core), never the SDK's root
+// package, which would pull in ~84 generated packages and make every build of
+// the enqueuer take minutes (PITFALLS.md).
+//
+// It must not decide what to audit: address expansion, guest filtering and
+// domain selection belong to package addresses and the enqueuer. It must never
+// put a secret or an access token into an error or a log line.
+package directory

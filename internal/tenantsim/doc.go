@@ -1,0 +1,22 @@
+// Package tenantsim simulates, on one local HTTPS listener, the three
+// Microsoft services the audit talks to: an Entra ID authority (OpenID
+// discovery and the client-credentials token endpoint), the slice of
+// Microsoft Graph v1.0 the enqueuer reads (/domains and /users with $select,
+// $filter, $top, $count and absolute nextLinks), and the public userrealm
+// service the workers query (with a token-bucket throttle, a penalty window
+// and injectable faults). It also generates the directory it serves from a
+// seed and knows the ground truth — which addresses the product must check and
+// which of them have a consumer account — so tests can compare a run's report
+// against it.
+//
+// It owns the simulated tenant, the simulated services and their statistics;
+// it does not know the product's packages and must not import them, so that
+// it stays an independent referee.
+//
+// It is a test double only. Its tokens are unsigned look-alikes, its CA lives
+// in memory, its admin endpoints (/_sim/...) are unauthenticated and its
+// behaviour is a model, not a copy, of the real services' limits. Never expose
+// it beyond the loopback interface, never point a product binary at it with
+// real credentials, and never use its answers as evidence about a real
+// tenant.
+package tenantsim

@@ -1,0 +1,206 @@
+package tenantsim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// RealmConfig is the realm service's throttle and fault model.
+//
+// In JSON (PUT /_sim/realm) field names are snake_case and durations are Go
+// duration strings ("250ms", "2s"); a bare number is read as nanoseconds.
+// Output always uses duration strings.
+type RealmConfig struct {
+	// Rate is the sustained requests/s the service allows; 0 = unlimited.
+	Rate float64 `json:"rate"`
+	// Burst is the token-bucket capacity; 0 means max(1, Rate).
+	Burst int `json:"burst"`
+	// Penalty: after a request finds no token, every request is throttled
+	// until now+Penalty, and each throttled request in that window pushes it
+	// to its own now+Penalty. This is what makes overshooting expensive.
+	Penalty time.Duration `json:"penalty"`
+	// ThrottleHTTP false: throttled requests get 200 with MicrosoftAccount 2;
+	// true: HTTP 429 with Retry-After in whole seconds (≥1).
+	ThrottleHTTP bool   `json:"throttle_http"`
+	Faults       Faults `json:"faults"`
+	// FailAddresses always get HTTP 500 (case-insensitive), until changed.
+	FailAddresses []string `json:"fail_addresses"`
+}
+
+// Faults are per-request probabilities (0..1, summing to at most 1) of each
+// kind of broken answer.
+type Faults struct {
+	Timeout     float64 `json:"timeout"`      // hang, then 504
+	ServerError float64 `json:"server_error"` // HTTP 500 or 503
+	BadJSON     float64 `json:"bad_json"`     // 200 with a truncated body
+	Code4       float64 `json:"code4"`        // 200 with MicrosoftAccount 4
+	MissingFlag float64 `json:"missing_flag"` // 200 without IsMicrosoftAccountSet
+	// TimeoutHang is how long a timeout fault holds the request (default
+	// 30s) unless the client hangs up first.
+	TimeoutHang time.Duration `json:"timeout_hang"`
+}
+
+const defaultTimeoutHang = 30 * time.Second
+
+// Validate reports the first out-of-range value.
+func (c RealmConfig) Validate() error {
+	if c.Rate < 0 {
+		return fmt.Errorf("realm rate %v is negative", c.Rate)
+	}
+	if c.Burst < 0 {
+		return fmt.Errorf("realm burst %d is negative", c.Burst)
+	}
+	if c.Penalty < 0 {
+		return fmt.Errorf("realm penalty %v is negative", c.Penalty)
+	}
+	f := c.Faults
+	sum := 0.0
+	for _, p := range []struct {
+		name string
+		v    float64
+	}{{"timeout", f.Timeout}, {"server_error", f.ServerError}, {"bad_json", f.BadJSON}, {"code4", f.Code4}, {"missing_flag", f.MissingFlag}} {
+		if p.v < 0 || p.v > 1 {
+			return fmt.Errorf("fault probability %s=%v outside 0..1", p.name, p.v)
+		}
+		sum += p.v
+	}
+	if sum > 1+1e-9 {
+		return fmt.Errorf("fault probabilities sum to %v, more than 1", sum)
+	}
+	if f.TimeoutHang < 0 {
+		return fmt.Errorf("timeout hang %v is negative", f.TimeoutHang)
+	}
+	return nil
+}
+
+func (c RealmConfig) clamped() RealmConfig {
+	c.Rate = max(c.Rate, 0)
+	c.Burst = max(c.Burst, 0)
+	c.Penalty = max(c.Penalty, 0)
+	c.Faults.TimeoutHang = max(c.Faults.TimeoutHang, 0)
+	ps := []*float64{&c.Faults.Timeout, &c.Faults.ServerError, &c.Faults.BadJSON, &c.Faults.Code4, &c.Faults.MissingFlag}
+	sum := 0.0
+	for _, p := range ps {
+		*p = min(max(*p, 0), 1)
+		sum += *p
+	}
+	if sum > 1 {
+		for _, p := range ps {
+			*p /= sum
+		}
+	}
+	return c
+}
+
+func (c RealmConfig) burst() float64 {
+	if c.Burst > 0 {
+		return float64(c.Burst)
+	}
+	return max(1, c.Rate)
+}
+
+func (c RealmConfig) timeoutHang() time.Duration {
+	if c.Faults.TimeoutHang > 0 {
+		return c.Faults.TimeoutHang
+	}
+	return defaultTimeoutHang
+}
+
+// jsonDuration reads a Go duration string or nanoseconds and writes a string.
+type jsonDuration time.Duration
+
+func (d jsonDuration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+func (d *jsonDuration) UnmarshalJSON(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "null" {
+		*d = 0
+		return nil
+	}
+	if strings.HasPrefix(s, `"`) {
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		v, err := time.ParseDuration(str)
+		if err != nil {
+			return fmt.Errorf("duration %q: %w", str, err)
+		}
+		*d = jsonDuration(v)
+		return nil
+	}
+	var ns int64
+	if err := json.Unmarshal(b, &ns); err != nil {
+		return errors.New("duration must be a string like \"250ms\" or an integer of nanoseconds")
+	}
+	*d = jsonDuration(ns)
+	return nil
+}
+
+// The wire forms swap the durations for jsonDuration; everything else keeps
+// its tag.
+type faultsWire struct {
+	Timeout     float64      `json:"timeout"`
+	ServerError float64      `json:"server_error"`
+	BadJSON     float64      `json:"bad_json"`
+	Code4       float64      `json:"code4"`
+	MissingFlag float64      `json:"missing_flag"`
+	TimeoutHang jsonDuration `json:"timeout_hang"`
+}
+
+type realmWire struct {
+	Rate          float64      `json:"rate"`
+	Burst         int          `json:"burst"`
+	Penalty       jsonDuration `json:"penalty"`
+	ThrottleHTTP  bool         `json:"throttle_http"`
+	Faults        faultsWire   `json:"faults"`
+	FailAddresses []string     `json:"fail_addresses"`
+}
+
+// MarshalJSON writes durations as Go duration strings.
+func (c RealmConfig) MarshalJSON() ([]byte, error) {
+	f := c.Faults
+	return json.Marshal(realmWire{
+		Rate: c.Rate, Burst: c.Burst, Penalty: jsonDuration(c.Penalty), ThrottleHTTP: c.ThrottleHTTP,
+		Faults:        faultsWire{f.Timeout, f.ServerError, f.BadJSON, f.Code4, f.MissingFlag, jsonDuration(f.TimeoutHang)},
+		FailAddresses: c.FailAddresses,
+	})
+}
+
+// UnmarshalJSON accepts durations as Go duration strings or nanoseconds.
+// Absent fields are zero: a PUT replaces the whole model.
+func (c *RealmConfig) UnmarshalJSON(b []byte) error {
+	var w realmWire
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return err
+	}
+	*c = RealmConfig{
+		Rate: w.Rate, Burst: w.Burst, Penalty: time.Duration(w.Penalty), ThrottleHTTP: w.ThrottleHTTP,
+		Faults: Faults{w.Faults.Timeout, w.Faults.ServerError, w.Faults.BadJSON, w.Faults.Code4, w.Faults.MissingFlag,
+			time.Duration(w.Faults.TimeoutHang)},
+		FailAddresses: w.FailAddresses,
+	}
+	return nil
+}
+
+// MarshalJSON writes TimeoutHang as a Go duration string.
+func (f Faults) MarshalJSON() ([]byte, error) {
+	return json.Marshal(faultsWire{f.Timeout, f.ServerError, f.BadJSON, f.Code4, f.MissingFlag, jsonDuration(f.TimeoutHang)})
+}
+
+// UnmarshalJSON accepts TimeoutHang as a Go duration string or nanoseconds.
+func (f *Faults) UnmarshalJSON(b []byte) error {
+	var w faultsWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*f = Faults{w.Timeout, w.ServerError, w.BadJSON, w.Code4, w.MissingFlag, time.Duration(w.TimeoutHang)}
+	return nil
+}
