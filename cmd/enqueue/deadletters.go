@@ -26,8 +26,8 @@ To re-check them in the same run, use 'enqueue requeue RUN'.`,
 		Example: "  enqueue deadletters RUN\n  enqueue deadletters RUN --export failed.txt",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("--output %q: want text or json", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			sess, err := a.open(cmd.Context())
 			if err != nil {

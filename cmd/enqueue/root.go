@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"github.com/hibiken/asynq"
@@ -91,6 +92,24 @@ func (a *app) open(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	return newSession(rdb, log, true), nil
+}
+
+// withSession runs fn with an open session and closes it after.
+func (a *app) withSession(ctx context.Context, fn func(*session) error) error {
+	sess, err := a.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	return fn(sess)
+}
+
+// checkOutput validates an --output value.
+func checkOutput(v string) error {
+	if v != "text" && v != "json" {
+		return fmt.Errorf("--output %q: want text or json", v)
+	}
+	return nil
 }
 
 func newSession(rdb redis.UniversalClient, log *zap.Logger, own bool) *session {

@@ -16,8 +16,8 @@ func newRunsCommand(a *app) *cobra.Command {
 		Short: "List runs, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("--output %q: want text or json", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			sess, err := a.open(cmd.Context())
 			if err != nil {
@@ -56,16 +56,13 @@ func newCancelCommand(a *app) *cobra.Command {
 		Long:  "cancel marks a run cancelled: workers drop its queued batches. Results so far stay until purged or expired.",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := a.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer sess.Close()
-			if err := sess.store.Cancel(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stderr, "run %s cancelled\n", args[0])
-			return nil
+			return a.withSession(cmd.Context(), func(sess *session) error {
+				if err := sess.store.Cancel(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "run %s cancelled\n", args[0])
+				return nil
+			})
 		},
 	}
 }
@@ -79,16 +76,13 @@ Batches of the run still queued are dropped by the workers. Completed runs are
 also deleted automatically after their --retention.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sess, err := a.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer sess.Close()
-			if err := sess.store.Purge(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stderr, "run %s purged\n", args[0])
-			return nil
+			return a.withSession(cmd.Context(), func(sess *session) error {
+				if err := sess.store.Purge(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "run %s purged\n", args[0])
+				return nil
+			})
 		},
 	}
 }

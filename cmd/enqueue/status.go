@@ -19,8 +19,8 @@ type statusOptions struct {
 }
 
 func (o *statusOptions) Validate() error {
-	if o.Output != "text" && o.Output != "json" {
-		return fmt.Errorf("--output %q: want text or json", o.Output)
+	if err := checkOutput(o.Output); err != nil {
+		return err
 	}
 	if o.Interval < 100*time.Millisecond {
 		return fmt.Errorf("--interval %s: want at least 100ms", o.Interval)
@@ -42,12 +42,9 @@ With --watch it redraws until the run completes (Ctrl-C stops watching, not the 
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			sess, err := a.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer sess.Close()
-			return runStatus(cmd.Context(), sess.store, args[0], o, a.stdout)
+			return a.withSession(cmd.Context(), func(sess *session) error {
+				return runStatus(cmd.Context(), sess.store, args[0], o, a.stdout)
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&o.Watch, "watch", "w", false, "redraw until the run completes")

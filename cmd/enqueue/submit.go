@@ -62,8 +62,8 @@ func (o *submitOptions) Validate() error {
 	if o.BatchSize < 1 || o.BatchSize > 1000 {
 		return fmt.Errorf("--batch-size %d: want 1 to 1000", o.BatchSize)
 	}
-	if o.Output != "text" && o.Output != "json" {
-		return fmt.Errorf("--output %q: want text or json", o.Output)
+	if err := checkOutput(o.Output); err != nil {
+		return err
 	}
 	if o.Retention < time.Hour {
 		return fmt.Errorf("--retention %s: want at least 1h", o.Retention)
