@@ -23,7 +23,7 @@ test: ## vet, then all tests (integration tests start their own redis-server)
 	$(GO) test -count=1 -timeout 30m $(PKGS)
 
 .PHONY: bench
-bench: ## micro-benchmarks (go test -bench)
+bench: ## micro-benchmarks: classification, expansion, recording a batch in Redis
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 
 .PHONY: fmt

@@ -14,6 +14,13 @@ func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 
 func newRun(t *testing.T, addrs ...string) (*Store, string) {
 	t.Helper()
+	return newRunIn(t, addrs...)
+}
+
+func newRunB(b *testing.B) (*Store, string) { return newRunIn(b) }
+
+func newRunIn(t testing.TB, addrs ...string) (*Store, string) {
+	t.Helper()
 	ctx := context.Background()
 	s := New(redistest.Client(t))
 	id := NewRunID(time.Now())
