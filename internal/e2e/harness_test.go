@@ -168,7 +168,7 @@ func enqueue(t *testing.T, env []string, args ...string) []byte {
 }
 
 func enqueueErr(env []string, args ...string) ([]byte, []byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "enqueue"), args...)
 	var out, errOut bytes.Buffer

@@ -37,7 +37,7 @@ func TestAuditMatchesGroundTruth(t *testing.T) {
 	}
 
 	killed := false
-	st := waitDone(t, env, sub.RunID, 3*time.Minute, func(st status) {
+	st := waitDone(t, env, sub.RunID, 5*time.Minute, func(st status) {
 		if !killed && st.Checked > st.AddressesTotal/4 {
 			w1.kill() // SIGKILL: its active batches are recovered by asynq
 			w1.start()
