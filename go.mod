@@ -17,6 +17,7 @@ require (
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.9
 	go.uber.org/zap v1.28.0
+	software.sslmate.com/src/go-pkcs12 v0.7.4
 )
 
 require (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -38,10 +39,22 @@ type Options struct {
 	AuthorityHost string
 
 	TenantID string
+	// ClientID is the app registration; optional for managed-identity (then
+	// the system-assigned identity) and azure-cli.
 	ClientID string
-	// ClientSecret selects client-secret authentication, the only method
-	// so far. It never appears in errors or logs.
+	// Auth is the sign-in method; empty means client-secret.
+	Auth AuthMethod
+	// ClientSecret is for client-secret. It never appears in errors or logs.
 	ClientSecret string
+	// Certificate is the PEM or PFX content for certificate auth, with
+	// CertificatePassword for an encrypted PFX (never logged).
+	Certificate         []byte
+	CertificatePassword string
+	// FederatedTokenFile is for workload-identity; empty means
+	// $AZURE_FEDERATED_TOKEN_FILE.
+	FederatedTokenFile string
+	// Prompt receives the device-code instructions; nil means stderr.
+	Prompt io.Writer
 
 	// HTTPClient, when set, carries both the token requests and the Graph
 	// requests; tests pass one trusting the simulator's CA. Its Transport is
@@ -57,6 +70,8 @@ type Options struct {
 type Client struct {
 	adapter  abstractions.RequestAdapter
 	graphURL string
+	clientID string
+	grant    Grant
 	log      *zap.Logger
 }
 
@@ -78,10 +93,12 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	// EnableCAE matches what the kiota token provider asks for, so the token
 	// cached here is the one Graph requests reuse.
 	tro := policy.TokenRequestOptions{Scopes: []string{cfg.Cloud.Scope}, EnableCAE: true}
-	if _, err := cred.GetToken(ctx, tro); err != nil {
-		return nil, fmt.Errorf("connect: sign in to tenant %s as client %s at %s: %w",
-			cfg.TenantID, cfg.ClientID, cfg.AuthorityHost, explainTokenError(err, cfg.ClientSecret))
+	tok, err := cred.GetToken(ctx, tro)
+	if err != nil {
+		return nil, fmt.Errorf("connect: sign in to tenant %s %s: %w",
+			cfg.TenantID, signInContext(cfg), explainTokenError(err, cfg.secret()))
 	}
+	grant := grantFromToken(tok.Token)
 	adapter, err := newAdapter(cred, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
@@ -91,8 +108,34 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		zap.String("graph_url", cfg.GraphURL),
 		zap.String("authority_host", cfg.AuthorityHost),
 		zap.String("tenant_id", cfg.TenantID),
-		zap.String("client_id", cfg.ClientID))
-	return &Client{adapter: adapter, graphURL: cfg.GraphURL, log: cfg.Logger}, nil
+		zap.String("client_id", cfg.ClientID),
+		zap.String("auth", string(cfg.Auth)),
+		zap.Bool("delegated", grant.Delegated),
+		zap.Strings("granted_permissions", grant.Permissions))
+	return &Client{adapter: adapter, graphURL: cfg.GraphURL, clientID: cfg.ClientID, grant: grant, log: cfg.Logger}, nil
+}
+
+// signInContext says as whom and where a failed sign-in was attempted.
+func signInContext(cfg Options) string {
+	who := "as client " + cfg.ClientID
+	switch {
+	case cfg.Auth == AuthAzureCLI:
+		// The CLI ignores the authority host.
+		return "with the azure cli's signed-in account"
+	case cfg.Auth == AuthManagedIdentity && cfg.ClientID == "":
+		return "with the system-assigned managed identity"
+	case cfg.Auth == AuthManagedIdentity:
+		return "with the user-assigned managed identity " + cfg.ClientID
+	}
+	return fmt.Sprintf("%s (%s) at %s", who, cfg.Auth, cfg.AuthorityHost)
+}
+
+// secret is the one secret value the resolved options carry, for redaction.
+func (o Options) secret() string {
+	if o.Auth == AuthCertificate {
+		return o.CertificatePassword
+	}
+	return o.ClientSecret
 }
 
 // resolve fills in the cloud's defaults and validates everything Connect
@@ -125,8 +168,16 @@ func (o Options) resolve() (Options, error) {
 	if o.TenantID == "" {
 		return o, errors.New("tenant ID is empty")
 	}
-	if o.ClientID == "" {
-		return o, errors.New("client ID is empty")
+	if o.Auth == "" {
+		// The enqueuer always says; library callers that only set a
+		// secret get what they meant.
+		o.Auth = AuthClientSecret
+	}
+	if _, err := ParseAuthMethod(string(o.Auth)); err != nil {
+		return o, err
+	}
+	if o.ClientID == "" && o.Auth.needsClientID() {
+		return o, fmt.Errorf("client ID is empty (%s auth signs in as an app registration)", o.Auth)
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()

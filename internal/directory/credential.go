@@ -1,42 +1,187 @@
 package directory
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
-	"net/http"
+	"io"
+	"os"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 )
 
+// AuthMethod is how the enqueuer signs in to the tenant (SPEC.md §4 --auth).
+type AuthMethod string
+
+// The authentication methods. The string values are the --auth flag values.
+const (
+	AuthClientSecret     AuthMethod = "client-secret"
+	AuthCertificate      AuthMethod = "certificate"
+	AuthDeviceCode       AuthMethod = "device-code"
+	AuthBrowser          AuthMethod = "browser"
+	AuthWorkloadIdentity AuthMethod = "workload-identity"
+	AuthManagedIdentity  AuthMethod = "managed-identity"
+	AuthAzureCLI         AuthMethod = "azure-cli"
+)
+
+// AuthMethods lists every method in the order --help shows them.
+var AuthMethods = []AuthMethod{AuthClientSecret, AuthCertificate, AuthDeviceCode, AuthBrowser,
+	AuthWorkloadIdentity, AuthManagedIdentity, AuthAzureCLI}
+
+// ParseAuthMethod returns the method called name.
+func ParseAuthMethod(name string) (AuthMethod, error) {
+	for _, m := range AuthMethods {
+		if strings.EqualFold(string(m), strings.TrimSpace(name)) {
+			return m, nil
+		}
+	}
+	names := make([]string, len(AuthMethods))
+	for i, m := range AuthMethods {
+		names[i] = string(m)
+	}
+	return "", fmt.Errorf("unknown authentication method %q: valid methods are %s", name, strings.Join(names, ", "))
+}
+
+// needsClientID reports whether the method signs in as an app registration.
+// A managed identity may be the host's system-assigned one and the Azure CLI
+// signs in as whoever ran 'az login', so neither needs one.
+func (m AuthMethod) needsClientID() bool {
+	return m != AuthManagedIdentity && m != AuthAzureCLI
+}
+
+// delegated reports whether the method signs in a person, whose token carries
+// delegated scopes (scp) instead of app roles.
+func (m AuthMethod) delegated() bool {
+	return m == AuthDeviceCode || m == AuthBrowser || m == AuthAzureCLI
+}
+
 // newCredential builds the token credential that opts describe. opts must
 // already be resolved (see Options.resolve): AuthorityHost is the effective,
-// validated login host.
+// validated login host and Auth is set.
 //
-// Client secret is the only method so far. The other methods of SPEC.md §4
-// (certificate, device code, browser, workload identity, managed identity,
-// azure-cli) belong here as further cases sharing identityClientOptions, so
-// that every one of them honours the authority override and the injected
-// transport.
+// Every method that talks to an authority gets identityClientOptions (the
+// authority override and the injected transport) and disables instance
+// discovery for a non-Microsoft authority, so that --authority-host works the
+// same for all of them.
 func newCredential(opts Options) (azcore.TokenCredential, error) {
-	switch {
-	case opts.ClientSecret != "":
+	co := identityClientOptions(opts)
+	noDiscovery := !isKnownAuthority(opts.AuthorityHost)
+	switch opts.Auth {
+	case AuthClientSecret:
+		if opts.ClientSecret == "" {
+			return nil, errors.New("client-secret auth: no client secret given")
+		}
 		cred, err := azidentity.NewClientSecretCredential(opts.TenantID, opts.ClientID, opts.ClientSecret,
-			&azidentity.ClientSecretCredentialOptions{
-				ClientOptions:            identityClientOptions(opts),
-				DisableInstanceDiscovery: !isKnownAuthority(opts.AuthorityHost),
-			})
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: noDiscovery})
 		if err != nil {
 			return nil, fmt.Errorf("client secret credential: %w", redact(err, opts.ClientSecret))
 		}
 		return cred, nil
+	case AuthCertificate:
+		if len(opts.Certificate) == 0 {
+			return nil, errors.New("certificate auth: no certificate given")
+		}
+		certs, key, err := parseCertificate(opts.Certificate, opts.CertificatePassword)
+		if err != nil {
+			// The parser's messages name neither the password nor the key.
+			hint := ""
+			if opts.CertificatePassword == "" {
+				hint = " (a password-protected PFX needs --certificate-password-file)"
+			}
+			return nil, fmt.Errorf("certificate auth: read certificate: %w%s", redact(err, opts.CertificatePassword), hint)
+		}
+		// SendCertificateChain (x5c) is what subject-name/issuer
+		// authentication needs; with a pinned thumbprint it is harmless.
+		cred, err := azidentity.NewClientCertificateCredential(opts.TenantID, opts.ClientID, certs, key,
+			&azidentity.ClientCertificateCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: noDiscovery,
+				SendCertificateChain: true})
+		if err != nil {
+			return nil, fmt.Errorf("certificate credential: %w", redact(err, opts.CertificatePassword))
+		}
+		return cred, nil
+	case AuthDeviceCode:
+		prompt := opts.Prompt
+		if prompt == nil {
+			prompt = os.Stderr
+		}
+		cred, err := azidentity.NewDeviceCodeCredential(&azidentity.DeviceCodeCredentialOptions{
+			ClientOptions: co, DisableInstanceDiscovery: noDiscovery,
+			TenantID: opts.TenantID, ClientID: opts.ClientID,
+			UserPrompt: func(_ context.Context, m azidentity.DeviceCodeMessage) error {
+				return writeDeviceCodePrompt(prompt, m)
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("device code credential: %w", err)
+		}
+		return cred, nil
+	case AuthBrowser:
+		cred, err := azidentity.NewInteractiveBrowserCredential(&azidentity.InteractiveBrowserCredentialOptions{
+			ClientOptions: co, DisableInstanceDiscovery: noDiscovery,
+			TenantID: opts.TenantID, ClientID: opts.ClientID,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("interactive browser credential: %w", err)
+		}
+		return cred, nil
+	case AuthWorkloadIdentity:
+		file := opts.FederatedTokenFile
+		if file == "" {
+			file = os.Getenv("AZURE_FEDERATED_TOKEN_FILE")
+		}
+		if file == "" {
+			return nil, errors.New("workload-identity auth: no federated token file (--federated-token-file or AZURE_FEDERATED_TOKEN_FILE)")
+		}
+		// Read once here so that a missing file is reported now, not on
+		// the first token request; azidentity rereads it on every request
+		// because Kubernetes rotates it.
+		if _, err := os.Stat(file); err != nil {
+			return nil, fmt.Errorf("workload-identity auth: federated token file: %w", err)
+		}
+		cred, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+			ClientOptions: co, DisableInstanceDiscovery: noDiscovery,
+			TenantID: opts.TenantID, ClientID: opts.ClientID, TokenFilePath: file,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("workload identity credential: %w", err)
+		}
+		return cred, nil
+	case AuthManagedIdentity:
+		mo := &azidentity.ManagedIdentityCredentialOptions{}
+		// The managed identity endpoint is the host's, never the
+		// authority; only the transport is shared.
+		mo.Transport = co.Transport
+		if opts.ClientID != "" {
+			mo.ID = azidentity.ClientID(opts.ClientID) // user-assigned
+		}
+		cred, err := azidentity.NewManagedIdentityCredential(mo)
+		if err != nil {
+			return nil, fmt.Errorf("managed identity credential: %w", err)
+		}
+		return cred, nil
+	case AuthAzureCLI:
+		// The CLI ignores the authority: it signs in to whatever cloud
+		// 'az cloud set' selected (see Options.AuthorityHost).
+		cred, err := azidentity.NewAzureCLICredential(&azidentity.AzureCLICredentialOptions{TenantID: opts.TenantID})
+		if err != nil {
+			return nil, fmt.Errorf("azure cli credential: %w", err)
+		}
+		return cred, nil
 	default:
-		return nil, errors.New("no credential configured: a client secret is required")
+		_, err := ParseAuthMethod(string(opts.Auth))
+		return nil, err
 	}
+}
+
+// writeDeviceCodePrompt shows the sign-in instructions. Entra ID's message
+// already names the URL and the code; both are repeated on their own lines
+// for operators who copy them from a narrow terminal.
+func writeDeviceCodePrompt(w io.Writer, m azidentity.DeviceCodeMessage) error {
+	_, err := fmt.Fprintf(w, "%s\n  URL:  %s\n  code: %s\n", m.Message, m.VerificationURL, m.UserCode)
+	return err
 }
 
 func identityClientOptions(opts Options) azcore.ClientOptions {
@@ -62,68 +207,4 @@ func isKnownAuthority(host string) bool {
 		}
 	}
 	return false
-}
-
-// tokenError is a refusal from the token endpoint, reduced to the AADSTS text
-// an operator can act on instead of azidentity's multi-line response dump.
-type tokenError struct {
-	status      int
-	code        string // OAuth error, e.g. invalid_client
-	description string // starts with the AADSTS code
-}
-
-func (e *tokenError) Error() string {
-	msg := fmt.Sprintf("token endpoint %d", e.status)
-	if e.code != "" {
-		msg += " " + e.code
-	}
-	if e.description != "" {
-		msg += ": " + e.description
-	}
-	return msg
-}
-
-// Is makes every 4xx refusal an ErrUnauthorized: a wrong secret, an unknown
-// client ID and an unknown tenant all mean "these credentials do not work".
-func (e *tokenError) Is(target error) bool {
-	return target == ErrUnauthorized && e.status >= 400 && e.status < 500
-}
-
-// explainTokenError turns an azidentity failure into a one-line error that
-// never contains secret.
-func explainTokenError(err error, secret string) error {
-	var authErr *azidentity.AuthenticationFailedError
-	if !errors.As(err, &authErr) || authErr.RawResponse == nil {
-		return redact(err, secret)
-	}
-	te := &tokenError{status: authErr.RawResponse.StatusCode}
-	// Payload buffers the body, so azidentity's own Error() still works.
-	if body, perr := runtime.Payload(authErr.RawResponse); perr == nil {
-		var oauth struct {
-			Error       string `json:"error"`
-			Description string `json:"error_description"`
-		}
-		if json.Unmarshal(body, &oauth) == nil {
-			te.code = oauth.Error
-			// AAD descriptions span lines (trace and correlation IDs).
-			te.description = strings.Join(strings.Fields(oauth.Description), " ")
-		}
-	}
-	if te.code == "" && te.description == "" {
-		te.description = http.StatusText(te.status)
-	}
-	if secret != "" {
-		te.code = strings.ReplaceAll(te.code, secret, "[redacted]")
-		te.description = strings.ReplaceAll(te.description, secret, "[redacted]")
-	}
-	return te
-}
-
-// redact returns err unchanged unless its text contains secret. No known code
-// path puts the secret into an error; this is defence in depth.
-func redact(err error, secret string) error {
-	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
-		return err
-	}
-	return errors.New(strings.ReplaceAll(err.Error(), secret, "[redacted]"))
 }

@@ -34,9 +34,11 @@ func (s *Server) serveAuthority(w http.ResponseWriter, r *http.Request) {
 		// Tokens are look-alikes whose signatures verify against nothing, so
 		// the key set is empty by design.
 		writeJSON(w, http.StatusOK, map[string]any{"keys": []any{}})
-	case "oauth2/v2.0/devicecode", "oauth2/v2.0/authorize":
+	case "oauth2/v2.0/devicecode":
+		s.serveDeviceCode(w, r, tenant)
+	case "oauth2/v2.0/authorize":
 		s.aadError(w, http.StatusBadRequest, "invalid_request", 50049,
-			"The simulator does not implement interactive or device code sign-in; use the client_credentials grant.")
+			"The simulator does not implement interactive (browser) sign-in; use device code or an app credential.")
 	default:
 		s.aadError(w, http.StatusNotFound, "not_found", 90000, fmt.Sprintf("No such endpoint: %q.", r.URL.Path))
 	}
@@ -109,10 +111,11 @@ func unknownTenantText(tenant string) string {
 // tokenRequest is a parsed POST to the token endpoint, handed to the handler
 // of its grant type.
 type tokenRequest struct {
-	tenantID string
-	form     map[string][]string
-	clientID string
-	secret   string // from the form or HTTP Basic
+	tenantID  string
+	tenantSeg string // the tenant as the path named it, part of the assertion audience
+	form      map[string][]string
+	clientID  string
+	secret    string // from the form or HTTP Basic
 }
 
 func (t *tokenRequest) get(k string) string {
@@ -122,12 +125,16 @@ func (t *tokenRequest) get(k string) string {
 	return ""
 }
 
-// grantHandler answers one grant type. Further grants (client assertion for
-// certificates, device code, federated tokens) get their own handler here.
+// grantHandler answers one grant type. Certificates and federated tokens are
+// client credentials too (a client_assertion instead of a secret), so they
+// share grantClientCredentials.
 type grantHandler func(s *Server, w http.ResponseWriter, tr *tokenRequest)
 
 var grantHandlers = map[string]grantHandler{
 	"client_credentials": (*Server).grantClientCredentials,
+	deviceCodeGrant:      (*Server).grantDeviceCode,
+	// MSAL sends the short form, which Entra ID accepts as well.
+	"device_code": (*Server).grantDeviceCode,
 }
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, tenant string) {
@@ -145,7 +152,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, tenant strin
 		s.aadError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must be form-encoded: "+err.Error())
 		return
 	}
-	tr := &tokenRequest{tenantID: tid, form: r.PostForm}
+	tr := &tokenRequest{tenantID: tid, tenantSeg: tenant, form: r.PostForm}
 	tr.clientID, tr.secret = tr.get("client_id"), tr.get("client_secret")
 	if id, secret, ok := r.BasicAuth(); ok {
 		tr.clientID, tr.secret = id, secret
@@ -196,16 +203,14 @@ func (s *Server) grantClientCredentials(w http.ResponseWriter, tr *tokenRequest)
 // itself when it fails.
 func (s *Server) authenticateClient(w http.ResponseWriter, tr *tokenRequest) bool {
 	if tr.get("client_assertion") != "" {
-		s.aadError(w, http.StatusUnauthorized, "invalid_client", 700027,
-			"Client assertion (certificate) authentication is not simulated yet; use a client secret.")
-		return false
+		return s.authenticateAssertion(w, tr)
 	}
 	if tr.secret == "" {
 		s.aadError(w, http.StatusUnauthorized, "invalid_client", 7000216,
 			"'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
 		return false
 	}
-	if subtle.ConstantTimeCompare([]byte(tr.secret), []byte(s.cfg.ClientSecret)) != 1 {
+	if s.cfg.ClientSecret == "" || subtle.ConstantTimeCompare([]byte(tr.secret), []byte(s.cfg.ClientSecret)) != 1 {
 		s.aadError(w, http.StatusUnauthorized, "invalid_client", 7000215, fmt.Sprintf(
 			"Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.",
 			tr.clientID))
@@ -233,43 +238,63 @@ func defaultScopeResource(scope string) (string, bool) {
 
 func (s *Server) issueToken(w http.ResponseWriter, tenantID, clientID, resource string) {
 	now := s.now()
-	exp := now.Add(tokenLifetime)
-	header := map[string]string{"typ": "JWT", "alg": "RS256", "kid": "tenantsim"}
-	claims := map[string]any{
-		"aud":   resource,
-		"iss":   s.URL() + "/" + tenantID + "/v2.0",
-		"iat":   now.Unix(),
-		"nbf":   now.Unix(),
-		"exp":   exp.Unix(),
-		"appid": clientID,
-		"azp":   clientID,
-		"tid":   tenantID,
-		"oid":   newRequestID(),
-		"sub":   clientID,
-		"idtyp": "app",
-		"uti":   newRequestID(),
-		"ver":   "1.0",
-	}
+	claims := s.baseClaims(now, tenantID, resource)
+	claims["appid"], claims["azp"], claims["sub"], claims["oid"] = clientID, clientID, clientID, newRequestID()
+	claims["idtyp"] = "app"
 	if len(s.cfg.Roles) > 0 {
 		// Entra ID omits the claim rather than sending an empty array.
 		claims["roles"] = s.cfg.Roles
 	}
+	tok := s.mintAccessToken(claims, now)
+	s.log.Debug("token issued", zap.String("client_id", clientID), zap.String("resource", resource))
+	s.writeTokenResponse(w, map[string]any{"access_token": tok})
+}
+
+// baseClaims are the claims every access token carries.
+func (s *Server) baseClaims(now time.Time, tenantID, resource string) map[string]any {
+	return map[string]any{
+		"aud": resource,
+		"iss": s.URL() + "/" + tenantID + "/v2.0",
+		"iat": now.Unix(),
+		"nbf": now.Unix(),
+		"exp": now.Add(tokenLifetime).Unix(),
+		"tid": tenantID,
+		"uti": newRequestID(),
+		"ver": "1.0",
+	}
+}
+
+// mintAccessToken signs nothing: the token is a look-alike that Graph
+// recognises by registry lookup. The permissions it carries are the
+// configured roles whichever claim (roles or scp) shows them.
+func (s *Server) mintAccessToken(claims map[string]any, now time.Time) string {
+	tok := unsignedJWT(map[string]any{"typ": "JWT", "alg": "RS256", "kid": "tenantsim"}, claims)
+	exp := now.Add(tokenLifetime)
+	s.tokens.add(tok, tokenInfo{roles: append([]string(nil), s.cfg.Roles...), expires: exp}, now)
+	s.tokensIssued.Add(1)
+	return tok
+}
+
+func unsignedJWT(header, claims map[string]any) string {
 	hb, _ := json.Marshal(header)
 	cb, _ := json.Marshal(claims)
 	sig := make([]byte, 256)
 	_, _ = rand.Read(sig)
 	enc := base64.RawURLEncoding
-	tok := enc.EncodeToString(hb) + "." + enc.EncodeToString(cb) + "." + enc.EncodeToString(sig)
-	s.tokens.add(tok, tokenInfo{roles: append([]string(nil), s.cfg.Roles...), expires: exp}, now)
-	s.tokensIssued.Add(1)
-	s.log.Debug("token issued", zap.String("client_id", clientID), zap.String("resource", resource))
-	w.Header().Set("Cache-Control", "no-store, no-cache")
-	writeJSON(w, http.StatusOK, map[string]any{
+	return enc.EncodeToString(hb) + "." + enc.EncodeToString(cb) + "." + enc.EncodeToString(sig)
+}
+
+func (s *Server) writeTokenResponse(w http.ResponseWriter, fields map[string]any) {
+	body := map[string]any{
 		"token_type":     "Bearer",
 		"expires_in":     int(tokenLifetime.Seconds()),
 		"ext_expires_in": int(tokenLifetime.Seconds()),
-		"access_token":   tok,
-	})
+	}
+	for k, v := range fields {
+		body[k] = v
+	}
+	w.Header().Set("Cache-Control", "no-store, no-cache")
+	writeJSON(w, http.StatusOK, body)
 }
 
 // aadError writes an error shaped like Entra ID's token endpoint errors,

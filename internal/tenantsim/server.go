@@ -22,7 +22,25 @@ var DefaultRoles = []string{"User.Read.All", "Domain.Read.All"}
 
 // Config is the simulator's behaviour.
 type Config struct {
+	// ClientID is the one app registration the authority knows.
+	// ClientSecret, ClientCertificates and FederatedToken are its client
+	// credentials; at least one is required. Device-code sign-in needs
+	// none (the app is then a public client).
 	ClientID, ClientSecret string
+	// ClientCertificates are the certificates registered on the app: a
+	// client_assertion signed with one of their keys (RS256 or PS256,
+	// x5t or x5t#S256, optional x5c whose leaf must match) is accepted.
+	ClientCertificates []*x509.Certificate
+	// FederatedToken is the workload identity token (the content of the
+	// projected service account token file) accepted as client_assertion.
+	FederatedToken string
+	// DeviceCodePendingPolls is how many token polls of a device code are
+	// answered authorization_pending before it counts as approved.
+	DeviceCodePendingPolls int
+	// ManagedIdentityHeader, when set, enables GET /msi/token, an App
+	// Service style managed identity endpoint expecting this value in
+	// X-IDENTITY-HEADER (see serveManagedIdentity).
+	ManagedIdentityHeader string
 	// Roles are the app roles granted in tokens; nil means DefaultRoles, an
 	// empty non-nil slice grants none.
 	Roles []string
@@ -55,6 +73,11 @@ type Stats struct {
 	// $skiptoken or "first".
 	UserPages    map[string]int64 `json:"user_pages"`
 	TokensIssued int64            `json:"tokens_issued"`
+	// Client assertions accepted, by kind; WithChain counts certificate
+	// assertions that carried an x5c chain.
+	AssertionsCertificate int64 `json:"assertions_certificate"`
+	AssertionsWithChain   int64 `json:"assertions_with_chain"`
+	AssertionsFederated   int64 `json:"assertions_federated"`
 }
 
 // Server serves the authority, Graph, the realm service and the admin
@@ -74,9 +97,14 @@ type Server struct {
 	consumers map[string]struct{}
 	verified  map[string]struct{} // every verified domain, lower-cased
 
-	tokens tokenRegistry
-	graph  graphState
-	realm  realmState
+	tokens  tokenRegistry
+	devices deviceCodes
+	graph   graphState
+	realm   realmState
+
+	assertionsCertificate atomic.Int64
+	assertionsWithChain   atomic.Int64
+	assertionsFederated   atomic.Int64
 
 	graphRequests atomic.Int64
 	tokensIssued  atomic.Int64
@@ -99,8 +127,14 @@ func NewServer(t *Tenant, cfg Config, log *zap.Logger) (*Server, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	if cfg.ClientID == "" || cfg.ClientSecret == "" {
-		return nil, errors.New("tenantsim: client ID and client secret are required")
+	if cfg.ClientID == "" {
+		return nil, errors.New("tenantsim: client ID is required")
+	}
+	if cfg.ClientSecret == "" && len(cfg.ClientCertificates) == 0 && cfg.FederatedToken == "" {
+		return nil, errors.New("tenantsim: a client secret, certificate or federated token is required")
+	}
+	if cfg.DeviceCodePendingPolls < 0 {
+		return nil, fmt.Errorf("tenantsim: device code pending polls %d is negative", cfg.DeviceCodePendingPolls)
 	}
 	if cfg.Roles == nil {
 		cfg.Roles = append([]string(nil), DefaultRoles...)
@@ -237,6 +271,10 @@ func (s *Server) Stats() Stats {
 	st := Stats{
 		GraphRequests: s.graphRequests.Load(),
 		TokensIssued:  s.tokensIssued.Load(),
+
+		AssertionsCertificate: s.assertionsCertificate.Load(),
+		AssertionsWithChain:   s.assertionsWithChain.Load(),
+		AssertionsFederated:   s.assertionsFederated.Load(),
 	}
 	s.realm.snapshot(&st)
 	s.graph.snapshot(&st)
@@ -261,6 +299,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/common/userrealm/", s.serveRealm)
 	mux.HandleFunc("/_sim/stats", s.serveAdminStats)
 	mux.HandleFunc("/_sim/realm", s.serveAdminRealm)
+	mux.HandleFunc("/msi/token", s.serveManagedIdentity)
 	mux.HandleFunc("/", s.serveAuthority)
 	return s.logRequests(mux)
 }
