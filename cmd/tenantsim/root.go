@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -27,7 +29,9 @@ const (
 )
 
 const longHelp = `tenantsim serves a simulated Microsoft 365 tenant on one local HTTPS port:
-  - an Entra ID authority (OpenID discovery, client-credentials tokens),
+  - an Entra ID authority (OpenID discovery; client-credentials tokens by secret,
+    certificate assertion or federated token; device-code sign-in with delegated
+    tokens; an App Service style managed identity endpoint at /msi/token),
   - Microsoft Graph v1.0 (/domains, /users with $select, $filter, $top, $count, paging),
   - the public userrealm service, with a token-bucket throttle, a penalty window and
     injectable faults.
@@ -71,6 +75,10 @@ type options struct {
 	envSecret          string // from $TENANTSIM_CLIENT_SECRET
 	caOut              string
 	groundTruthOut     string
+	clientCertFile     string
+	federatedTokenFile string
+	devicePendingPolls int
+	miHeader           string
 	roles              []string
 	rolesSet           bool
 	pageSize           int
@@ -98,8 +106,10 @@ func (o *options) Validate() error {
 		return fmt.Errorf("--users %d is negative", o.users)
 	case strings.TrimSpace(o.clientID) == "":
 		return errors.New("--client-id must not be empty")
-	case o.clientSecretFile == "" && o.envSecret == "":
-		return fmt.Errorf("no client secret: set $%s or --client-secret-file", secretEnv)
+	case o.clientSecretFile == "" && o.envSecret == "" && o.clientCertFile == "" && o.federatedTokenFile == "":
+		return fmt.Errorf("no client credential: set $%s or --client-secret-file (or --client-certificate-file, --federated-token-file)", secretEnv)
+	case o.devicePendingPolls < 0:
+		return fmt.Errorf("--device-code-pending-polls %d is negative", o.devicePendingPolls)
 	case o.pageSize < 0 || o.pageSize > 999:
 		return fmt.Errorf("--page-size %d outside 1..999 (0 = default 100)", o.pageSize)
 	case o.graphThrottleEvery < 0:
@@ -165,6 +175,10 @@ func newRootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra
 	f.Int64Var(&o.seed, "seed", 1, "seed of the generated directory and of the fault draws")
 	f.StringVar(&o.clientID, "client-id", defaultClientID, "application (client) ID the authority accepts")
 	f.StringVar(&o.clientSecretFile, "client-secret-file", "", "file holding the client secret (else $"+secretEnv+")")
+	f.StringVar(&o.clientCertFile, "client-certificate-file", "", "PEM file of the app's registered certificate(s): certificate client assertions signed with their keys are accepted")
+	f.StringVar(&o.federatedTokenFile, "federated-token-file", "", "file holding the federated (workload identity) token accepted as client assertion")
+	f.IntVar(&o.devicePendingPolls, "device-code-pending-polls", 1, "token polls of a device code answered authorization_pending before it is approved")
+	f.StringVar(&o.miHeader, "managed-identity-header", "", "enable the App Service style managed identity endpoint /msi/token, expecting this X-IDENTITY-HEADER value")
 	f.StringVar(&o.caOut, "ca-out", "", "write the simulator's CA certificate (PEM) to this file")
 	f.StringVar(&o.groundTruthOut, "ground-truth-out", "", "write the ground truth (JSON) to this file")
 	f.StringSliceVar(&o.roles, "roles", nil, "app roles granted in tokens, comma-separated (default User.Read.All,Domain.Read.All; \"\" grants none)")
@@ -202,6 +216,10 @@ type readyLine struct {
 // ready line once the listener is up.
 func runServe(ctx context.Context, o *options, stdout io.Writer, log *zap.Logger) error {
 	secret := o.envSecret
+	creds, err := o.readCredentials()
+	if err != nil {
+		return err
+	}
 	if o.clientSecretFile != "" {
 		b, err := os.ReadFile(o.clientSecretFile)
 		if err != nil {
@@ -231,13 +249,17 @@ func runServe(ctx context.Context, o *options, stdout io.Writer, log *zap.Logger
 	tenant := tenantsim.Generate(o.seed, o.users)
 	truth := tenant.GroundTruth()
 	srv, err := tenantsim.NewServer(tenant, tenantsim.Config{
-		ClientID:           o.clientID,
-		ClientSecret:       secret,
-		Roles:              roles,
-		PageSize:           o.pageSize,
-		GraphThrottleEvery: o.graphThrottleEvery,
-		Realm:              o.realm(fail),
-		Seed:               o.seed,
+		ClientID:               o.clientID,
+		ClientSecret:           secret,
+		ClientCertificates:     creds.certs,
+		FederatedToken:         creds.federated,
+		DeviceCodePendingPolls: o.devicePendingPolls,
+		ManagedIdentityHeader:  o.miHeader,
+		Roles:                  roles,
+		PageSize:               o.pageSize,
+		GraphThrottleEvery:     o.graphThrottleEvery,
+		Realm:                  o.realm(fail),
+		Seed:                   o.seed,
 	}, log)
 	if err != nil {
 		return err
@@ -278,6 +300,45 @@ func runServe(ctx context.Context, o *options, stdout io.Writer, log *zap.Logger
 	<-ctx.Done()
 	log.Info("shutting down")
 	return srv.Close()
+}
+
+type credentials struct {
+	certs     []*x509.Certificate
+	federated string
+}
+
+// readCredentials reads the certificate and federated token files.
+func (o *options) readCredentials() (credentials, error) {
+	var c credentials
+	if o.clientCertFile != "" {
+		b, err := os.ReadFile(o.clientCertFile)
+		if err != nil {
+			return c, fmt.Errorf("read client certificate: %w", err)
+		}
+		for block, rest := pem.Decode(b); block != nil; block, rest = pem.Decode(rest) {
+			if block.Type != "CERTIFICATE" {
+				continue // a PEM that also holds the key is fine
+			}
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return c, fmt.Errorf("client certificate %s: %w", o.clientCertFile, err)
+			}
+			c.certs = append(c.certs, cert)
+		}
+		if len(c.certs) == 0 {
+			return c, fmt.Errorf("client certificate %s holds no PEM certificate", o.clientCertFile)
+		}
+	}
+	if o.federatedTokenFile != "" {
+		b, err := os.ReadFile(o.federatedTokenFile)
+		if err != nil {
+			return c, fmt.Errorf("read federated token: %w", err)
+		}
+		if c.federated = strings.TrimSpace(string(b)); c.federated == "" {
+			return c, fmt.Errorf("federated token file %s is empty", o.federatedTokenFile)
+		}
+	}
+	return c, nil
 }
 
 // writeFile writes b to path and returns the absolute path, which the ready
