@@ -11,10 +11,25 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// Queue is the asynq queue every audit task goes to. Per-tenant fairness is
-// handled by per-tenant rate limits inside this one queue (see PITFALLS.md:
-// asynq has no dynamic queues).
-const Queue = "audit"
+// Lanes is the number of queues audit tasks are spread over. asynq has no
+// dynamic queues (every worker must list every queue it serves), so instead
+// of a queue per tenant there is a fixed set of lanes, all served with equal
+// weight: each run is put in the least busy lane when it is submitted, and a
+// small run in its own lane is dequeued as often as a large one instead of
+// waiting behind all of its batches.
+const Lanes = 8
+
+// LaneQueue is the asynq queue name of lane i (0 <= i < Lanes).
+func LaneQueue(i int) string { return fmt.Sprintf("audit-%d", i) }
+
+// Queues is the asynq Config.Queues of a worker: every lane, equal weight.
+func Queues() map[string]int {
+	q := make(map[string]int, Lanes)
+	for i := 0; i < Lanes; i++ {
+		q[LaneQueue(i)] = 1
+	}
+	return q
+}
 
 // TypeCheckBatch checks up to a batch of addresses of one run.
 const TypeCheckBatch = "audit:check"
@@ -42,6 +57,7 @@ type CheckBatchPayload struct {
 	RunID    string  `json:"run_id"`
 	TenantID string  `json:"tenant_id"`
 	Batch    int     `json:"batch"`
+	Lane     int     `json:"lane"`
 	Entries  []Entry `json:"entries"`
 }
 
@@ -59,7 +75,7 @@ func NewCheckBatchTask(p CheckBatchPayload) (*asynq.Task, error) {
 		return nil, fmt.Errorf("encode batch payload: %w", err)
 	}
 	return asynq.NewTask(TypeCheckBatch, b,
-		asynq.Queue(Queue),
+		asynq.Queue(LaneQueue(p.Lane)),
 		asynq.TaskID(TaskID(p.RunID, p.Batch)),
 		asynq.MaxRetry(MaxTaskRetries),
 		asynq.Timeout(30*time.Minute),
@@ -75,6 +91,9 @@ func DecodeCheckBatch(b []byte) (CheckBatchPayload, error) {
 	}
 	if p.RunID == "" || p.TenantID == "" || len(p.Entries) == 0 {
 		return p, fmt.Errorf("decode batch payload: run_id, tenant_id and entries are required")
+	}
+	if p.Lane < 0 || p.Lane >= Lanes {
+		return p, fmt.Errorf("decode batch payload: lane %d out of range", p.Lane)
 	}
 	return p, nil
 }

@@ -65,15 +65,16 @@ tenant; 'demo' does it against a built-in simulated tenant.`,
 
 // session is an open connection to the run store and the queue.
 type session struct {
-	rdb   redis.UniversalClient
-	store *runstore.Store
-	queue *asynq.Client
-	log   *zap.Logger
-	own   bool // close rdb on Close
+	rdb       redis.UniversalClient
+	store     *runstore.Store
+	queue     *asynq.Client
+	inspector *asynq.Inspector
+	log       *zap.Logger
+	own       bool // close rdb on Close
 }
 
 func (s *session) Close() {
-	s.queue.Close()
+	s.queue.Close() // the inspector shares rdb and has nothing of its own to close
 	if s.own {
 		s.rdb.Close()
 	}
@@ -113,5 +114,6 @@ func checkOutput(v string) error {
 }
 
 func newSession(rdb redis.UniversalClient, log *zap.Logger, own bool) *session {
-	return &session{rdb: rdb, store: runstore.New(rdb), queue: asynq.NewClientFromRedisClient(rdb), log: log, own: own}
+	return &session{rdb: rdb, store: runstore.New(rdb), queue: asynq.NewClientFromRedisClient(rdb),
+		inspector: asynq.NewInspectorFromRedisClient(rdb), log: log, own: own}
 }

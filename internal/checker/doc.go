@@ -11,5 +11,10 @@
 // a rate-limited task is never archived. A batch with dead-lettered addresses
 // ends archived (SkipRetry) so the standard asynq tooling shows it.
 //
+// Fairness between tenants has two parts: runs sit in different queue lanes
+// (package tasks), and one tenant may hold only the worker slots its rate can
+// use (share.go), so a tenant's batches sleeping on its rate limit do not
+// keep another tenant's batches from starting.
+//
 // It holds no tenant credentials and does not import Graph code.
 package checker

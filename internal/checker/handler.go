@@ -17,6 +17,7 @@ import (
 
 // Config tunes the handler.
 type Config struct {
+	Concurrency int           // the worker's slots; 0: one tenant may use all
 	MaxAttempts int           // per address, before dead-lettering
 	BackoffBase time.Duration // first retry delay ceiling
 	BackoffMax  time.Duration // cap of the retry delay
@@ -48,6 +49,7 @@ type Handler struct {
 	cfg     Config
 	log     *zap.Logger
 	metrics *Metrics
+	share   *share
 	now     func() time.Time
 	rnd     func(int64) int64
 }
@@ -60,7 +62,8 @@ func NewHandler(store *runstore.Store, limiter *ratelimit.Limiter, r Realm, cfg 
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	return &Handler{store: store, limiter: limiter, realm: r, cfg: cfg, log: log, metrics: m, now: time.Now, rnd: randInt64N}, nil
+	return &Handler{store: store, limiter: limiter, realm: r, cfg: cfg, log: log, metrics: m,
+		share: newShare(cfg.Concurrency), now: time.Now, rnd: randInt64N}, nil
 }
 
 // ProcessTask implements asynq.Handler.
@@ -76,7 +79,19 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	lastChance := ok1 && ok2 && retried >= maxRetry
 	log := h.log.With(zap.String("run_id", p.RunID), zap.Int("batch", p.Batch))
 	for {
+		if ok, wait := h.share.acquire(p.TenantID, len(p.Entries)); !ok {
+			d := &deferError{delay: wait + time.Duration(h.rnd(int64(wait/4)+1)), rateLimited: true,
+				reason: "the tenant holds its share of this worker's slots"}
+			if !lastChance {
+				return d
+			}
+			if err := sleep(ctx, d.delay); err != nil {
+				return err
+			}
+			continue
+		}
 		res, err := h.pass(ctx, p, log)
+		h.share.release(p.TenantID)
 		if err != nil {
 			return err
 		}
@@ -147,7 +162,9 @@ func (h *Handler) pass(ctx context.Context, p tasks.CheckBatchPayload, log *zap.
 			deferral = &deferError{delay: slot.Wait + time.Duration(h.rnd(int64(slot.Wait/4)+1)), rateLimited: true, reason: "waiting for the tenant's rate limit"}
 			break
 		}
+		sent := time.Now()
 		res, err := h.realm.Check(ctx, addr)
+		h.share.observe(p.TenantID, time.Since(sent), slot.Rate)
 		if ctx.Err() != nil {
 			stopErr = ctx.Err()
 			break

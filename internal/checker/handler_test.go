@@ -181,7 +181,7 @@ func TestLastRetryRateLimitedIsNotArchived(t *testing.T) {
 	fr := &fakeRealm{calls: map[string]int{}}
 	h, p := setup(t, rdb, ratelimit.Config{TenantRate: 4, MaxWait: 50 * time.Millisecond}, fr, "a@x.com", "b@x.com", "c@x.com")
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
-		Concurrency: 1, Queues: map[string]int{tasks.Queue: 1}, RetryDelayFunc: RetryDelay, IsFailure: IsFailure,
+		Concurrency: 1, Queues: tasks.Queues(), RetryDelayFunc: RetryDelay, IsFailure: IsFailure,
 		LogLevel: asynq.FatalLevel,
 	})
 	mux := asynq.NewServeMux()
@@ -192,7 +192,7 @@ func TestLastRetryRateLimitedIsNotArchived(t *testing.T) {
 	defer srv.Shutdown()
 	cl := asynq.NewClientFromRedisClient(rdb)
 	tk := task(t, p)
-	if _, err := cl.Enqueue(asynq.NewTask(tk.Type(), tk.Payload()), asynq.Queue(tasks.Queue), asynq.MaxRetry(0)); err != nil {
+	if _, err := cl.Enqueue(asynq.NewTask(tk.Type(), tk.Payload()), asynq.Queue(tasks.LaneQueue(0)), asynq.MaxRetry(0)); err != nil {
 		t.Fatal(err)
 	}
 	insp := asynq.NewInspectorFromRedisClient(rdb)
@@ -202,7 +202,7 @@ func TestLastRetryRateLimitedIsNotArchived(t *testing.T) {
 		if r.State() == runstore.StateCompleted {
 			break
 		}
-		if q, err := insp.GetQueueInfo(tasks.Queue); err == nil && q.Archived > 0 {
+		if q, err := insp.GetQueueInfo(tasks.LaneQueue(0)); err == nil && q.Archived > 0 {
 			t.Fatal("the rate-limited task was archived")
 		}
 		if time.Now().After(deadline) {
@@ -210,7 +210,7 @@ func TestLastRetryRateLimitedIsNotArchived(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	q, _ := insp.GetQueueInfo(tasks.Queue)
+	q, _ := insp.GetQueueInfo(tasks.LaneQueue(0))
 	if q.Archived != 0 || fr.calls["a@x.com"]+fr.calls["b@x.com"]+fr.calls["c@x.com"] != 3 {
 		t.Errorf("archived %d, calls %v", q.Archived, fr.calls)
 	}

@@ -31,6 +31,7 @@ type Run struct {
 	Source    string // "graph" or "file"
 	Options   string // JSON of the submit options, for the report and resumes
 	Retention time.Duration
+	Lane      int // the queue lane of the run's batches (tasks.LaneQueue)
 
 	AddressesTotal int64
 	UsersTotal     int64
@@ -92,7 +93,7 @@ func (s *Store) CreateRun(ctx context.Context, r *Run, now time.Time) error {
 	}
 	ms := strconv.FormatInt(now.UnixMilli(), 10)
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, k.run, "source", r.Source, "options", r.Options,
+		p.HSet(ctx, k.run, "source", r.Source, "options", r.Options, "lane", r.Lane,
 			"retention_s", int64(r.Retention/time.Second), "created_at", ms, "updated_at", ms,
 			"addresses_total", 0, "checked", 0, "present", 0, "absent", 0, "failed_pending", 0, "dead", 0, "batches", 0)
 		p.ZAdd(ctx, runsKey, redis.Z{Score: float64(now.UnixMilli()), Member: r.ID})
@@ -124,6 +125,7 @@ func (s *Store) GetRun(ctx context.Context, id string) (*Run, error) {
 	r := &Run{
 		ID: id, TenantID: m["tenant_id"], Source: m["source"], Options: m["options"],
 		Retention:      time.Duration(atoi(m["retention_s"])) * time.Second,
+		Lane:           int(atoi(m["lane"])),
 		AddressesTotal: atoi(m["addresses_total"]), UsersTotal: atoi(m["users_total"]),
 		Batches: atoi(m["batches"]), Checked: atoi(m["checked"]), Present: atoi(m["present"]),
 		Absent: atoi(m["absent"]), FailedPending: atoi(m["failed_pending"]), DeadLettered: atoi(m["dead"]),

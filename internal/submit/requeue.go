@@ -41,7 +41,7 @@ func (s *Submitter) Requeue(ctx context.Context, runID string, batchSize int) (i
 	batches := make(map[int][]byte, nb)
 	for i := 0; i < len(dead); i += batchSize {
 		n := first + i/batchSize
-		p := tasks.CheckBatchPayload{RunID: runID, TenantID: run.TenantID, Batch: n}
+		p := tasks.CheckBatchPayload{RunID: runID, TenantID: run.TenantID, Batch: n, Lane: run.Lane}
 		for k, d := range dead[i:min(i+batchSize, len(dead))] {
 			addrs[i+k] = d.Address
 			p.Entries = append(p.Entries, tasks.Entry{Address: d.Address})

@@ -56,6 +56,8 @@ type Submitter struct {
 	Log        *zap.Logger
 	Now        func() time.Time
 	OnProgress func(Progress)
+	// ChooseLane picks the queue lane of a new run (nil: lane 0).
+	ChooseLane func(context.Context) (int, error)
 }
 
 // Request describes one submit.
@@ -83,6 +85,11 @@ func (s *Submitter) Submit(ctx context.Context, req Request, src Source) (Summar
 		j.sum.Samples = make(map[string][]string)
 	}
 	if req.Resume && !req.DryRun {
+		run, err := s.Store.GetRun(ctx, req.Run.ID)
+		if err != nil {
+			return j.sum, err
+		}
+		j.req.Run.Lane = run.Lane
 		if err := j.open(ctx); err != nil {
 			return j.sum, err
 		}
@@ -128,12 +135,20 @@ type job struct {
 // open creates (or locks, on resume) the run and enqueues what an earlier
 // submit left unsent.
 func (j *job) open(ctx context.Context) error {
-	st, run := j.s.Store, j.req.Run
+	st := j.s.Store
 	if !j.req.Resume {
-		if err := st.CreateRun(ctx, &run, j.s.now()); err != nil {
+		if j.s.ChooseLane != nil {
+			lane, err := j.s.ChooseLane(ctx)
+			if err != nil {
+				return fmt.Errorf("choose a queue lane: %w", err)
+			}
+			j.req.Run.Lane = lane
+		}
+		if err := st.CreateRun(ctx, &j.req.Run, j.s.now()); err != nil {
 			return err
 		}
 	}
+	run := j.req.Run
 	if err := st.Lock(ctx, run.ID, j.holder); err != nil {
 		return err
 	}
@@ -254,7 +269,7 @@ func (j *job) flushBatch(ctx context.Context) error {
 		}
 		j.nextBatch, j.lastBatch = first, first+batchBlock
 	}
-	p := tasks.CheckBatchPayload{RunID: id, TenantID: j.req.Run.TenantID, Batch: j.nextBatch, Entries: j.cur}
+	p := tasks.CheckBatchPayload{RunID: id, TenantID: j.req.Run.TenantID, Batch: j.nextBatch, Lane: j.req.Run.Lane, Entries: j.cur}
 	payload, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("encode batch: %w", err)

@@ -72,13 +72,15 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 	if err != nil {
 		return nil, err
 	}
-	h, err := checker.NewHandler(runstore.New(rdb), lim, rc, cfg.Checker, log, checker.NewMetrics(reg))
+	ccfg := cfg.Checker
+	ccfg.Concurrency = cfg.Concurrency
+	h, err := checker.NewHandler(runstore.New(rdb), lim, rc, ccfg, log, checker.NewMetrics(reg))
 	if err != nil {
 		return nil, err
 	}
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:     cfg.Concurrency,
-		Queues:          map[string]int{tasks.Queue: 1},
+		Queues:          tasks.Queues(),
 		RetryDelayFunc:  checker.RetryDelay,
 		IsFailure:       checker.IsFailure,
 		ShutdownTimeout: cfg.ShutdownTimeout,
