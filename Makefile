@@ -24,7 +24,15 @@ test: ## vet, then all tests (integration tests start their own redis-server)
 
 .PHONY: bench
 bench: ## micro-benchmarks: classification, expansion, recording a batch in Redis
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/addresses ./internal/realm ./internal/runstore ./internal/tenantsim
+
+.PHONY: bench-throttle
+bench-throttle: ## throttle-seeking (C = 20 and 100/s, 1-8 worker processes) and limiter accuracy; ~10 min
+	$(GO) test -run '^$$' -bench '^BenchmarkThrottle$$' -benchtime 1x -timeout 60m ./internal/e2e
+
+.PHONY: bench-fairness
+bench-fairness: ## a 500-address run beside a 20,000-address run of another tenant vs alone
+	$(GO) test -run '^$$' -bench '^BenchmarkFairness$$' -benchtime 1x ./internal/worker
 
 .PHONY: fmt
 fmt: ## gofmt and go mod tidy

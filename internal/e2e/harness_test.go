@@ -29,7 +29,7 @@ var (
 )
 
 // binaries builds enqueue, worker and tenantsim once per test binary.
-func binaries(t *testing.T) string {
+func binaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "msaudit-e2e-bin-")
@@ -71,7 +71,7 @@ type truth struct {
 	} `json:"addresses"`
 }
 
-func startSim(t *testing.T, dir string, args ...string) *sim {
+func startSim(t testing.TB, dir string, args ...string) *sim {
 	t.Helper()
 	s := &sim{truthFile: filepath.Join(dir, "truth.json")}
 	args = append([]string{"--listen", "127.0.0.1:0", "--client-id", clientID,
@@ -97,7 +97,7 @@ func startSim(t *testing.T, dir string, args ...string) *sim {
 	return s
 }
 
-func (s *sim) truth(t *testing.T) truth {
+func (s *sim) truth(t testing.TB) truth {
 	t.Helper()
 	b, err := os.ReadFile(s.truthFile)
 	if err != nil {
@@ -116,7 +116,7 @@ func (s *sim) env(redisURL string) []string {
 	return append(os.Environ(), "SSL_CERT_FILE="+s.CAFile, "AZURE_CLIENT_SECRET="+secret, "REDIS_URL="+redisURL)
 }
 
-func logFile(t *testing.T, dir, name string) *os.File {
+func logFile(t testing.TB, dir, name string) *os.File {
 	f, err := os.Create(filepath.Join(dir, name))
 	if err != nil {
 		t.Fatal(err)
@@ -127,14 +127,14 @@ func logFile(t *testing.T, dir, name string) *os.File {
 
 // worker is a worker process that can be killed and restarted.
 type worker struct {
-	t    *testing.T
+	t    testing.TB
 	args []string
 	env  []string
 	log  *os.File
 	cmd  *exec.Cmd
 }
 
-func startWorker(t *testing.T, dir, name string, s *sim, redisURL string, extra ...string) *worker {
+func startWorker(t testing.TB, dir, name string, s *sim, redisURL string, extra ...string) *worker {
 	args := append([]string{"--realm-url", s.RealmURL, "--metrics-addr", "", "--log-format", "json"}, extra...)
 	w := &worker{t: t, args: args, env: s.env(redisURL), log: logFile(t, dir, name+".log")}
 	w.start()
@@ -158,7 +158,7 @@ func (w *worker) kill() {
 }
 
 // enqueue runs the CLI and returns its stdout; it fails the test on error.
-func enqueue(t *testing.T, env []string, args ...string) []byte {
+func enqueue(t testing.TB, env []string, args ...string) []byte {
 	t.Helper()
 	out, errOut, err := enqueueErr(env, args...)
 	if err != nil {
@@ -187,7 +187,7 @@ type status struct {
 	DeadLettered   int64  `json:"dead_lettered"`
 }
 
-func getStatus(t *testing.T, env []string, run string) status {
+func getStatus(t testing.TB, env []string, run string) status {
 	t.Helper()
 	var st status
 	if err := json.Unmarshal(enqueue(t, env, "status", run, "-o", "json"), &st); err != nil {
@@ -197,7 +197,7 @@ func getStatus(t *testing.T, env []string, run string) status {
 }
 
 // waitDone polls status until the run completes; onProgress sees each status.
-func waitDone(t *testing.T, env []string, run string, limit time.Duration, onProgress func(status)) status {
+func waitDone(t testing.TB, env []string, run string, limit time.Duration, onProgress func(status)) status {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
@@ -226,7 +226,7 @@ type reportRow struct {
 	Error       string `json:"error"`
 }
 
-func jsonReport(t *testing.T, env []string, dir, run string) []reportRow {
+func jsonReport(t testing.TB, env []string, dir, run string) []reportRow {
 	t.Helper()
 	path := filepath.Join(dir, "report.json")
 	enqueue(t, env, "report", run, "--format", "json", "--out", path)
@@ -241,4 +241,4 @@ func jsonReport(t *testing.T, env []string, dir, run string) []reportRow {
 	return rows
 }
 
-func newRedis(t *testing.T) string { return redistest.URL(t) }
+func newRedis(t testing.TB) string { return redistest.URL(t) }
