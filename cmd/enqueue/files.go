@@ -58,3 +58,31 @@ func readIdentities(r io.Reader) ([]string, error) {
 	}
 	return out, nil
 }
+
+// readCertificate reads --certificate-file (else $AZURE_CLIENT_CERTIFICATE_PATH)
+// and the PFX password from --certificate-password-file (else
+// $AZURE_CLIENT_CERTIFICATE_PASSWORD). Errors name the files, never the
+// password.
+func readCertificate(certFile, passwordFile string) ([]byte, string, error) {
+	if certFile == "" {
+		certFile = os.Getenv("AZURE_CLIENT_CERTIFICATE_PATH")
+	}
+	if certFile == "" {
+		return nil, "", fmt.Errorf("certificate auth needs --certificate-file (or AZURE_CLIENT_CERTIFICATE_PATH)")
+	}
+	cert, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, "", fmt.Errorf("--certificate-file: %w", err)
+	}
+	password := os.Getenv("AZURE_CLIENT_CERTIFICATE_PASSWORD")
+	if passwordFile != "" {
+		b, err := os.ReadFile(passwordFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("--certificate-password-file: %w", err)
+		}
+		// Only the line break an editor adds is dropped: a password may
+		// legitimately begin or end with spaces.
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	return cert, password, nil
+}

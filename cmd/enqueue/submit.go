@@ -28,26 +28,44 @@ type submitOptions struct {
 	Auth             string
 	ClientID         string
 	ClientSecretFile string
-	GraphURL         string
-	AuthorityHost    string
-	Addresses        string
-	Domains          []string
-	Filter           string
-	UsersFile        string
-	AddressesFile    string
-	BatchSize        int
-	RunID            string
-	DryRun           bool
-	Output           string
-	Retention        time.Duration
+	// ClientSecretArg is the hidden --client-secret, defined only to refuse it.
+	ClientSecretArg         string
+	CertificateFile         string
+	CertificatePasswordFile string
+	FederatedTokenFile      string
+	DomainPermission        string
+	UserPermission          string
+	AdvancedQuery           bool
+	GraphURL                string
+	AuthorityHost           string
+	Addresses               string
+	Domains                 []string
+	Filter                  string
+	UsersFile               string
+	AddressesFile           string
+	BatchSize               int
+	RunID                   string
+	DryRun                  bool
+	Output                  string
+	Retention               time.Duration
 
 	// Set by tests and the demo, not by flags.
 	clientSecret string
 	httpClient   *http.Client
+	prompt       ioWriter // device-code instructions; nil = stderr
+
+	// authPicked says why Auth was chosen when --auth was omitted.
+	authPicked string
 }
 
-// authMethods are the --auth values this build supports.
-var authMethods = []string{"client-secret"}
+// authMethods are the --auth values, directory.AuthMethods as strings.
+var authMethods = func() []string {
+	out := make([]string, len(directory.AuthMethods))
+	for i, m := range directory.AuthMethods {
+		out[i] = string(m)
+	}
+	return out
+}()
 
 func (o *submitOptions) Validate() error {
 	if strings.TrimSpace(o.TenantID) == "" {
@@ -88,16 +106,103 @@ func (o *submitOptions) Validate() error {
 			return fmt.Errorf("--domain %q: not a domain name", d)
 		}
 	}
-	if o.Auth == "" {
-		o.Auth = "client-secret"
+	if err := o.validateAuth(); err != nil {
+		return err
 	}
-	if !contains(authMethods, o.Auth) {
-		return fmt.Errorf("--auth %q: want one of %s", o.Auth, strings.Join(authMethods, ", "))
+	if o.DomainPermission == "" {
+		o.DomainPermission = directory.DomainPermissions[0]
 	}
-	if o.ClientID == "" {
-		return errors.New("--client-id is required for Graph access (or AZURE_CLIENT_ID)")
+	if o.UserPermission == "" {
+		o.UserPermission = directory.UserPermissions[0]
+	}
+	var err error
+	if o.DomainPermission, err = directory.CanonicalPermission(o.DomainPermission, directory.DomainPermissions); err != nil {
+		return fmt.Errorf("--domain-permission: %w", err)
+	}
+	if o.UserPermission, err = directory.CanonicalPermission(o.UserPermission, directory.UserPermissions); err != nil {
+		return fmt.Errorf("--user-permission: %w", err)
+	}
+	if o.UsersFile != "" && o.AdvancedQuery {
+		return errors.New("--advanced-query applies to --filter or the full user list, not --users-file")
 	}
 	return nil
+}
+
+// validateAuth checks --auth and its inputs, or picks the method from what
+// is supplied: an explicit file flag first, then the environment, so that a
+// variable injected into every pod (AZURE_FEDERATED_TOKEN_FILE under AKS
+// workload identity) does not override what the operator typed.
+func (o *submitOptions) validateAuth() error {
+	if o.ClientSecretArg != "" {
+		return errors.New("--client-secret is refused: a secret on the command line is visible in the process list and shell history; " +
+			"put it in AZURE_CLIENT_SECRET or a file named by --client-secret-file")
+	}
+	if o.Auth == "" {
+		if err := o.pickAuth(); err != nil {
+			return err
+		}
+	}
+	m, err := directory.ParseAuthMethod(o.Auth)
+	if err != nil {
+		return fmt.Errorf("--auth: %w", err)
+	}
+	o.Auth = string(m)
+	if o.CertificateFile != "" && m != directory.AuthCertificate {
+		return fmt.Errorf("--certificate-file is for --auth certificate, not %s", m)
+	}
+	if o.CertificatePasswordFile != "" && o.CertificateFile == "" && os.Getenv("AZURE_CLIENT_CERTIFICATE_PATH") == "" {
+		return errors.New("--certificate-password-file needs --certificate-file")
+	}
+	if o.FederatedTokenFile != "" && m != directory.AuthWorkloadIdentity {
+		return fmt.Errorf("--federated-token-file is for --auth workload-identity, not %s", m)
+	}
+	if o.ClientSecretFile != "" && m != directory.AuthClientSecret {
+		return fmt.Errorf("--client-secret-file is for --auth client-secret, not %s", m)
+	}
+	switch m {
+	case directory.AuthManagedIdentity, directory.AuthAzureCLI:
+		// --client-id is optional: a user-assigned identity, or unused.
+	default:
+		if o.ClientID == "" {
+			return fmt.Errorf("--client-id is required for --auth %s (or AZURE_CLIENT_ID)", m)
+		}
+	}
+	return nil
+}
+
+func (o *submitOptions) pickAuth() error {
+	var given []string
+	for _, c := range []struct {
+		set          bool
+		flag, method string
+	}{
+		{o.ClientSecretFile != "", "--client-secret-file", "client-secret"},
+		{o.CertificateFile != "", "--certificate-file", "certificate"},
+		{o.FederatedTokenFile != "", "--federated-token-file", "workload-identity"},
+	} {
+		if c.set {
+			given = append(given, c.flag)
+			o.Auth, o.authPicked = c.method, c.flag+" was given"
+		}
+	}
+	if len(given) > 1 {
+		return fmt.Errorf("%s: more than one credential given; say which to use with --auth", strings.Join(given, " and "))
+	}
+	if o.Auth != "" {
+		return nil
+	}
+	for _, c := range []struct{ env, method string }{
+		{"AZURE_CLIENT_SECRET", "client-secret"},
+		{"AZURE_CLIENT_CERTIFICATE_PATH", "certificate"},
+		{"AZURE_FEDERATED_TOKEN_FILE", "workload-identity"},
+	} {
+		if os.Getenv(c.env) != "" || (c.method == "client-secret" && o.clientSecret != "") {
+			o.Auth, o.authPicked = c.method, c.env+" is set"
+			return nil
+		}
+	}
+	return errors.New("no credential given: set AZURE_CLIENT_SECRET or --client-secret-file, or --certificate-file, or " +
+		"--federated-token-file, or choose --auth device-code, browser, managed-identity or azure-cli")
 }
 
 func contains(list []string, s string) bool {
@@ -115,9 +220,18 @@ func addSubmitFlags(cmd *cobra.Command, a *app, o *submitOptions) {
 	f := cmd.Flags()
 	s.String(&o.TenantID, "tenant-id", "AZURE_TENANT_ID", "", "directory (tenant) ID to audit")
 	s.String(&o.Environment, "environment", "AZURE_ENVIRONMENT", "Global", "cloud: Global, USGov, USGovDoD or China")
-	s.String(&o.Auth, "auth", "AZURE_AUTH", "", "authentication method: "+strings.Join(authMethods, ", ")+" (default: client-secret)")
-	s.String(&o.ClientID, "client-id", "AZURE_CLIENT_ID", "", "application (client) ID of the app registration")
+	s.String(&o.Auth, "auth", "AZURE_AUTH", "", "authentication method: "+strings.Join(authMethods, ", ")+
+		" (default: picked from the credential given: secret, certificate or federated token)")
+	s.String(&o.ClientID, "client-id", "AZURE_CLIENT_ID", "", "application (client) ID of the app registration (for managed-identity: a user-assigned identity)")
 	f.StringVar(&o.ClientSecretFile, "client-secret-file", "", "file holding the client secret (else env AZURE_CLIENT_SECRET; never pass a secret as an argument)")
+	f.StringVar(&o.ClientSecretArg, "client-secret", "", "refused: use AZURE_CLIENT_SECRET or --client-secret-file")
+	_ = f.MarkHidden("client-secret")
+	f.StringVar(&o.CertificateFile, "certificate-file", "", "certificate auth: PEM (certificate and key) or PFX file (else env AZURE_CLIENT_CERTIFICATE_PATH)")
+	f.StringVar(&o.CertificatePasswordFile, "certificate-password-file", "", "file holding the PFX password (else env AZURE_CLIENT_CERTIFICATE_PASSWORD)")
+	f.StringVar(&o.FederatedTokenFile, "federated-token-file", "", "workload-identity: the projected service account token file (else env AZURE_FEDERATED_TOKEN_FILE)")
+	f.StringVar(&o.DomainPermission, "domain-permission", "Domain.Read.All", "Graph permission used to read domains: "+strings.Join(directory.DomainPermissions, " or ")+"; verified after connecting")
+	f.StringVar(&o.UserPermission, "user-permission", "User.Read.All", "Graph permission used to read users: "+strings.Join(directory.UserPermissions, ", ")+"; verified after connecting")
+	f.BoolVar(&o.AdvancedQuery, "advanced-query", false, "send --filter as an advanced query (ConsistencyLevel: eventual, $count=true); implied by endsWith, ne, not(…) and similar")
 	s.String(&o.GraphURL, "graph-url", "GRAPH_URL", "", "override the cloud's Graph base URL, e.g. https://host:port/v1.0")
 	s.String(&o.AuthorityHost, "authority-host", "AZURE_AUTHORITY_HOST", "", "override the cloud's login authority host, e.g. https://host:port/")
 	f.StringVar(&o.Addresses, "addresses", "all", "which addresses of a user: all (UPN, mail, SMTP proxies) or primary (UPN and mail)")
@@ -142,7 +256,15 @@ builds the addresses to check (SPEC: UPN, mail and SMTP proxy addresses at the
 run's domains; guests skipped; each address once per run) and queues them in
 batches while it reads. It prints the run ID when everything is queued.
 
-The client secret comes from AZURE_CLIENT_SECRET or --client-secret-file.
+Sign-in (--auth): client-secret (AZURE_CLIENT_SECRET or --client-secret-file),
+certificate (--certificate-file PEM or PFX, --certificate-password-file),
+device-code (prints a code and URL on stderr), browser, workload-identity
+(--federated-token-file or AZURE_FEDERATED_TOKEN_FILE), managed-identity
+(--client-id for a user-assigned one) or azure-cli. Without --auth the method
+follows from the credential given. After connecting, the token must grant
+--domain-permission and --user-permission (or a broader permission); if not,
+submit stops and says how to grant admin consent.
+
 If submit stops half-way (Ctrl-C, a Graph error), run it again with
 --run-id RUN and the same options: it continues without checking any address
 twice.`,
@@ -150,6 +272,9 @@ twice.`,
   enqueue submit --tenant-id $TENANT --client-id $APP
   enqueue submit --tenant-id $TENANT --client-id $APP --domain contoso.com --addresses primary
   enqueue submit --tenant-id $TENANT --addresses-file failed.txt      # no Graph access
+  enqueue submit --tenant-id $TENANT --client-id $APP --certificate-file app.pfx --certificate-password-file pw.txt
+  enqueue submit --tenant-id $TENANT --client-id $APP --auth device-code --user-permission Directory.Read.All
+  enqueue submit --tenant-id $TENANT --client-id $APP --filter "endsWith(mail,'@contoso.com')"
   enqueue submit --tenant-id $TENANT --client-id $APP --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -180,6 +305,9 @@ twice.`,
 
 // runSubmit does the submit; sess is nil for a dry run.
 func runSubmit(ctx context.Context, sess *session, log *zap.Logger, o *submitOptions, progress ioWriter) (submit.Summary, error) {
+	if o.prompt == nil {
+		o.prompt = progress // the device code goes where the operator looks
+	}
 	src, err := buildSource(ctx, log, o)
 	if err != nil {
 		return submit.Summary{}, err
@@ -242,32 +370,67 @@ func buildSource(ctx context.Context, log *zap.Logger, o *submitOptions) (submit
 			return nil, err
 		}
 	}
-	secret, err := o.secret()
+	dopts, err := o.directoryOptions(log)
 	if err != nil {
 		return nil, err
 	}
-	cloud, _ := directory.CloudByName(o.Environment)
-	dir, err := directory.Connect(ctx, directory.Options{
-		Cloud: cloud, GraphURL: o.GraphURL, AuthorityHost: o.AuthorityHost,
-		TenantID: o.TenantID, ClientID: o.ClientID, ClientSecret: secret,
-		HTTPClient: o.httpClient, Logger: log,
-	})
+	dir, err := directory.Connect(ctx, dopts)
 	if err != nil {
+		return nil, err
+	}
+	// Both permissions are checked before anything else, so that an app
+	// missing one is told so at once instead of after reading the domains.
+	if err := dir.CheckPermissions(o.DomainPermission, o.UserPermission); err != nil {
 		return nil, err
 	}
 	doms, err := intake.Domains(ctx, dir, o.Domains)
 	if err != nil {
-		return nil, err
+		return nil, dir.ExplainForbidden(err, o.DomainPermission)
 	}
 	log.Info("domains of the run", zap.Strings("domains", intake.DomainNames(doms)))
 	if ids != nil {
 		users, err := intake.ResolveUsers(ctx, dir, ids)
 		if err != nil {
-			return nil, err
+			return nil, dir.ExplainForbidden(err, o.UserPermission)
 		}
 		return intake.UsersSource(users, doms, mode), nil
 	}
-	return intake.TenantSource(dir, directory.UserQuery{Filter: o.Filter}, doms, mode), nil
+	q := directory.UserQuery{Filter: o.Filter, Advanced: o.AdvancedQuery || intake.IsAdvancedFilter(o.Filter)}
+	if q.Advanced && !o.AdvancedQuery {
+		log.Info("the filter needs graph's advanced query mode: sending ConsistencyLevel: eventual and $count=true")
+	}
+	src := intake.TenantSource(dir, q, doms, mode)
+	return func(ctx context.Context, emit submit.Emit) error {
+		return dir.ExplainForbidden(src(ctx, emit), o.UserPermission)
+	}, nil
+}
+
+// directoryOptions reads the chosen method's credential (from a file or the
+// environment, never from an argument) into directory.Options.
+func (o *submitOptions) directoryOptions(log *zap.Logger) (directory.Options, error) {
+	cloud, _ := directory.CloudByName(o.Environment)
+	d := directory.Options{
+		Cloud: cloud, GraphURL: o.GraphURL, AuthorityHost: o.AuthorityHost,
+		TenantID: o.TenantID, ClientID: o.ClientID, Auth: directory.AuthMethod(o.Auth),
+		HTTPClient: o.httpClient, Logger: log, Prompt: o.prompt,
+	}
+	if o.authPicked != "" {
+		log.Info("authentication method picked", zap.String("auth", o.Auth), zap.String("because", o.authPicked))
+	}
+	var err error
+	switch d.Auth {
+	case directory.AuthClientSecret:
+		d.ClientSecret, err = o.secret()
+	case directory.AuthCertificate:
+		d.Certificate, d.CertificatePassword, err = readCertificate(o.CertificateFile, o.CertificatePasswordFile)
+	case directory.AuthWorkloadIdentity:
+		d.FederatedTokenFile = o.FederatedTokenFile
+	case directory.AuthAzureCLI:
+		if o.AuthorityHost != "" || o.Environment != "Global" {
+			log.Warn("the azure cli signs in to the cloud 'az cloud set' selected; --environment and --authority-host do not change it")
+		}
+	}
+	return d, err
 }
 
 // secret returns the client secret from the file or the environment.

@@ -1,7 +1,8 @@
 // Package intake decides what a run checks: it resolves the run's domain set
 // (the tenant's verified non-onmicrosoft domains, or the operator's --domain
 // list, each of which must exist and be verified), resolves a --users-file,
-// and turns the tenant's users — or an address list — into the candidate
+// tells which --filter needs Graph's advanced query mode, and turns the
+// tenant's users — or an address list — into the candidate
 // stream the submit pipeline consumes. Everything that can be refused is
 // refused before the first candidate is emitted, so a bad input leaves
 // nothing in Redis.
