@@ -19,8 +19,9 @@ func IsAdvancedFilter(filter string) bool {
 	return advancedFilter.MatchString(" " + stripLiterals(filter) + " ")
 }
 
-// stripLiterals blanks OData string literals ('…', with ” as an escaped
-// quote) so that their content cannot look like an operator.
+// stripLiterals blanks OData string literals (quoted with ', a doubled one
+// being an escaped quote inside) so that their content cannot look like an
+// operator.
 func stripLiterals(s string) string {
 	var b strings.Builder
 	in := false
