@@ -2,9 +2,14 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,12 +31,12 @@ type simStats struct {
 
 func (s *sim) stats(t *testing.T) simStats {
 	t.Helper()
-	pem, err := os.ReadFile(s.CAFile)
+	ca, err := os.ReadFile(s.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
+	pool.AppendCertsFromPEM(ca)
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	resp, err := hc.Get(s.URL + "/_sim/stats")
 	if err != nil {
@@ -221,4 +226,87 @@ func TestSubmitKilledMidEnumerationResumes(t *testing.T) {
 	if len(st.PerAddress) != len(gt.Addresses) {
 		t.Errorf("realm saw %d distinct addresses, ground truth has %d", len(st.PerAddress), len(gt.Addresses))
 	}
+}
+
+// TestSubmitWithOtherMethods drives the enqueue binary with certificate
+// (a PEM file) and device-code sign-in, and checks that
+// Graph's own 400 text reaches the operator for a malformed filter, and that
+// an advanced filter works without --advanced-query.
+func TestSubmitWithOtherMethods(t *testing.T) {
+	dir := t.TempDir()
+	redisURL := newRedis(t)
+	certPEM, keyPEM := e2eCertificate(t)
+	certFile := filepath.Join(dir, "app.pem")
+	if err := os.WriteFile(certFile, append(certPEM, keyPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startSim(t, dir, "--users", "300", "--seed", "4", "--client-certificate-file", certFile)
+	env := s.env(redisURL)
+	base := []string{"submit", "--tenant-id", s.TenantID, "--client-id", clientID, "--graph-url", s.GraphURL,
+		"--authority-host", s.Authority, "--dry-run", "-o", "json"}
+	want := len(s.truth(t).Addresses)
+	for _, c := range []struct {
+		name   string
+		args   []string
+		stderr string
+	}{
+		{"certificate", []string{"--certificate-file", certFile}, `"because": "--certificate-file was given"`},
+		{"device code", []string{"--auth", "device-code"}, "/devicelogin"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, errOut, err := enqueueErr(env, append(append([]string{}, base...), c.args...)...)
+			if err != nil {
+				t.Fatalf("submit: %v\n%s", err, errOut)
+			}
+			var res struct {
+				Addresses int `json:"addresses"`
+			}
+			if err := json.Unmarshal(out, &res); err != nil || res.Addresses != want {
+				t.Errorf("dry run: %s (%v), want %d addresses", out, err, want)
+			}
+			if !strings.Contains(string(errOut), c.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", c.stderr, errOut)
+			}
+		})
+	}
+	t.Run("malformed filter", func(t *testing.T) {
+		_, errOut, err := enqueueErr(env, append(append([]string{}, base...), "--filter", "startsWith(displayName,")...)
+		if err == nil || !strings.Contains(string(errOut), "graph 400 BadRequest: Invalid filter clause") {
+			t.Fatalf("exit %v, want Graph's message:\n%s", err, errOut)
+		}
+	})
+	t.Run("advanced filter detected", func(t *testing.T) {
+		out, errOut, err := enqueueErr(env, append(append([]string{}, base...), "--filter", "endsWith(userPrincipalName,'@contoso.com')")...)
+		if err != nil || !strings.Contains(string(errOut), "advanced query mode") {
+			t.Fatalf("submit: %v\n%s", err, errOut)
+		}
+		var res struct {
+			Users int `json:"users"`
+		}
+		if json.Unmarshal(out, &res) != nil || res.Users == 0 {
+			t.Errorf("advanced filter matched no user: %s", out)
+		}
+	})
+	if keys := redisKeys(t, redisURL); len(keys) != 0 {
+		t.Errorf("dry runs wrote to redis: %v", keys)
+	}
+}
+
+func e2eCertificate(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "msaudit-e2e"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})
 }
