@@ -34,6 +34,10 @@ bench-throttle: ## throttle-seeking (C = 20 and 100/s, 1-8 worker processes) and
 bench-fairness: ## a 500-address run beside a 20,000-address run of another tenant vs alone
 	$(GO) test -run '^$$' -bench '^BenchmarkFairness$$' -benchtime 1x ./internal/worker
 
+.PHONY: bench-enqueue
+bench-enqueue: ## time and peak RSS of submitting a 200,000-user simulated tenant (USERS=n to change)
+	MSAUDIT_BENCH_USERS=$(or $(USERS),200000) $(GO) test -run '^$$' -bench BenchmarkSubmitLargeTenant -benchtime 1x -timeout 30m ./cmd/enqueue
+
 .PHONY: fmt
 fmt: ## gofmt and go mod tidy
 	gofmt -w cmd internal tasks
