@@ -273,10 +273,28 @@ func allowedHosts(cfg Options) []string {
 
 // graphMiddlewares is the SDK's default chain: telemetry, URL replacement and
 // kiota's retry (429/503/504 honouring Retry-After), redirect, compression,
-// parameter-name decoding, user agent and header inspection.
+// parameter-name decoding, user agent and header inspection — with the retry
+// handler allowed graphMaxRetries instead of kiota's 3: a tenant-wide read
+// takes hundreds of pages, and Graph may throttle one page several times in a
+// row; a page that still fails stops the submit, which must then be resumed.
 func graphMiddlewares() []khttp.Middleware {
-	return msgraphcore.GetDefaultMiddlewaresWithOptions(&graphClientOptions)
+	mw := msgraphcore.GetDefaultMiddlewaresWithOptions(&graphClientOptions)
+	for i, m := range mw {
+		if _, ok := m.(*khttp.RetryHandler); ok {
+			mw[i] = khttp.NewRetryHandlerWithOptions(khttp.RetryHandlerOptions{
+				MaxRetries: graphMaxRetries,
+				ShouldRetry: func(time.Duration, int, *http.Request, *http.Response) bool {
+					return true
+				},
+			})
+		}
+	}
+	return mw
 }
+
+// graphMaxRetries is kiota's ceiling; kiota also caps the total wait at
+// three minutes.
+const graphMaxRetries = 10
 
 // graphHTTPClient wraps the injected client's transport (or kiota's default,
 // which trusts the system pool) in the Graph middleware chain.

@@ -1,6 +1,8 @@
 // Package directory owns every conversation with Microsoft Graph and the
-// Microsoft identity platform: it turns a cloud, a tenant and a credential
-// into a connected Client, and reads the tenant's domains and users from it.
+// Microsoft identity platform: it turns a cloud, a tenant and one of the
+// sign-in methods of SPEC.md §4 into a connected Client, tells from the
+// token's claims whether the operator's permissions are granted (and explains
+// Graph's 403s the same way), and reads the tenant's domains and users.
 //
 // Only the enqueuer imports it. Workers must never link it, because the
 // product promises that workers hold no tenant credentials and do not carry

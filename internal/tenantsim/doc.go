@@ -1,6 +1,9 @@
 // Package tenantsim simulates, on one local HTTPS listener, the three
 // Microsoft services the audit talks to: an Entra ID authority (OpenID
-// discovery and the client-credentials token endpoint), the slice of
+// discovery; app tokens for a client secret, a certificate-signed client
+// assertion or a federated workload identity token; device-code sign-in with
+// delegated tokens; and an App Service style managed identity endpoint), the
+// slice of
 // Microsoft Graph v1.0 the enqueuer reads (/domains and /users with $select,
 // $filter, $top, $count and absolute nextLinks), and the public userrealm
 // service the workers query (with a token-bucket throttle, a penalty window
