@@ -196,7 +196,11 @@ func (o *submitOptions) pickAuth() error {
 		{"AZURE_CLIENT_CERTIFICATE_PATH", "certificate"},
 		{"AZURE_FEDERATED_TOKEN_FILE", "workload-identity"},
 	} {
-		if os.Getenv(c.env) != "" || (c.method == "client-secret" && o.clientSecret != "") {
+		if c.method == "client-secret" && o.clientSecret != "" {
+			o.Auth, o.authPicked = c.method, "a client secret was supplied"
+			return nil
+		}
+		if os.Getenv(c.env) != "" {
 			o.Auth, o.authPicked = c.method, c.env+" is set"
 			return nil
 		}
@@ -237,7 +241,7 @@ func addSubmitFlags(cmd *cobra.Command, a *app, o *submitOptions) {
 	f.StringVar(&o.Addresses, "addresses", "all", "which addresses of a user: all (UPN, mail, SMTP proxies) or primary (UPN and mail)")
 	f.StringArrayVar(&o.Domains, "domain", nil, "audit only addresses at this verified domain (repeatable; default: all verified non-onmicrosoft domains)")
 	f.StringVar(&o.Filter, "filter", "", "Graph $filter selecting users, e.g. \"startsWith(displayName,'a')\"")
-	f.StringVar(&o.UsersFile, "users-file", "", "file of user UPNs or object IDs, one a line ('#' comments and blank lines ignored)")
+	f.StringVar(&o.UsersFile, "users-file", "", "file of user UPNs or object IDs, one a line (blank lines and lines starting with '#' ignored; a UPN may contain '#')")
 	f.StringVar(&o.AddressesFile, "addresses-file", "", "file of addresses, one a line (or a 'deadletters --export' file): no Graph access")
 	f.IntVar(&o.BatchSize, "batch-size", 50, "addresses per task")
 	f.StringVar(&o.RunID, "run-id", "", "resume or extend this run instead of starting a new one (addresses already in it are not checked again)")
