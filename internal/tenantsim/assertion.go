@@ -61,6 +61,9 @@ func (s *Server) authenticateAssertion(w http.ResponseWriter, tr *tokenRequest) 
 		Nbf int64  `json:"nbf"`
 	}
 	if decodeSegment(parts[0], &hdr) != nil || decodeSegment(parts[1], &claims) != nil {
+		if s.cfg.FederatedToken != "" {
+			return fail(700211, "No matching federated identity record found for presented assertion.")
+		}
 		return fail(700025, "Client assertion is not a valid JWT.")
 	}
 	cert := s.certificateFor(hdr.X5t, hdr.X5tS256)
