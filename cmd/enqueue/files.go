@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -85,4 +86,26 @@ func readCertificate(certFile, passwordFile string) ([]byte, string, error) {
 		password = strings.TrimRight(string(b), "\r\n")
 	}
 	return cert, password, nil
+}
+
+// secret returns the client secret from the file or the environment.
+func (o *submitOptions) secret() (string, error) {
+	if o.clientSecret != "" {
+		return o.clientSecret, nil
+	}
+	if o.ClientSecretFile != "" {
+		b, err := os.ReadFile(o.ClientSecretFile)
+		if err != nil {
+			return "", fmt.Errorf("--client-secret-file: %w", err)
+		}
+		s := strings.TrimSpace(string(b))
+		if s == "" {
+			return "", fmt.Errorf("--client-secret-file %s is empty", o.ClientSecretFile)
+		}
+		return s, nil
+	}
+	if s := os.Getenv("AZURE_CLIENT_SECRET"); s != "" {
+		return s, nil
+	}
+	return "", errors.New("client-secret auth needs the secret in AZURE_CLIENT_SECRET or --client-secret-file")
 }

@@ -437,28 +437,6 @@ func (o *submitOptions) directoryOptions(log *zap.Logger) (directory.Options, er
 	return d, err
 }
 
-// secret returns the client secret from the file or the environment.
-func (o *submitOptions) secret() (string, error) {
-	if o.clientSecret != "" {
-		return o.clientSecret, nil
-	}
-	if o.ClientSecretFile != "" {
-		b, err := os.ReadFile(o.ClientSecretFile)
-		if err != nil {
-			return "", fmt.Errorf("--client-secret-file: %w", err)
-		}
-		s := strings.TrimSpace(string(b))
-		if s == "" {
-			return "", fmt.Errorf("--client-secret-file %s is empty", o.ClientSecretFile)
-		}
-		return s, nil
-	}
-	if s := os.Getenv("AZURE_CLIENT_SECRET"); s != "" {
-		return s, nil
-	}
-	return "", errors.New("client-secret auth needs the secret in AZURE_CLIENT_SECRET or --client-secret-file")
-}
-
 func printSubmit(a *app, o *submitOptions, sum submit.Summary) error {
 	if o.DryRun {
 		return printDryRun(a, o, sum)
