@@ -83,6 +83,7 @@ type options struct {
 	rolesSet           bool
 	pageSize           int
 	graphThrottleEvery int
+	graphFailAfter     int
 	realmRate          float64
 	realmBurst         int
 	realmPenalty       time.Duration
@@ -112,6 +113,8 @@ func (o *options) Validate() error {
 		return fmt.Errorf("--device-code-pending-polls %d is negative", o.devicePendingPolls)
 	case o.pageSize < 0 || o.pageSize > 999:
 		return fmt.Errorf("--page-size %d outside 1..999 (0 = default 100)", o.pageSize)
+	case o.graphFailAfter < 0:
+		return fmt.Errorf("--graph-fail-after-pages %d is negative", o.graphFailAfter)
 	case o.graphThrottleEvery < 0:
 		return fmt.Errorf("--graph-throttle-every %d is negative", o.graphThrottleEvery)
 	case o.realmThrottle != "code2" && o.realmThrottle != "http429":
@@ -183,6 +186,7 @@ func newRootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra
 	f.StringVar(&o.groundTruthOut, "ground-truth-out", "", "write the ground truth (JSON) to this file")
 	f.StringSliceVar(&o.roles, "roles", nil, "app roles granted in tokens, comma-separated (default User.Read.All,Domain.Read.All; \"\" grants none)")
 	f.IntVar(&o.pageSize, "page-size", 100, "users page size when the client sends no $top (1..999)")
+	f.IntVar(&o.graphFailAfter, "graph-fail-after-pages", 0, "after this many users pages, answer every users page with 500 until PUT /_sim/graph {\"fail_after_pages\":0} (0 = never)")
 	f.IntVar(&o.graphThrottleEvery, "graph-throttle-every", 0, "answer every Nth users page request with 429 once (0 = never)")
 	f.Float64Var(&o.realmRate, "realm-rate", 0, "requests/s the realm service sustains (0 = unlimited)")
 	f.IntVar(&o.realmBurst, "realm-burst", 0, "realm token-bucket capacity (0 = max(1, rate))")
@@ -258,6 +262,7 @@ func runServe(ctx context.Context, o *options, stdout io.Writer, log *zap.Logger
 		Roles:                  roles,
 		PageSize:               o.pageSize,
 		GraphThrottleEvery:     o.graphThrottleEvery,
+		GraphFailAfterPages:    o.graphFailAfter,
 		Realm:                  o.realm(fail),
 		Seed:                   o.seed,
 	}, log)

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"os"
@@ -162,7 +163,7 @@ func TestSubmitKilledMidEnumerationResumes(t *testing.T) {
 	// tenant takes seconds: time enough to kill submit part-way.
 	s := startSim(t, dir, "--users", "3000", "--seed", "8", "--graph-throttle-every", "2")
 	env := s.env(redisURL)
-	startWorker(t, dir, "worker1", s, redisURL, "--concurrency", "16", "--tenant-rate", "5000")
+	startWorker(t, dir, "worker1", s, redisURL, "--concurrency", "16", "--tenant-rate", "5000", "--adaptive=false")
 	args := []string{"submit", "--tenant-id", s.TenantID, "--client-id", clientID,
 		"--graph-url", s.GraphURL, "--authority-host", s.Authority}
 
@@ -309,4 +310,77 @@ func e2eCertificate(t *testing.T) (certPEM, keyPEM []byte) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})
+}
+
+// TestGraphOutageThenResume: Graph fails permanently (500) part-way through
+// the users; submit stops with Graph's error and the resume command, the run
+// is incomplete, and once Graph is back 'submit --run-id RUN' finishes it
+// with no address checked twice.
+func TestGraphOutageThenResume(t *testing.T) {
+	dir := t.TempDir()
+	redisURL := newRedis(t)
+	s := startSim(t, dir, "--users", "3000", "--seed", "9", "--graph-fail-after-pages", "2")
+	env := s.env(redisURL)
+	startWorker(t, dir, "worker1", s, redisURL, "--concurrency", "16", "--tenant-rate", "5000", "--adaptive=false")
+	args := []string{"submit", "--tenant-id", s.TenantID, "--client-id", clientID,
+		"--graph-url", s.GraphURL, "--authority-host", s.Authority}
+	began := time.Now()
+	_, errOut, err := enqueueErr(env, args...)
+	if err == nil {
+		t.Fatal("submit succeeded through a Graph outage")
+	}
+	t.Logf("failed submit took %s", time.Since(began).Round(time.Millisecond))
+	for _, w := range []string{"graph 500 UnknownError", "is incomplete", "resume with --run-id"} {
+		if !strings.Contains(string(errOut), w) {
+			t.Errorf("stderr lacks %q:\n%s", w, errOut)
+		}
+	}
+	var views []struct {
+		RunID string `json:"run_id"`
+		State string `json:"state"`
+	}
+	if err := json.Unmarshal(enqueue(t, env, "runs", "-o", "json"), &views); err != nil || len(views) != 1 {
+		t.Fatalf("runs: %v %v", views, err)
+	}
+	run := views[0].RunID
+	if views[0].State != "incomplete" {
+		t.Errorf("state after the outage = %s, want incomplete", views[0].State)
+	}
+
+	s.setGraphOutage(t, 0)
+	began = time.Now()
+	enqueue(t, env, append(args, "--run-id", run)...)
+	t.Logf("resume took %s", time.Since(began).Round(time.Millisecond))
+	final := waitDone(t, env, run, 3*time.Minute, nil)
+	t.Logf("checks done %s after the resume began", time.Since(began).Round(time.Millisecond))
+	gt := s.truth(t)
+	if final.AddressesTotal != int64(len(gt.Addresses)) || final.DeadLettered != 0 {
+		t.Errorf("final status %+v, want %d addresses and no dead letters", final, len(gt.Addresses))
+	}
+	st := s.stats(t)
+	for _, a := range gt.Addresses {
+		if n := st.PerAddress[a.Address]; n != 1 {
+			t.Errorf("%s checked %d times, want once", a.Address, n)
+		}
+	}
+}
+
+func (s *sim) setGraphOutage(t *testing.T, failAfter int) {
+	t.Helper()
+	ca, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, _ := http.NewRequest(http.MethodPut, s.URL+"/_sim/graph", strings.NewReader(fmt.Sprintf(`{"fail_after_pages":%d}`, failAfter)))
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /_sim/graph: %d", resp.StatusCode)
+	}
 }

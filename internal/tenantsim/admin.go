@@ -47,6 +47,36 @@ func (s *Server) serveAdminRealm(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// graphFaults is the body of /_sim/graph.
+type graphFaults struct {
+	FailAfterPages int64 `json:"fail_after_pages"`
+}
+
+// serveAdminGraph reads (GET) or replaces (PUT) the Graph outage switch: with
+// fail_after_pages > 0, users pages after that many served pages answer 500;
+// 0 ends the outage.
+func (s *Server) serveAdminGraph(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		s.graph.mu.Lock()
+		f := graphFaults{FailAfterPages: s.graph.failAfter}
+		s.graph.mu.Unlock()
+		writeJSON(w, http.StatusOK, f)
+	case http.MethodPut:
+		var f graphFaults
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f); err != nil || f.FailAfterPages < 0 {
+			adminError(w, http.StatusBadRequest, fmt.Sprintf("want {\"fail_after_pages\": n ≥ 0}: %v", err))
+			return
+		}
+		s.graph.setFailAfter(f.FailAfterPages)
+		writeJSON(w, http.StatusOK, f)
+	default:
+		adminError(w, http.StatusMethodNotAllowed, "use GET or PUT")
+	}
+}
+
 func adminError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }

@@ -20,6 +20,8 @@ var (
 type graphState struct {
 	mu           sync.Mutex
 	pageRequests int64
+	pagesServed  int64
+	failAfter    int64           // > 0: users pages after this many served answer 500
 	throttled    map[string]bool // pages answered 429 whose retry must succeed
 	userPages    map[string]int64
 }
@@ -59,6 +61,21 @@ func (g *graphState) shouldThrottle(key string, every int) bool {
 func (g *graphState) served(key string) {
 	g.mu.Lock()
 	g.userPages[key]++
+	g.pagesServed++
+	g.mu.Unlock()
+}
+
+// broken reports whether the users pages are failing permanently (see
+// Config.GraphFailAfterPages).
+func (g *graphState) broken() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.failAfter > 0 && g.pagesServed >= g.failAfter
+}
+
+func (g *graphState) setFailAfter(n int64) {
+	g.mu.Lock()
+	g.failAfter = n
 	g.mu.Unlock()
 }
 
@@ -210,6 +227,10 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, ti tokenInfo)
 	q, gerr := s.parseUsersQuery(r)
 	if gerr != nil {
 		return gerr
+	}
+	if s.graph.broken() {
+		// 500 is not retried by the Graph SDK: a permanent failure.
+		return &graphErr{http.StatusInternalServerError, "UnknownError", "The service failed (simulated outage)."}
 	}
 	if s.graph.shouldThrottle(q.key, s.cfg.GraphThrottleEvery) {
 		w.Header().Set("Retry-After", "1")

@@ -49,7 +49,11 @@ type Config struct {
 	// GraphThrottleEvery > 0 makes every Nth /users page request answer 429
 	// with Retry-After: 1; the repeated request for that page succeeds.
 	GraphThrottleEvery int
-	Realm              RealmConfig
+	// GraphFailAfterPages > 0 makes every users page request after that
+	// many pages were served answer 500, until PUT /_sim/graph lifts it: a
+	// Graph outage in the middle of an enumeration.
+	GraphFailAfterPages int
+	Realm               RealmConfig
 	// Seed seeds the fault draws.
 	Seed int64
 }
@@ -133,6 +137,9 @@ func NewServer(t *Tenant, cfg Config, log *zap.Logger) (*Server, error) {
 	if cfg.ClientSecret == "" && len(cfg.ClientCertificates) == 0 && cfg.FederatedToken == "" {
 		return nil, errors.New("tenantsim: a client secret, certificate or federated token is required")
 	}
+	if cfg.GraphFailAfterPages < 0 {
+		return nil, fmt.Errorf("tenantsim: graph fail-after-pages %d is negative", cfg.GraphFailAfterPages)
+	}
 	if cfg.DeviceCodePendingPolls < 0 {
 		return nil, fmt.Errorf("tenantsim: device code pending polls %d is negative", cfg.DeviceCodePendingPolls)
 	}
@@ -173,6 +180,7 @@ func NewServer(t *Tenant, cfg Config, log *zap.Logger) (*Server, error) {
 	}
 	s.tokens.init()
 	s.graph.init()
+	s.graph.setFailAfter(int64(cfg.GraphFailAfterPages))
 	s.realm.init(cfg.Realm, cfg.Seed)
 	return s, nil
 }
@@ -299,6 +307,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/common/userrealm/", s.serveRealm)
 	mux.HandleFunc("/_sim/stats", s.serveAdminStats)
 	mux.HandleFunc("/_sim/realm", s.serveAdminRealm)
+	mux.HandleFunc("/_sim/graph", s.serveAdminGraph)
 	mux.HandleFunc("/msi/token", s.serveManagedIdentity)
 	mux.HandleFunc("/", s.serveAuthority)
 	return s.logRequests(mux)
