@@ -12,9 +12,10 @@ import (
 // Constants of the adaptive algorithm (see the package comment).
 const (
 	DoublingTime = 2 * time.Second
-	Backoff      = 0.85
-	Recovery     = 5 * time.Second
-	Probe        = 0.001
+	Backoff      = 0.8
+	Margin       = 0.9
+	Recovery     = 3 * time.Second
+	Probe        = 0.005
 	Pause        = time.Second
 	MaxPause     = time.Minute
 	MinRate      = 0.05
@@ -139,7 +140,7 @@ func (l *Limiter) Throttled(ctx context.Context, tenant string, retryAfter time.
 	c := l.cfg
 	pause, err := throttleScript.Run(ctx, l.rdb, []string{stateKey(tenant)},
 		c.TenantRate, c.Initial, retryAfter.Microseconds(), Backoff, Pause.Microseconds(), MaxPause.Microseconds(),
-		DoublingTime.Seconds(), Recovery.Seconds(), Probe, MinRate, stateTTL.Milliseconds(), epoch).Int64()
+		DoublingTime.Seconds(), Recovery.Seconds(), Probe, MinRate, stateTTL.Milliseconds(), epoch, Margin).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("report throttle: %w", err)
 	}

@@ -63,13 +63,14 @@ return {1, math.floor(wait), math.floor(r * 1000), s.epoch}
 
 // throttleScript: KEYS tenant state. ARGV ceiling, initial, retry-after (us),
 // backoff, pause (us), max pause (us), doubling, recovery, probe, min rate,
-// ttl (ms), epoch of the throttled request's slot. Returns the pause still in
-// force (us). Every reaction starts a new epoch; a report from a slot of an
-// older epoch was sent before that reaction and is ignored, so requests in
-// flight during a cut do not cut again or lengthen the pause.
+// ttl (ms), epoch of the throttled request's slot, estimate margin. Returns
+// the pause still in force (us). Every reaction starts a new epoch; a report
+// from a slot of an older epoch was sent before that reaction and is ignored,
+// so requests in flight during a cut do not cut again or lengthen the pause.
 var throttleScript = redis.NewScript(rateLua + `
 local ceiling, initial, retry = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local backoff, basepause, maxpause = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local minrate, margin = tonumber(ARGV[10]), tonumber(ARGV[13])
 local now = now_us()
 local s = load(KEYS[1])
 local pause = tonumber(s.pause) or basepause
@@ -77,17 +78,18 @@ local untl = tonumber(s['until']) or 0
 if tonumber(ARGV[12]) < s.epoch then
   return math.floor(math.max(0, untl - now))
 end
-if now < untl + pause then
+if untl > 0 and now < untl + basepause then
   pause = math.min(pause * 2, maxpause)
 else
-  local r = current_rate(s, now, ceiling, initial, tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]))
-  redis.call('HSET', KEYS[1], 'est', string.format('%.4f', r), 'rate', string.format('%.4f', math.max(tonumber(ARGV[10]), r * backoff)),
-    'changed', string.format('%.0f', now))
+  pause = math.max(basepause, pause * 0.9)
 end
+local r = current_rate(s, now, ceiling, initial, tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), minrate)
 local p = math.max(pause, retry)
 untl = now + p
 local tat = math.max(tonumber(s.tat) or 0, untl)
-redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', pause), 'until', string.format('%.0f', untl),
+redis.call('HSET', KEYS[1], 'est', string.format('%.4f', math.max(minrate, r * margin)),
+  'rate', string.format('%.4f', math.max(minrate, r * backoff)), 'changed', string.format('%.0f', untl),
+  'pause', string.format('%.0f', pause), 'until', string.format('%.0f', untl),
   'tat', string.format('%.0f', tat), 'epoch', s.epoch + 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[11])
 return math.floor(p)
