@@ -30,11 +30,13 @@ type tenantLoad struct {
 // latencyWeight is the EWMA weight of a new latency sample.
 const latencyWeight = 0.2
 
-// minShareDelay and maxShareDelay bound when an over-share batch comes back;
-// asynq forwards deferred tasks once a second, so less is not useful.
+// minShareDelay and maxShareDelay bound when an over-share batch comes back:
+// asynq forwards deferred tasks once a second, so less is not useful, and
+// the rate that sizes the delay may be climbing fast (slow start), so a
+// batch parked for long would come back to find the tenant idle.
 const (
 	minShareDelay = time.Second
-	maxShareDelay = 30 * time.Second
+	maxShareDelay = 5 * time.Second
 )
 
 func newShare(slots int) *share {
@@ -60,7 +62,7 @@ func (t *tenantLoad) limit(slots int) int {
 
 // acquire takes a slot for a batch of n addresses of tenant. When the tenant
 // holds its share, it returns false and how long until it is worth trying
-// again: about the time one of its batches takes at its rate.
+// again: about half the time one of its batches takes at its rate.
 func (s *share) acquire(tenant string, n int) (bool, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -68,7 +70,7 @@ func (s *share) acquire(tenant string, n int) (bool, time.Duration) {
 	if t.active >= t.limit(s.slots) {
 		d := minShareDelay
 		if t.rate > 0 {
-			d = max(d, time.Duration(float64(n)/t.rate*float64(time.Second)))
+			d = max(d, time.Duration(float64(n)/t.rate/2*float64(time.Second)))
 		}
 		return false, min(d, maxShareDelay)
 	}

@@ -33,13 +33,13 @@ func TestShareLimitsATenantToWhatItsRateUses(t *testing.T) {
 	if ok, _ := s.acquire("a", 50); !ok {
 		t.Error("a freed slot was not reusable")
 	}
-	// A slow tenant (5/s) waits about one batch time: 50/5 = 10s.
+	// A slow tenant (5/s) waits half a batch time, 50/5/2 = 5s, the most.
 	s.observe("slow", 200*time.Millisecond, 5)
 	for i := 0; i < 4; i++ { // 2·5·0.2+2 = 4
 		s.acquire("slow", 50)
 	}
-	if ok, wait := s.acquire("slow", 50); ok || wait != 10*time.Second {
-		t.Errorf("slow tenant: ok=%v wait=%s, want refused for 10s", ok, wait)
+	if ok, wait := s.acquire("slow", 50); ok || wait != maxShareDelay {
+		t.Errorf("slow tenant: ok=%v wait=%s, want refused for %s", ok, wait, maxShareDelay)
 	}
 	// Never above the worker's slots.
 	s.observe("huge", 10*time.Second, 1000)
