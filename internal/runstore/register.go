@@ -14,18 +14,22 @@ import (
 // ErrSubmitRunning is returned when another submit holds the run's lock.
 var ErrSubmitRunning = errors.New("another submit is adding to this run")
 
-// lockTTL bounds how long a crashed submit blocks a resume.
-const lockTTL = 60 * time.Second
+// LockTTL bounds how long a crashed submit blocks a resume; a live submit
+// refreshes its lock well within it (see LockRefresh).
+const LockTTL = 20 * time.Second
+
+// LockRefresh is how often a live submit should refresh its lock.
+const LockRefresh = 5 * time.Second
 
 // Lock takes the run's submit lock; only one submit may add to a run at a
 // time, since address de-duplication happens in the submitting process.
 func (s *Store) Lock(ctx context.Context, runID, holder string) error {
-	ok, err := s.rdb.SetNX(ctx, runKeys(runID).lock, holder, lockTTL).Result()
+	ok, err := s.rdb.SetNX(ctx, runKeys(runID).lock, holder, LockTTL).Result()
 	if err != nil {
 		return fmt.Errorf("lock run: %w", err)
 	}
 	if !ok {
-		return fmt.Errorf("run %s: %w (wait up to %s if it crashed)", runID, ErrSubmitRunning, lockTTL)
+		return fmt.Errorf("run %s: %w (wait up to %s if it crashed)", runID, ErrSubmitRunning, LockTTL)
 	}
 	return nil
 }
@@ -40,7 +44,7 @@ return 0`)
 
 // RefreshLock extends the lock; it fails if the lock was lost.
 func (s *Store) RefreshLock(ctx context.Context, runID, holder string) error {
-	n, err := refreshScript.Run(ctx, s.rdb, []string{runKeys(runID).lock}, holder, lockTTL.Milliseconds()).Int()
+	n, err := refreshScript.Run(ctx, s.rdb, []string{runKeys(runID).lock}, holder, LockTTL.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("refresh run lock: %w", err)
 	}

@@ -169,7 +169,7 @@ func (j *job) open(ctx context.Context) error {
 }
 
 func (j *job) keepLock(ctx context.Context) {
-	t := time.NewTicker(15 * time.Second)
+	t := time.NewTicker(runstore.LockRefresh)
 	defer t.Stop()
 	for {
 		select {
