@@ -7,6 +7,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -71,8 +73,9 @@ func TestDeadLetterWorkflow(t *testing.T) {
 	s := startSim(t, dir, "--users", "300", "--seed", "11", "--fail-addresses-file", failFile)
 	env := s.env(redisURL)
 	const maxAttempts = 4
+	metricsAddr := freeAddr(t)
 	startWorker(t, dir, "worker", s, redisURL, "--concurrency", "4", "--tenant-rate", "500", "--initial-rate", "200",
-		"--max-attempts", fmt.Sprint(maxAttempts), "--backoff-base", "10ms", "--backoff-max", "50ms")
+		"--max-attempts", fmt.Sprint(maxAttempts), "--backoff-base", "10ms", "--backoff-max", "50ms", "--metrics-addr", metricsAddr)
 
 	run := strings.TrimSpace(string(enqueue(t, env, "submit", "--tenant-id", s.TenantID, "--client-id", clientID,
 		"--graph-url", s.GraphURL, "--authority-host", s.Authority)))
@@ -94,6 +97,28 @@ func TestDeadLetterWorkflow(t *testing.T) {
 	for i, d := range listed {
 		if d.Address != failing[i] || d.Attempts != maxAttempts || !strings.Contains(d.Error, "HTTP 500") {
 			t.Errorf("dead letter %+v, want %s after %d attempts with HTTP 500", d, failing[i], maxAttempts)
+		}
+	}
+
+	// The worker's metrics count them, and its probes answer.
+	metrics := httpGet(t, "http://"+metricsAddr+"/metrics")
+	for _, want := range []string{
+		fmt.Sprintf("msaudit_dead_letters_total %d", len(failing)),
+		fmt.Sprintf(`msaudit_checks_total{outcome="absent"} %d`, st.Absent),
+		`msaudit_checks_total{outcome="error"}`, "msaudit_tenant_rate{tenant=", "msaudit_limiter_wait_seconds_count",
+		"msaudit_batch_retries_total", "msaudit_inflight_batches 0",
+		"# HELP msaudit_throttle_signals_total", // a label vector with no samples yet shows only its HELP
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(metrics, failing[0]) {
+		t.Error("/metrics exposes an address")
+	}
+	for _, probe := range []string{"/healthz", "/readyz"} {
+		if body := httpGet(t, "http://"+metricsAddr+probe); body != "ok\n" {
+			t.Errorf("%s = %q", probe, body)
 		}
 	}
 
@@ -157,4 +182,26 @@ func TestDeadLetterWorkflow(t *testing.T) {
 	if st := getStatus(t, env, run); st.State != "completed" {
 		t.Errorf("state after second requeue: %s", st.State)
 	}
+}
+
+func freeAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func httpGet(t testing.TB, url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(b)
 }

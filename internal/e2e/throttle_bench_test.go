@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,13 +119,17 @@ func runThrottle(b *testing.B, c float64, n, workers int, extra ...string) throt
 // worker processes, nothing lost) and the limiter accuracy bar (8 processes
 // at a fixed ceiling R: aggregate <= 1.05·R). C is hidden from the workers:
 // their ceiling is 10·C and they start from the default initial rate.
+// THROTTLE_CAPACITIES and THROTTLE_WORKERS (comma lists) narrow the sweep.
 func BenchmarkThrottle(b *testing.B) {
+	caps := envInts(b, "THROTTLE_CAPACITIES", []int{20, 100})
+	workers := envInts(b, "THROTTLE_WORKERS", []int{1, 2, 4, 8})
 	for b.Loop() {
-		for _, c := range []float64{20, 100} {
+		for _, ci := range caps {
+			c := float64(ci)
 			n := int(c * 60) // about a minute of work at capacity
 			fmt.Printf("\ncapacity C = %.0f/s (burst %.0f, 2s penalty window), %d addresses\n", c, c, n)
 			fmt.Printf("%-8s %-16s %-16s %-10s %-5s %s\n", "workers", "goodput/C whole", "goodput/C steady", "throttled", "lost", "wall")
-			for _, w := range []int{1, 2, 4, 8} {
+			for _, w := range workers {
 				r := runThrottle(b, c, n, w, "--tenant-rate", fmt.Sprint(10*c))
 				fmt.Printf("%-8d %-16.3f %-16.3f %-10s %-5d %s\n", w, r.wholeGoodput/c, r.steadyGoodput/c,
 					fmt.Sprintf("%.2f%%", 100*r.throttledShare), r.lost, r.wall.Round(time.Second))
@@ -136,4 +141,20 @@ func BenchmarkThrottle(b *testing.B) {
 		fmt.Printf("aggregate %.1f/s whole run, %.1f/s steady: %.3f·R (bar <= 1.05), lost %d\n",
 			r.wholeGoodput, r.steadyGoodput, r.steadyGoodput/rate, r.lost)
 	}
+}
+
+func envInts(b *testing.B, name string, def []int) []int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("%s: %q is not a positive integer", name, f)
+		}
+		out = append(out, n)
+	}
+	return out
 }
