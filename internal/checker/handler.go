@@ -230,6 +230,11 @@ func (h *Handler) pass(ctx context.Context, p tasks.CheckBatchPayload, log *zap.
 	return res, nil
 }
 
+// staleCheckAfter is the shortest wait for a slot after which a throttle
+// reaction by another worker may have happened meanwhile: about the time a
+// realm request and its report take.
+const staleCheckAfter = 20 * time.Millisecond
+
 // reserve gets a rate-limit slot and sleeps until it. The slot is not OK
 // when it is further than the limiter's MaxWait (Wait then says how long
 // until one could be had), or when a throttle seen meanwhile paused the
@@ -251,6 +256,15 @@ func (h *Handler) reserve(ctx context.Context, tenant string) (ratelimit.Reserva
 	}
 	if h.limiter.Paused(tenant) {
 		return ratelimit.Reservation{Wait: ratelimit.Pause}, nil
+	}
+	if r.Wait >= staleCheckAfter {
+		stale, left, err := h.limiter.Stale(ctx, tenant, r)
+		if err != nil {
+			return r, err
+		}
+		if stale {
+			return ratelimit.Reservation{Wait: max(left, 100*time.Millisecond)}, nil
+		}
 	}
 	return r, nil
 }

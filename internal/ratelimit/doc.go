@@ -30,8 +30,10 @@
 //     only lengthen it. Each reaction starts a new epoch, and every slot
 //     carries the epoch it was given in: a signal from a slot of an older
 //     epoch comes from a request sent before the reaction and is ignored. A
-//     worker process also keeps the pause locally so its requests already
-//     waiting for a slot do not fire into it. A signal within Pause of the
+//     slot given before a reaction is not used either: after waiting for its
+//     slot, a request checks the epoch (Stale) unless the wait was too short
+//     for a reaction to have happened, and a worker process also keeps the
+//     pause locally. A signal within Pause of the
 //     end of a pause means the pause was shorter than the service's penalty:
 //     the next pause is twice as long (up to MaxPause); otherwise the learned
 //     pause decays by 10 % per event.

@@ -124,6 +124,25 @@ func (l *Limiter) Paused(tenant string) bool {
 	return time.Now().Before(l.pausedUntil(tenant))
 }
 
+// Stale reports whether any worker reacted to a throttle of tenant since the
+// slot r was given, and for how much longer the tenant is paused. A slot
+// taken before a reaction must not be used: a request sent into the
+// service's penalty window lengthens it. One round trip; callers skip it for
+// slots so near that no reaction can have happened in between.
+func (l *Limiter) Stale(ctx context.Context, tenant string, r Reservation) (bool, time.Duration, error) {
+	if !l.cfg.Adaptive {
+		return false, 0, nil
+	}
+	us, err := staleScript.Run(ctx, l.rdb, []string{stateKey(tenant)}, r.Epoch).Int64()
+	if err != nil {
+		return false, 0, fmt.Errorf("rate limit: %w", err)
+	}
+	if us < 0 {
+		return false, 0, nil
+	}
+	return true, time.Duration(us) * time.Microsecond, nil
+}
+
 func (l *Limiter) pausedUntil(tenant string) time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -104,12 +104,19 @@ func TestThrottleCutsAndPauses(t *testing.T) {
 	if r.Rate < 39 || r.Rate > 45 {
 		t.Fatalf("initial rate %g, want ~40", r.Rate)
 	}
+	early, _ := l.Reserve(ctx, "t") // a slot given before the reaction
+	if stale, _, _ := l.Stale(ctx, "t", early); stale {
+		t.Fatal("a fresh slot is stale")
+	}
 	pause, err := l.Throttled(ctx, "t", 0, r.Epoch)
 	if err != nil || pause != Pause {
 		t.Fatalf("pause = %s, %v", pause, err)
 	}
 	if !l.Paused("t") {
 		t.Error("this process does not know of the pause")
+	}
+	if stale, left, _ := l.Stale(ctx, "t", early); !stale || left < 900*time.Millisecond {
+		t.Errorf("slot from before the reaction: stale=%v, %s of pause left", stale, left)
 	}
 	l2 := newLimiter(t, rdb, Config{TenantRate: 100, Initial: 40, Adaptive: true, MaxWait: time.Hour}) // another process
 	r2, _ := l2.Reserve(ctx, "t")

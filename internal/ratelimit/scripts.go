@@ -94,3 +94,13 @@ redis.call('HSET', KEYS[1], 'est', string.format('%.4f', math.max(minrate, r * m
 redis.call('PEXPIRE', KEYS[1], ARGV[11])
 return math.floor(p)
 `)
+
+// staleScript: KEYS tenant state. ARGV epoch of a slot. Returns how long
+// (us) the tenant stays paused if a throttle reaction happened since the
+// slot was given (0 if the pause is already over), or -1 if the slot is
+// still good.
+var staleScript = redis.NewScript(rateLua + `
+local s = load(KEYS[1])
+if s.epoch <= tonumber(ARGV[1]) then return -1 end
+return math.floor(math.max(0, (tonumber(s['until']) or 0) - now_us()))
+`)
