@@ -36,7 +36,9 @@
 //     pause locally. A signal within Pause of the
 //     end of a pause means the pause was shorter than the service's penalty:
 //     the next pause is twice as long (up to MaxPause); otherwise the learned
-//     pause decays by 10 % per event.
+//     pause decays by 10 % per event. The first signal ends slow start: the
+//     rate has just doubled, so the estimate is SlowStartMargin (0.6) and the
+//     cut SlowStartBackoff (0.5) of the rate that throttled.
 //   - When the pause ends, the rate climbs back towards the estimate
 //     exponentially (time constant Recovery, 3 s), plus a linear probe of
 //     Probe (0.5 %) of the estimate per second, so a capacity that grew is

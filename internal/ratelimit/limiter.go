@@ -14,11 +14,16 @@ const (
 	DoublingTime = 2 * time.Second
 	Backoff      = 0.8
 	Margin       = 0.9
-	Recovery     = 3 * time.Second
-	Probe        = 0.005
-	Pause        = time.Second
-	MaxPause     = time.Minute
-	MinRate      = 0.05
+	// SlowStartMargin and SlowStartBackoff replace Margin and Backoff at the
+	// first throttle, which ends the doubling: the rate that throttled is up
+	// to twice the capacity.
+	SlowStartMargin  = 0.6
+	SlowStartBackoff = 0.5
+	Recovery         = 3 * time.Second
+	Probe            = 0.005
+	Pause            = time.Second
+	MaxPause         = time.Minute
+	MinRate          = 0.05
 	// stateTTL forgets a tenant's learned rate after an idle hour.
 	stateTTL = time.Hour
 )
@@ -159,7 +164,7 @@ func (l *Limiter) Throttled(ctx context.Context, tenant string, retryAfter time.
 	c := l.cfg
 	pause, err := throttleScript.Run(ctx, l.rdb, []string{stateKey(tenant)},
 		c.TenantRate, c.Initial, retryAfter.Microseconds(), Backoff, Pause.Microseconds(), MaxPause.Microseconds(),
-		DoublingTime.Seconds(), Recovery.Seconds(), Probe, MinRate, stateTTL.Milliseconds(), epoch, Margin).Int64()
+		DoublingTime.Seconds(), Recovery.Seconds(), Probe, MinRate, stateTTL.Milliseconds(), epoch, Margin, SlowStartMargin, SlowStartBackoff).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("report throttle: %w", err)
 	}

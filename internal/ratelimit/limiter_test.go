@@ -124,8 +124,8 @@ func TestThrottleCutsAndPauses(t *testing.T) {
 		t.Errorf("slot during the pause only %s ahead, epoch %d", r2.Wait, r2.Epoch)
 	}
 	r = r2
-	if r.Rate > 40*Backoff*1.05 {
-		t.Errorf("rate after the cut %g, want ~%g", r.Rate, 40*Backoff)
+	if r.Rate > 40*SlowStartBackoff*1.05 {
+		t.Errorf("rate after the first cut %g, want ~%g", r.Rate, 40*SlowStartBackoff)
 	}
 	// A report from a slot given before the cut came from a request already
 	// in flight: no second cut, no longer pause.

@@ -63,7 +63,8 @@ return {1, math.floor(wait), math.floor(r * 1000), s.epoch}
 
 // throttleScript: KEYS tenant state. ARGV ceiling, initial, retry-after (us),
 // backoff, pause (us), max pause (us), doubling, recovery, probe, min rate,
-// ttl (ms), epoch of the throttled request's slot, estimate margin. Returns
+// ttl (ms), epoch of the throttled request's slot, estimate margin, and the
+// estimate and cut factors on leaving slow start. Returns
 // the pause still in force (us). Every reaction starts a new epoch; a report
 // from a slot of an older epoch was sent before that reaction and is ignored,
 // so requests in flight during a cut do not cut again or lengthen the pause.
@@ -87,8 +88,14 @@ local r = current_rate(s, now, ceiling, initial, tonumber(ARGV[7]), tonumber(ARG
 local p = math.max(pause, retry)
 untl = now + p
 local tat = math.max(tonumber(s.tat) or 0, untl)
-redis.call('HSET', KEYS[1], 'est', string.format('%.4f', math.max(minrate, r * margin)),
-  'rate', string.format('%.4f', math.max(minrate, r * backoff)), 'changed', string.format('%.0f', untl),
+local est, cut = r * margin, r * backoff
+if (tonumber(s.est) or 0) <= 0 then
+  -- Leaving slow start: the rate has just doubled, and half of it was
+  -- running clean a moment ago.
+  est, cut = r * tonumber(ARGV[14]), r * tonumber(ARGV[15])
+end
+redis.call('HSET', KEYS[1], 'est', string.format('%.4f', math.max(minrate, est)),
+  'rate', string.format('%.4f', math.max(minrate, cut)), 'changed', string.format('%.0f', untl),
   'pause', string.format('%.0f', pause), 'until', string.format('%.0f', untl),
   'tat', string.format('%.0f', tat), 'epoch', s.epoch + 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[11])
