@@ -37,11 +37,11 @@
 //     end of a pause means the pause was shorter than the service's penalty:
 //     the next pause is twice as long (up to MaxPause); otherwise the learned
 //     pause decays by 10 % per event. The first signal ends slow start: the
-//     rate has just doubled, so the estimate is SlowStartMargin (0.6) and the
-//     cut SlowStartBackoff (0.5) of the rate that throttled.
+//     rate has just doubled, so the estimate is SlowStartMargin (0.8) and the
+//     cut SlowStartBackoff (0.6) of the rate that throttled.
 //   - When the pause ends, the rate climbs back towards the estimate
 //     exponentially (time constant Recovery, 3 s), plus a linear probe of
-//     Probe (0.5 %) of the estimate per second, so a capacity that grew is
+//     Probe (1 %) of the estimate per second, so a capacity that grew is
 //     found again and one that shrank is re-measured by the next throttle.
 //     Against a steady capacity C this settles into one throttle event about
 //     every minute, with the rate just under C between events.

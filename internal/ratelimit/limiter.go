@@ -17,8 +17,8 @@ const (
 	// SlowStartMargin and SlowStartBackoff replace Margin and Backoff at the
 	// first throttle, which ends the doubling: the rate that throttled is up
 	// to twice the capacity.
-	SlowStartMargin  = 0.6
-	SlowStartBackoff = 0.5
+	SlowStartMargin  = 0.8
+	SlowStartBackoff = 0.6
 	Recovery         = 3 * time.Second
 	Probe            = 0.005
 	Pause            = time.Second
