@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,43 +30,9 @@ To re-check them in the same run, use 'enqueue requeue RUN'.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			sess, err := a.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer sess.Close()
-			dead, err := sess.store.DeadLetters(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if export != "" {
-				if err := writeFileAtomic(export, func(w io.Writer) error { return writeExport(w, args[0], dead) }); err != nil {
-					return err
-				}
-				fmt.Fprintf(a.stderr, "wrote %d dead-lettered addresses to %s\n", len(dead), export)
-				return nil
-			}
-			if output == "json" {
-				type item struct {
-					Address  string `json:"address"`
-					Attempts int    `json:"attempts"`
-					Error    string `json:"error"`
-					LastTry  string `json:"last_try"`
-				}
-				items := make([]item, len(dead))
-				for i, d := range dead {
-					items[i] = item{d.Address, d.Attempts, d.Error, d.CheckedAt.Format(time.RFC3339)}
-				}
-				return json.NewEncoder(a.stdout).Encode(items)
-			}
-			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ADDRESS\tATTEMPTS\tLAST ERROR")
-			for _, d := range dead {
-				fmt.Fprintf(tw, "%s\t%d\t%s\n", d.Address, d.Attempts, d.Error)
-			}
-			tw.Flush()
-			fmt.Fprintf(a.stderr, "%d dead-lettered addresses\n", len(dead))
-			return nil
+			return a.withSession(cmd.Context(), func(sess *session) error {
+				return runDeadLetters(cmd.Context(), a, sess, args[0], export, output)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&export, "export", "", "write the failed-accounts file here instead of listing")
@@ -99,20 +66,58 @@ batches with fresh attempts. Running it twice does not check anything twice.`,
 			if batchSize < 1 || batchSize > 1000 {
 				return fmt.Errorf("--batch-size %d: want 1 to 1000", batchSize)
 			}
-			sess, err := a.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer sess.Close()
-			sub := &submit.Submitter{Store: sess.store, Queue: sess.queue, Log: sess.log}
-			n, err := sub.Requeue(cmd.Context(), args[0], batchSize)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stderr, "requeued %d dead-lettered addresses of run %s\n", n, args[0])
-			return nil
+			return a.withSession(cmd.Context(), func(sess *session) error {
+				return runRequeue(cmd.Context(), a, sess, args[0], batchSize)
+			})
 		},
 	}
 	cmd.Flags().IntVar(&batchSize, "batch-size", 50, "addresses per task")
 	return cmd
+}
+
+// runDeadLetters lists or exports the run's dead letters.
+func runDeadLetters(ctx context.Context, a *app, sess *session, runID, export, output string) error {
+	dead, err := sess.store.DeadLetters(ctx, runID)
+	if err != nil {
+		return err
+	}
+	if export != "" {
+		if err := writeFileAtomic(export, func(w io.Writer) error { return writeExport(w, runID, dead) }); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stderr, "wrote %d dead-lettered addresses to %s\n", len(dead), export)
+		return nil
+	}
+	if output == "json" {
+		type item struct {
+			Address  string `json:"address"`
+			Attempts int    `json:"attempts"`
+			Error    string `json:"error"`
+			LastTry  string `json:"last_try"`
+		}
+		items := make([]item, len(dead))
+		for i, d := range dead {
+			items[i] = item{d.Address, d.Attempts, d.Error, d.CheckedAt.Format(time.RFC3339)}
+		}
+		return json.NewEncoder(a.stdout).Encode(items)
+	}
+	tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ADDRESS\tATTEMPTS\tLAST ERROR")
+	for _, d := range dead {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", d.Address, d.Attempts, d.Error)
+	}
+	tw.Flush()
+	fmt.Fprintf(a.stderr, "%d dead-lettered addresses\n", len(dead))
+	return nil
+}
+
+// runRequeue puts the run's dead letters back on the queue.
+func runRequeue(ctx context.Context, a *app, sess *session, runID string, batchSize int) error {
+	sub := &submit.Submitter{Store: sess.store, Queue: sess.queue, Log: sess.log}
+	n, err := sub.Requeue(ctx, runID, batchSize)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "requeued %d dead-lettered addresses of run %s\n", n, runID)
+	return nil
 }

@@ -44,19 +44,9 @@ The report holds personal data: store it accordingly.`,
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			sess, err := a.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer sess.Close()
-			n, err := writeReport(cmd.Context(), sess.store, args[0], o.Format, o.Out, a.stdout)
-			if err != nil {
-				return err
-			}
-			if o.Out != "-" {
-				fmt.Fprintf(a.stderr, "wrote %d rows to %s\n", n, o.Out)
-			}
-			return nil
+			return a.withSession(cmd.Context(), func(sess *session) error {
+				return runReport(cmd.Context(), a, sess, args[0], o)
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&o.Format, "format", "f", "html", "html, csv or json")
@@ -102,4 +92,16 @@ func writeFileAtomic(path string, fill func(io.Writer) error) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// runReport writes the run's report as o says.
+func runReport(ctx context.Context, a *app, sess *session, runID string, o *reportOptions) error {
+	n, err := writeReport(ctx, sess.store, runID, o.Format, o.Out, a.stdout)
+	if err != nil {
+		return err
+	}
+	if o.Out != "-" {
+		fmt.Fprintf(a.stderr, "wrote %d rows to %s\n", n, o.Out)
+	}
+	return nil
 }

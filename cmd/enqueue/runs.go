@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
@@ -19,30 +20,9 @@ func newRunsCommand(a *app) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			sess, err := a.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer sess.Close()
-			runs, err := sess.store.ListRuns(cmd.Context())
-			if err != nil {
-				return err
-			}
-			now := time.Now()
-			views := make([]statusView, len(runs))
-			for i, r := range runs {
-				views[i] = newStatusView(r, now)
-			}
-			if output == "json" {
-				return json.NewEncoder(a.stdout).Encode(views)
-			}
-			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "RUN\tTENANT\tSTATE\tADDRESSES\tCHECKED\tPRESENT\tDEAD\tCREATED")
-			for _, v := range views {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", v.RunID, v.TenantID, v.State,
-					v.AddressesTotal, v.Checked, v.Present, v.DeadLettered, v.StartedAt.Format(time.RFC3339))
-			}
-			return tw.Flush()
+			return a.withSession(cmd.Context(), func(sess *session) error {
+				return runRuns(cmd.Context(), a, sess, output)
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
@@ -85,4 +65,27 @@ also deleted automatically after their --retention.`,
 			})
 		},
 	}
+}
+
+// runRuns lists the runs.
+func runRuns(ctx context.Context, a *app, sess *session, output string) error {
+	runs, err := sess.store.ListRuns(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	views := make([]statusView, len(runs))
+	for i, r := range runs {
+		views[i] = newStatusView(r, now)
+	}
+	if output == "json" {
+		return json.NewEncoder(a.stdout).Encode(views)
+	}
+	tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tTENANT\tSTATE\tADDRESSES\tCHECKED\tPRESENT\tDEAD\tCREATED")
+	for _, v := range views {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", v.RunID, v.TenantID, v.State,
+			v.AddressesTotal, v.Checked, v.Present, v.DeadLettered, v.StartedAt.Format(time.RFC3339))
+	}
+	return tw.Flush()
 }
