@@ -16,8 +16,15 @@ import (
 // DefaultURL is used when neither --redis-url nor REDIS_URL is set.
 const DefaultURL = "redis://127.0.0.1:6379/0"
 
+// quiet drops go-redis' own log lines: every error it logs also comes back
+// to the caller, which reports it once, in the process's own words and log.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
 // Open parses rawURL, connects and pings. poolSize 0 keeps go-redis' default.
 func Open(ctx context.Context, rawURL string, poolSize int) (*redis.Client, error) {
+	redis.SetLogger(quiet{})
 	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("redis url %s: %v", Redact(rawURL), scrub(err, rawURL))
