@@ -14,7 +14,9 @@
 // Fairness between tenants has two parts: runs sit in different queue lanes
 // (package tasks), and one tenant may hold only the worker slots its rate can
 // use (share.go), so a tenant's batches sleeping on its rate limit do not
-// keep another tenant's batches from starting.
+// keep another tenant's batches from starting. One more of its batches may
+// wait in a slot as the standby that takes over when one finishes, so the
+// tenant's rate does not dip at every batch change.
 //
 // It holds no tenant credentials and does not import Graph code.
 package checker

@@ -79,7 +79,11 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	lastChance := ok1 && ok2 && retried >= maxRetry
 	log := h.log.With(zap.String("run_id", p.RunID), zap.Int("batch", p.Batch))
 	for {
-		if ok, wait := h.share.acquire(p.TenantID, len(p.Entries)); !ok {
+		ok, wait, err := h.share.acquire(ctx, p.TenantID, len(p.Entries))
+		if err != nil {
+			return err
+		}
+		if !ok {
 			d := &deferError{delay: wait + time.Duration(h.rnd(int64(wait/4)+1)), rateLimited: true,
 				reason: "the tenant holds its share of this worker's slots"}
 			if !lastChance {

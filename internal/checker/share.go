@@ -1,6 +1,7 @@
 package checker
 
 import (
+	"context"
 	"math"
 	"sync"
 	"time"
@@ -11,10 +12,14 @@ import (
 // every batch beyond that only sleeps on the tenant's rate limit while
 // holding a slot another tenant could use. So a tenant may hold at most
 // 2·R·L+2 batches of this worker at once (the factor 2 absorbs latency
-// jitter), plus two: one for the batch being replaced when another finishes,
-// which comes back from the queue only after a short delay. Extra batches go
-// back to the queue until one of its batches could have finished. Until a
-// tenant's first requests are measured it is not limited.
+// jitter, the 2 covers the batch that is about to finish). Until a tenant's
+// first requests are measured it is not limited.
+//
+// One more batch of the tenant may wait in its slot as a standby: it takes
+// over the moment one of the tenant's batches finishes, so the tenant's
+// rate does not dip while the queue hands out the next batch. Batches
+// beyond the standby go back to the queue until one of the tenant's batches
+// could have finished.
 type share struct {
 	mu      sync.Mutex
 	slots   int // the worker's concurrency
@@ -23,17 +28,20 @@ type share struct {
 
 type tenantLoad struct {
 	active  int
-	latency float64 // EWMA of request latency, seconds; 0 = unknown
-	rate    float64 // last rate seen from the limiter, requests/s
+	standby bool          // a batch waits for the tenant's next free slot
+	freed   chan struct{} // closed, and replaced, when a batch releases
+	latency float64       // EWMA of request latency, seconds; 0 = unknown
+	rate    float64       // last rate seen from the limiter, requests/s
 }
 
 // latencyWeight is the EWMA weight of a new latency sample.
 const latencyWeight = 0.2
 
-// minShareDelay and maxShareDelay bound when an over-share batch comes back:
-// asynq forwards deferred tasks once a second, so less is not useful, and
-// the rate that sizes the delay may be climbing fast (slow start), so a
-// batch parked for long would come back to find the tenant idle.
+// minShareDelay and maxShareDelay bound how long a batch over the share
+// waits, as standby or back in the queue: asynq forwards deferred tasks
+// about once a second, so less is not useful, and the rate that sizes the
+// delay may be climbing fast (slow start), so a batch parked for long would
+// come back to find the tenant idle.
 const (
 	minShareDelay = time.Second
 	maxShareDelay = 5 * time.Second
@@ -46,7 +54,7 @@ func newShare(slots int) *share {
 func (s *share) load(tenant string) *tenantLoad {
 	t := s.tenants[tenant]
 	if t == nil {
-		t = &tenantLoad{}
+		t = &tenantLoad{freed: make(chan struct{})}
 		s.tenants[tenant] = t
 	}
 	return t
@@ -60,22 +68,56 @@ func (t *tenantLoad) limit(slots int) int {
 	return min(slots, int(math.Ceil(2*t.rate*t.latency))+2)
 }
 
-// acquire takes a slot for a batch of n addresses of tenant. When the tenant
-// holds its share, it returns false and how long until it is worth trying
-// again: about half the time one of its batches takes at its rate.
-func (s *share) acquire(tenant string, n int) (bool, time.Duration) {
+// delay is how long a batch of n addresses over the share waits: about
+// half the time one of the tenant's batches takes at its rate.
+func (t *tenantLoad) delay(n int) time.Duration {
+	d := minShareDelay
+	if t.rate > 0 {
+		d = max(d, time.Duration(float64(n)/t.rate/2*float64(time.Second)))
+	}
+	return min(d, maxShareDelay)
+}
+
+// acquire takes a slot for a batch of n addresses of tenant. Over the
+// tenant's share, the first such batch waits as the standby, up to the
+// share delay, for one of the tenant's batches to release; any other gets
+// false and how long until it is worth trying again.
+func (s *share) acquire(ctx context.Context, tenant string, n int) (bool, time.Duration, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	t := s.load(tenant)
-	if t.active >= t.limit(s.slots) {
-		d := minShareDelay
-		if t.rate > 0 {
-			d = max(d, time.Duration(float64(n)/t.rate/2*float64(time.Second)))
+	if t.active < t.limit(s.slots) {
+		t.active++
+		s.mu.Unlock()
+		return true, 0, nil
+	}
+	d := t.delay(n)
+	if t.standby {
+		s.mu.Unlock()
+		return false, d, nil
+	}
+	t.standby = true
+	s.mu.Unlock()
+
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	s.mu.Lock()
+	defer func() { t.standby = false; s.mu.Unlock() }()
+	for t.active >= t.limit(s.slots) {
+		freed := t.freed
+		s.mu.Unlock()
+		select {
+		case <-freed:
+		case <-timer.C:
+			s.mu.Lock()
+			return false, d, nil
+		case <-ctx.Done():
+			s.mu.Lock()
+			return false, 0, ctx.Err()
 		}
-		return false, min(d, maxShareDelay)
+		s.mu.Lock()
 	}
 	t.active++
-	return true, 0
+	return true, 0, nil
 }
 
 func (s *share) release(tenant string) {
@@ -83,6 +125,8 @@ func (s *share) release(tenant string) {
 	defer s.mu.Unlock()
 	if t := s.tenants[tenant]; t != nil && t.active > 0 {
 		t.active--
+		close(t.freed)
+		t.freed = make(chan struct{})
 	}
 }
 

@@ -84,8 +84,12 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 		RetryDelayFunc:  checker.RetryDelay,
 		IsFailure:       checker.IsFailure,
 		ShutdownTimeout: cfg.ShutdownTimeout,
-		// Deferred batches wait in the retry set; forward them promptly.
-		DelayedTaskCheckInterval: time.Second,
+		// Deferred batches wait in the retry set and a tenant's batches
+		// may all be there at once (a pause): forward them promptly, and
+		// look again soon when the queues are empty, or the tenant's rate
+		// idles while the batches come back.
+		DelayedTaskCheckInterval: 500 * time.Millisecond,
+		TaskCheckInterval:        100 * time.Millisecond,
 		Logger:                   logging.NewAsynq(log),
 		LogLevel:                 logging.AsynqLevel(log),
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
