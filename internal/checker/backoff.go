@@ -38,13 +38,23 @@ type deferError struct {
 
 func (e *deferError) Error() string { return e.reason }
 
-// RetryDelay is asynq's RetryDelayFunc: the handler decides every delay.
-func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
+// Retry delays of a batch that failed as a whole: its worker died holding it
+// (asynq recovers it once its lease expires) or Redis failed. asynq's
+// default waits 15 s to 45 s on the first retry and grows as n⁴.
+const (
+	taskRetryBase = time.Second
+	taskRetryMax  = time.Minute
+)
+
+// RetryDelay is asynq's RetryDelayFunc: the handler decides the delay of a
+// deferred batch; any other failure is retried after a full-jitter backoff
+// over the task's n earlier retries.
+func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	var d *deferError
 	if errors.As(err, &d) {
 		return d.delay
 	}
-	return asynq.DefaultRetryDelayFunc(n, err, t)
+	return Backoff(n+1, taskRetryBase, taskRetryMax, randInt64N)
 }
 
 // IsFailure is asynq's IsFailure: waiting for the rate limiter is not one.

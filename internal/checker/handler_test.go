@@ -231,6 +231,21 @@ func TestBackoffFullJitter(t *testing.T) {
 	}
 }
 
+// A batch whose worker died (asynq recovers it when its lease expires) or
+// that met a Redis error comes back within a second at first, and never
+// later than a minute however often it failed.
+func TestFailedBatchRetriesSoon(t *testing.T) {
+	lease := errors.New("asynq: task lease expired")
+	for i := 0; i < 100; i++ {
+		if d := RetryDelay(0, lease, nil); d > taskRetryBase {
+			t.Fatalf("first retry after %s", d)
+		}
+		if d := RetryDelay(1000, lease, nil); d > taskRetryMax {
+			t.Fatalf("1000th retry after %s", d)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	bad := []Config{
 		{MaxAttempts: 0, BackoffBase: time.Second, BackoffMax: time.Second},
