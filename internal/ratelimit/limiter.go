@@ -12,13 +12,16 @@ import (
 // Constants of the adaptive algorithm (see the package comment).
 const (
 	DoublingTime = 2 * time.Second
-	Backoff      = 0.8
-	Margin       = 0.9
+	Backoff      = 0.9
+	Margin       = 0.85
 	// SlowStartMargin and SlowStartBackoff replace Margin and Backoff at the
 	// first throttle, which ends the doubling: the rate that throttled is up
 	// to twice the capacity.
-	SlowStartMargin  = 0.8
+	SlowStartMargin  = 0.7
 	SlowStartBackoff = 0.6
+	// ShortPauseMargin: a pause never decays below this much more than the
+	// longest pause that proved shorter than the service's penalty.
+	ShortPauseMargin = 1.25
 	Recovery         = 3 * time.Second
 	Probe            = 0.005
 	Pause            = time.Second
@@ -164,7 +167,8 @@ func (l *Limiter) Throttled(ctx context.Context, tenant string, retryAfter time.
 	c := l.cfg
 	pause, err := throttleScript.Run(ctx, l.rdb, []string{stateKey(tenant)},
 		c.TenantRate, c.Initial, retryAfter.Microseconds(), Backoff, Pause.Microseconds(), MaxPause.Microseconds(),
-		DoublingTime.Seconds(), Recovery.Seconds(), Probe, MinRate, stateTTL.Milliseconds(), epoch, Margin, SlowStartMargin, SlowStartBackoff).Int64()
+		DoublingTime.Seconds(), Recovery.Seconds(), Probe, MinRate, stateTTL.Milliseconds(), epoch, Margin, SlowStartMargin, SlowStartBackoff,
+		ShortPauseMargin).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("report throttle: %w", err)
 	}

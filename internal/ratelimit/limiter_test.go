@@ -146,6 +146,75 @@ func TestThrottleCutsAndPauses(t *testing.T) {
 	}
 }
 
+// TestPauseLearnsTheServicePenalty: a throttle right after a pause ends
+// means the pause was too short, not the rate too high: the pause doubles
+// and the estimate stays. Later pauses decay, but not back to the one that
+// proved too short.
+func TestPauseLearnsTheServicePenalty(t *testing.T) {
+	rdb := redistest.Client(t)
+	l := newLimiter(t, rdb, Config{TenantRate: 1000, Initial: 100, Adaptive: true, MaxWait: time.Hour})
+	ctx := context.Background()
+	key := stateKey("p")
+	// endPause moves the pause's end ago into the past, as if time passed.
+	endPause := func(ago time.Duration) {
+		t.Helper()
+		now, err := rdb.Time(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		us := now.Add(-ago).UnixMicro()
+		rdb.HSet(ctx, key, "until", us, "changed", us, "tat", us)
+		l.mu.Lock()
+		delete(l.paused, "p")
+		l.mu.Unlock()
+	}
+	throttle := func() (Reservation, time.Duration) {
+		t.Helper()
+		r, err := l.Reserve(ctx, "p")
+		if err != nil || !r.OK {
+			t.Fatalf("reserve: %+v, %v", r, err)
+		}
+		p, err := l.Throttled(ctx, "p", 0, r.Epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, p
+	}
+	estimate := func() float64 {
+		t.Helper()
+		est, err := rdb.HGet(ctx, key, "est").Float64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return est
+	}
+
+	if _, p := throttle(); p != Pause {
+		t.Fatalf("first pause %s, want %s", p, Pause)
+	}
+	est := estimate()
+	endPause(300 * time.Millisecond)
+	if _, p := throttle(); p != 2*Pause {
+		t.Fatalf("throttle 300ms after the pause: pause %s, want %s", p, 2*Pause)
+	}
+	if got := estimate(); got != est {
+		t.Errorf("a too-short pause changed the estimate from %g to %g", est, got)
+	}
+	// Clean events (long after the pause) decay the pause by 10 % each, down
+	// to ShortPauseMargin times the 1s pause that proved too short.
+	want := []time.Duration{1800, 1620, 1458, 1312, 1250, 1250}
+	for i, w := range want {
+		endPause(10 * time.Second)
+		r, p := throttle()
+		if d := p - w*time.Millisecond; d < -time.Millisecond || d > time.Millisecond {
+			t.Errorf("clean event %d: pause %s, want %dms", i+1, p, w)
+		}
+		if got := estimate(); got < r.Rate*Margin*0.99 || got > r.Rate*Margin*1.01 {
+			t.Errorf("clean event %d at rate %g: estimate %g, want %g", i+1, r.Rate, got, r.Rate*Margin)
+		}
+	}
+}
+
 func TestFixedRateIgnoresThrottles(t *testing.T) {
 	rdb := redistest.Client(t)
 	l := newLimiter(t, rdb, Config{TenantRate: 7, MaxWait: time.Hour})

@@ -23,8 +23,9 @@ local function current_rate(s, now, ceiling, initial, doubling, recovery, probe,
   return math.max(minrate, math.min(r, ceiling))
 end
 local function load(key)
-  local v = redis.call('HMGET', key, 'tat', 'rate', 'changed', 'est', 'pause', 'until', 'epoch')
-  return {tat = v[1], rate = v[2], changed = v[3], est = v[4], pause = v[5], ['until'] = v[6], epoch = tonumber(v[7]) or 0}
+  local v = redis.call('HMGET', key, 'tat', 'rate', 'changed', 'est', 'pause', 'until', 'epoch', 'short')
+  return {tat = v[1], rate = v[2], changed = v[3], est = v[4], pause = v[5], ['until'] = v[6],
+    epoch = tonumber(v[7]) or 0, short = tonumber(v[8]) or 0}
 end
 `
 
@@ -64,8 +65,8 @@ return {1, math.floor(wait), math.floor(r * 1000), s.epoch}
 // throttleScript: KEYS tenant state. ARGV ceiling, initial, retry-after (us),
 // backoff, pause (us), max pause (us), doubling, recovery, probe, min rate,
 // ttl (ms), epoch of the throttled request's slot, estimate margin, and the
-// estimate and cut factors on leaving slow start. Returns
-// the pause still in force (us). Every reaction starts a new epoch; a report
+// estimate and cut factors on leaving slow start, and the short-pause margin.
+// Returns the pause still in force (us). Every reaction starts a new epoch; a report
 // from a slot of an older epoch was sent before that reaction and is ignored,
 // so requests in flight during a cut do not cut again or lengthen the pause.
 var throttleScript = redis.NewScript(rateLua + `
@@ -79,24 +80,31 @@ local untl = tonumber(s['until']) or 0
 if tonumber(ARGV[12]) < s.epoch then
   return math.floor(math.max(0, untl - now))
 end
-if untl > 0 and now < untl + basepause then
+local short = s.short
+-- A signal right after a pause means the pause was shorter than the
+-- service's penalty, not that the rate was too high.
+local pausefail = untl > 0 and now < untl + basepause
+if pausefail then
+  short = math.max(short, pause)
   pause = math.min(pause * 2, maxpause)
 else
-  pause = math.max(basepause, pause * 0.9)
+  pause = math.max(basepause, pause * 0.9, short * tonumber(ARGV[16]))
 end
 local r = current_rate(s, now, ceiling, initial, tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), minrate)
 local p = math.max(pause, retry)
 untl = now + p
 local tat = math.max(tonumber(s.tat) or 0, untl)
-local est, cut = r * margin, r * backoff
-if (tonumber(s.est) or 0) <= 0 then
+local est, cut = tonumber(s.est) or 0, r
+if est <= 0 then
   -- Leaving slow start: the rate has just doubled, and half of it was
   -- running clean a moment ago.
   est, cut = r * tonumber(ARGV[14]), r * tonumber(ARGV[15])
+elseif not pausefail then
+  est, cut = r * margin, r * backoff
 end
 redis.call('HSET', KEYS[1], 'est', string.format('%.4f', math.max(minrate, est)),
   'rate', string.format('%.4f', math.max(minrate, cut)), 'changed', string.format('%.0f', untl),
-  'pause', string.format('%.0f', pause), 'until', string.format('%.0f', untl),
+  'pause', string.format('%.0f', pause), 'until', string.format('%.0f', untl), 'short', string.format('%.0f', short),
   'tat', string.format('%.0f', tat), 'epoch', s.epoch + 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[11])
 return math.floor(p)
