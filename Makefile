@@ -27,7 +27,7 @@ bench: ## micro-benchmarks: classification, expansion, recording a batch in Redi
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/addresses ./internal/realm ./internal/runstore ./internal/tenantsim
 
 .PHONY: bench-throttle
-bench-throttle: ## throttle-seeking (C = 20 and 100/s, 1-8 worker processes) and limiter accuracy; ~10 min
+bench-throttle: ## throttle-seeking (C = 20 and 100/s, 1-8 worker processes) and limiter accuracy; ~30 min
 	$(GO) test -run '^$$' -bench '^BenchmarkThrottle$$' -benchtime 1x -timeout 60m ./internal/e2e
 
 .PHONY: bench-fairness

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/tasks"
 )
 
 // simCounters are the simulator's realm counters at one moment.
@@ -80,8 +81,12 @@ func runThrottle(b *testing.B, c float64, n, workers int, extra ...string) throt
 	store := runstore.New(rdb)
 	var samples []simCounters
 	var st *runstore.Run
+	trace := os.Getenv("THROTTLE_TRACE") != ""
 	for {
 		samples = append(samples, s.counters(b))
+		if trace && len(samples) > 1 {
+			traceLine(rdb, start, samples[len(samples)-2], samples[len(samples)-1])
+		}
 		var err error
 		if st, err = store.GetRun(context.Background(), run); err != nil {
 			b.Fatal(err)
@@ -141,7 +146,7 @@ func BenchmarkThrottle(b *testing.B) {
 	// simulator) stop before the next one starts.
 	for _, ci := range caps {
 		c := float64(ci)
-		n := int(c * 60) // about a minute of work at capacity
+		n := int(c * 180) // three minutes of work at capacity
 		fmt.Printf("\ncapacity C = %.0f/s (burst %.0f, 2s penalty window), %d addresses\n", c, c, n)
 		fmt.Printf("%-8s %-16s %-16s %-10s %-5s %s\n", "workers", "goodput/C whole", "goodput/C steady", "throttled", "lost", "wall")
 		for _, w := range workers {
@@ -166,6 +171,24 @@ func BenchmarkThrottle(b *testing.B) {
 			b.ReportMetric(r.steadyGoodput/rate, "aggregate/R")
 		}
 	})
+}
+
+// traceLine prints one second of a run (THROTTLE_TRACE=1): the simulator's
+// answers and throttles in it, the tenant's limiter state, and the batches
+// pending, active and deferred over all lanes.
+func traceLine(rdb *redis.Client, start time.Time, prev, cur simCounters) {
+	ctx := context.Background()
+	rl, _ := rdb.HMGet(ctx, "msaudit:rl:tenant:bench-tenant", "rate", "est", "pause", "epoch").Result()
+	var pending, active, retry int64
+	for q := range tasks.Queues() {
+		pending += rdb.LLen(ctx, "asynq:{"+q+"}:pending").Val()
+		active += rdb.LLen(ctx, "asynq:{"+q+"}:active").Val()
+		retry += rdb.ZCard(ctx, "asynq:{"+q+"}:retry").Val()
+	}
+	dt := cur.at.Sub(prev.at).Seconds()
+	fmt.Printf("t=%5.1fs answered/s %6.1f throttled %3d rate %v est %v pause %v epoch %v batches pending %d active %d deferred %d\n",
+		cur.at.Sub(start).Seconds(), float64(cur.answered-prev.answered)/dt, cur.throttle-prev.throttle,
+		rl[0], rl[1], rl[2], rl[3], pending, active, retry)
 }
 
 func envInts(b *testing.B, name string, def []int) []int {
