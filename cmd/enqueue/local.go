@@ -118,7 +118,8 @@ func runLocal(ctx context.Context, a *app, log *zap.Logger, o *localOptions) (*l
 	sess := newSession(rdb, log, false)
 	defer sess.Close()
 
-	w, err := worker.New(rdb, o.workerConfig(), log, nil)
+	// The in-process worker only reports problems: progress is on screen.
+	w, err := worker.New(rdb, o.workerConfig(), log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)), nil)
 	if err != nil {
 		return nil, err
 	}
