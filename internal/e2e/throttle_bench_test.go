@@ -137,8 +137,12 @@ func runThrottle(b *testing.B, c float64, n, workers int, extra ...string) throt
 // SPEC.md §5 (goodput >= 0.9·C with <= 2% of requests throttled, at 1 to 8
 // worker processes, nothing lost) and the limiter accuracy bar (8 processes
 // at a fixed ceiling R: aggregate <= 1.05·R). C is hidden from the workers:
-// their ceiling is 10·C and they start from the default initial rate.
-// THROTTLE_CAPACITIES and THROTTLE_WORKERS (comma lists) narrow the sweep.
+// their ceiling is 10·C and they start from the default initial rate (1/s).
+// Each run is about three minutes of work at C; "steady" goodput is measured
+// between 20 % and 90 % of the addresses answered, after slow start, and
+// "whole" from the first request to the end.
+// THROTTLE_CAPACITIES and THROTTLE_WORKERS (comma lists) narrow the sweep;
+// THROTTLE_TRACE=1 prints every second of each run.
 func BenchmarkThrottle(b *testing.B) {
 	caps := envInts(b, "THROTTLE_CAPACITIES", []int{20, 100})
 	workers := envInts(b, "THROTTLE_WORKERS", []int{1, 2, 4, 8})
