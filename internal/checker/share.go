@@ -10,16 +10,19 @@ import (
 // share keeps one tenant from holding all of a worker's slots. A tenant at
 // rate R whose requests take L seconds needs about R·L requests in flight;
 // every batch beyond that only sleeps on the tenant's rate limit while
-// holding a slot another tenant could use. So a tenant may hold at most
-// 2·R·L+2 batches of this worker at once (the factor 2 absorbs latency
-// jitter, the 2 covers the batch that is about to finish). Until a tenant's
-// first requests are measured it is not limited.
+// holding a slot another tenant could use. So a tenant may have at most
+// 2·R·L+2 batches of this worker checking at once (the factor 2 absorbs
+// latency jitter, the 2 covers the batch that is about to finish). Until a
+// tenant's first requests are measured it is not limited.
 //
-// One more batch of the tenant may wait in its slot as a standby: it takes
-// over the moment one of the tenant's batches finishes, so the tenant's
-// rate does not dip while the queue hands out the next batch. Batches
-// beyond the standby go back to the queue until one of the tenant's batches
-// could have finished.
+// A batch over the share waits in its slot, as a standby, for one of the
+// tenant's batches to finish and takes over at once, so the tenant's rate
+// does not dip while the queue hands out the next batch. The wait is short
+// (the share delay): then the batch goes back to the queue and the slot
+// takes the next task, which may be another tenant's. Handing every
+// over-share batch straight back instead would cycle the whole queue
+// through asynq's retry set, several Redis round trips per batch, as fast as
+// the spare slots can move it.
 type share struct {
 	mu      sync.Mutex
 	slots   int // the worker's concurrency
@@ -28,7 +31,6 @@ type share struct {
 
 type tenantLoad struct {
 	active  int
-	standby bool          // a batch waits for the tenant's next free slot
 	freed   chan struct{} // closed, and replaced, when a batch releases
 	latency float64       // EWMA of request latency, seconds; 0 = unknown
 	rate    float64       // last rate seen from the limiter, requests/s
@@ -37,11 +39,11 @@ type tenantLoad struct {
 // latencyWeight is the EWMA weight of a new latency sample.
 const latencyWeight = 0.2
 
-// minShareDelay and maxShareDelay bound how long a batch over the share
-// waits, as standby or back in the queue: asynq forwards deferred tasks
-// about once a second, so less is not useful, and the rate that sizes the
-// delay may be climbing fast (slow start), so a batch parked for long would
-// come back to find the tenant idle.
+// minShareDelay and maxShareDelay bound the share delay, how long a batch
+// over the share waits as standby and then back in the queue: about half
+// the time one of the tenant's batches takes at its rate, and at least a
+// second, since asynq forwards deferred tasks only so often; at most five,
+// since the rate that sizes it may be climbing fast (slow start).
 const (
 	minShareDelay = time.Second
 	maxShareDelay = 5 * time.Second
@@ -68,8 +70,7 @@ func (t *tenantLoad) limit(slots int) int {
 	return min(slots, int(math.Ceil(2*t.rate*t.latency))+2)
 }
 
-// delay is how long a batch of n addresses over the share waits: about
-// half the time one of the tenant's batches takes at its rate.
+// delay is the share delay of a batch of n addresses.
 func (t *tenantLoad) delay(n int) time.Duration {
 	d := minShareDelay
 	if t.rate > 0 {
@@ -79,42 +80,33 @@ func (t *tenantLoad) delay(n int) time.Duration {
 }
 
 // acquire takes a slot for a batch of n addresses of tenant. Over the
-// tenant's share, the first such batch waits as the standby, up to the
-// share delay, for one of the tenant's batches to release; any other gets
-// false and how long until it is worth trying again.
+// tenant's share, it waits up to the share delay for one of the tenant's
+// batches to release; if none does, it returns false and the share delay,
+// for the batch to go back to the queue for that long.
 func (s *share) acquire(ctx context.Context, tenant string, n int) (bool, time.Duration, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	t := s.load(tenant)
-	if t.active < t.limit(s.slots) {
-		t.active++
-		s.mu.Unlock()
-		return true, 0, nil
-	}
 	d := t.delay(n)
-	if t.standby {
-		s.mu.Unlock()
-		return false, d, nil
-	}
-	t.standby = true
-	s.mu.Unlock()
-
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	s.mu.Lock()
-	defer func() { t.standby = false; s.mu.Unlock() }()
+	var timeout <-chan time.Time
 	for t.active >= t.limit(s.slots) {
+		if timeout == nil {
+			timer := time.NewTimer(d)
+			defer timer.Stop()
+			timeout = timer.C
+		}
 		freed := t.freed
 		s.mu.Unlock()
 		select {
 		case <-freed:
-		case <-timer.C:
+			s.mu.Lock()
+		case <-timeout:
 			s.mu.Lock()
 			return false, d, nil
 		case <-ctx.Done():
 			s.mu.Lock()
 			return false, 0, ctx.Err()
 		}
-		s.mu.Lock()
 	}
 	t.active++
 	return true, 0, nil

@@ -32,66 +32,60 @@ func TestShareLimitsATenantToWhatItsRateUses(t *testing.T) {
 		acquireNow(t, s, "a")
 	}
 
-	// The 5th waits as the standby and takes the first slot freed.
+	// The 5th and 6th wait in their slots; each freed slot goes to one.
 	got := make(chan bool)
-	go func() {
-		ok, _, _ := s.acquire(ctx, "a", 50)
-		got <- ok
-	}()
-	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.tenants["a"].standby })
-	// Meanwhile a 6th goes back to the queue at once, for half a batch
-	// time at 100/s, but at least minShareDelay.
-	if ok, wait, err := s.acquire(ctx, "a", 50); ok || err != nil || wait != minShareDelay {
-		t.Fatalf("6th batch: ok=%v wait=%s err=%v, want refused for %s", ok, wait, err, minShareDelay)
+	for i := 0; i < 2; i++ {
+		go func() {
+			ok, _, _ := s.acquire(ctx, "a", 50)
+			got <- ok
+		}()
 	}
 	acquireNow(t, s, "b") // another tenant is not held up
-	s.release("a")
-	if !<-got {
-		t.Fatal("the standby did not take the freed slot")
+	for i := 0; i < 2; i++ {
+		time.Sleep(20 * time.Millisecond) // let the waiter block again
+		select {
+		case <-got:
+			t.Fatalf("a waiting batch took a slot before one was freed (%d freed)", i)
+		default:
+		}
+		s.release("a")
+		if !<-got {
+			t.Fatal("the waiting batch was refused the freed slot")
+		}
 	}
-	if s.tenants["a"].active != 4 || s.tenants["a"].standby {
-		t.Fatalf("after takeover: %+v", *s.tenants["a"])
+	if s.tenants["a"].active != 4 {
+		t.Fatalf("after takeovers: %d active, want 4", s.tenants["a"].active)
 	}
 
-	// A standby whose tenant frees nothing gives up after the share delay.
+	// A waiting batch whose tenant frees nothing goes back to the queue
+	// after the share delay: half a batch time at 100/s, but at least
+	// minShareDelay.
 	start := time.Now()
 	if ok, wait, err := s.acquire(ctx, "a", 50); ok || err != nil || wait != minShareDelay {
-		t.Fatalf("standby: ok=%v wait=%s err=%v", ok, wait, err)
+		t.Fatalf("waiting batch: ok=%v wait=%s err=%v, want refused for %s", ok, wait, err, minShareDelay)
 	}
 	if waited := time.Since(start); waited < minShareDelay {
-		t.Errorf("standby gave up after %s, before %s", waited, minShareDelay)
+		t.Errorf("the batch gave up after %s, before %s", waited, minShareDelay)
 	}
-	// ... or when its task is cancelled.
+	// ... or at once when its task is cancelled.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, _, err := s.acquire(cctx, "a", 50); !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled standby: err %v", err)
-	}
-	if s.tenants["a"].standby {
-		t.Error("standby flag left set")
+		t.Errorf("cancelled wait: err %v", err)
 	}
 
-	// A slow tenant (5/s) waits half a batch time, 50/5/2 = 5s, the most.
+	// A slow tenant (5/s) waits half a batch time, 50/5/2 = 5s, the most;
+	// so does one whose rate is not known yet, at least minShareDelay.
 	s.observe("slow", 200*time.Millisecond, 5)
-	for i := 0; i < 4; i++ { // 2·5·0.2+2 = 4
-		acquireNow(t, s, "slow")
+	if d := s.tenants["slow"].delay(50); d != maxShareDelay {
+		t.Errorf("slow tenant: share delay %s, want %s", d, maxShareDelay)
 	}
-	s.tenants["slow"].standby = true // as if another batch were waiting
-	if ok, wait, _ := s.acquire(ctx, "slow", 50); ok || wait != maxShareDelay {
-		t.Errorf("slow tenant: ok=%v wait=%s, want refused for %s", ok, wait, maxShareDelay)
+	if d := s.load("new").delay(50); d != minShareDelay {
+		t.Errorf("new tenant: share delay %s, want %s", d, minShareDelay)
 	}
 	// Never above the worker's slots.
 	s.observe("huge", 10*time.Second, 1000)
 	if got := s.load("huge").limit(8); got != 8 {
 		t.Errorf("limit = %d, want 8", got)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(2 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
 	}
 }

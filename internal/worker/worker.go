@@ -87,9 +87,10 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 		// Deferred batches wait in the retry set and a tenant's batches
 		// may all be there at once (a pause): forward them promptly, and
 		// look again soon when the queues are empty, or the tenant's rate
-		// idles while the batches come back.
+		// idles while the batches come back. An idle worker thus makes
+		// about 65 Redis round trips a second over the 8 lanes.
 		DelayedTaskCheckInterval: 500 * time.Millisecond,
-		TaskCheckInterval:        100 * time.Millisecond,
+		TaskCheckInterval:        250 * time.Millisecond,
 		Logger:                   logging.NewAsynq(log),
 		LogLevel:                 logging.AsynqLevel(log),
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
