@@ -30,6 +30,10 @@ bench: ## micro-benchmarks: classification, expansion, recording a batch in Redi
 bench-throttle: ## throttle-seeking (C = 20 and 100/s, 1-8 worker processes) and limiter accuracy; ~30 min
 	$(GO) test -run '^$$' -bench '^BenchmarkThrottle$$' -benchtime 1x -timeout 60m ./internal/e2e
 
+.PHONY: bench-overhead
+bench-overhead: ## Redis round trips and CPU per address of one worker against an unthrottled realm
+	$(GO) test -run '^$$' -bench '^BenchmarkWorkerOverhead$$' -benchtime 1x ./internal/e2e
+
 .PHONY: bench-fairness
 bench-fairness: ## a 500-address run beside a 20,000-address run of another tenant vs alone
 	$(GO) test -run '^$$' -bench '^BenchmarkFairness$$' -benchtime 1x ./internal/worker

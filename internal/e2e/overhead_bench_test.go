@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/msaudit/msaudit/internal/checker"
+	"github.com/msaudit/msaudit/internal/ratelimit"
+	"github.com/msaudit/msaudit/internal/runstore"
+	workerpkg "github.com/msaudit/msaudit/internal/worker"
+)
+
+// roundTrips counts the round trips a client makes: one per command sent
+// alone, one per pipeline or transaction.
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		r.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		r.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// cpuTime is the CPU time (user + system) this process has used.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkWorkerOverhead is `make bench-overhead`: SPEC.md §5's worker
+// overhead bar, at most 3 Redis round trips and 0.5 ms of CPU per address
+// checked against an unthrottled local realm service. The run is submitted
+// first; then a worker runs in this process, with every round trip of its
+// Redis client (asynq's included) counted and the process's CPU time
+// measured until the run completes. The simulator runs in its own process,
+// so its CPU is not counted; the HTTPS client's is. Two regimes: as fast as
+// the machine goes, and paced by the adaptive limiter at 200/s, where every
+// request waits long enough for its slot to be re-checked (Limiter.Stale).
+func BenchmarkWorkerOverhead(b *testing.B) {
+	for _, c := range []struct {
+		name     string
+		n        int
+		limits   ratelimit.Config
+		describe string
+	}{
+		{"unpaced", 20000, ratelimit.Config{TenantRate: 1e6, MaxWait: 2 * time.Second}, "no rate limit"},
+		{"paced", 4000, ratelimit.Config{TenantRate: 200, Initial: 200, Adaptive: true, MaxWait: 2 * time.Second}, "adaptive limiter at 200/s"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				measureOverhead(b, c.n, c.limits, c.describe)
+			}
+		})
+	}
+}
+
+func measureOverhead(b *testing.B, n int, limits ratelimit.Config, describe string) {
+	dir := b.TempDir()
+	redisURL := newRedis(b)
+	s := startSim(b, dir, "--users", "1", "--seed", "5")
+	list := make([]string, n)
+	for i := range list {
+		list[i] = fmt.Sprintf("load%06d@contoso.com", i)
+	}
+	file := filepath.Join(dir, "addresses.txt")
+	if err := os.WriteFile(file, []byte(strings.Join(list, "\n")), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	run := strings.TrimSpace(string(enqueue(b, s.env(redisURL), "submit", "--tenant-id", "load-tenant", "--addresses-file", file)))
+
+	opts, _ := redis.ParseURL(redisURL)
+	poll := redis.NewClient(opts)
+	defer poll.Close()
+	store := runstore.New(poll)
+	opts.PoolSize = 20
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	var rt roundTrips
+	rdb.AddHook(&rt)
+
+	ca, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 16}}
+
+	cpu0, start := cpuTime(b), time.Now()
+	w, err := workerpkg.New(rdb, workerpkg.Config{
+		Concurrency: 10, RealmURL: s.RealmURL, RealmTimeout: 5 * time.Second, RealmClient: client,
+		Limits:          limits,
+		Checker:         checker.Config{MaxAttempts: 5, BackoffBase: 100 * time.Millisecond, BackoffMax: time.Second},
+		ShutdownTimeout: 5 * time.Second,
+	}, zap.NewNop(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Shutdown()
+	for {
+		st, err := store.GetRun(context.Background(), run)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st.State() == runstore.StateCompleted {
+			break
+		}
+		if time.Since(start) > 5*time.Minute {
+			b.Fatalf("run not completed: %+v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	wall, cpu, trips := time.Since(start), cpuTime(b)-cpu0, rt.n.Load()
+
+	perAddr := float64(cpu.Microseconds()) / 1000 / float64(n)
+	fmt.Printf("\nworker overhead, %s: %d addresses in %s (%.0f/s), 10 slots, unthrottled simulator\n",
+		describe, n, wall.Round(time.Millisecond), float64(n)/wall.Seconds())
+	fmt.Printf("redis round trips: %.2f per address (bar <= 3); CPU: %.3f ms per address (bar <= 0.5)\n",
+		float64(trips)/float64(n), perAddr)
+	b.ReportMetric(float64(trips)/float64(n), "roundtrips/address")
+	b.ReportMetric(perAddr, "cpu-ms/address")
+}
