@@ -14,9 +14,10 @@
 // Fairness between tenants has two parts: runs sit in different queue lanes
 // (package tasks), and one tenant may hold only the worker slots its rate can
 // use (share.go), so a tenant's batches sleeping on its rate limit do not
-// keep another tenant's batches from starting. One more of its batches may
-// wait in a slot as the standby that takes over when one finishes, so the
-// tenant's rate does not dip at every batch change.
+// keep another tenant's batches from starting. A batch over the share waits
+// briefly in its slot to take over when one of the tenant's batches
+// finishes, so the tenant's rate does not dip at every batch change, and
+// then goes back to the queue.
 //
 // It holds no tenant credentials and does not import Graph code.
 package checker
