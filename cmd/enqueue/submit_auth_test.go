@@ -3,14 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/msaudit/msaudit/internal/tenantsim"
+	"github.com/msaudit/msaudit/internal/testpki"
 )
 
 const (
@@ -152,33 +148,15 @@ func writeTestFile(t *testing.T, name string, b []byte) string {
 	return p
 }
 
-func testCertificatePEM(t *testing.T) (*x509.Certificate, []byte) {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "enqueue-test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pk, _ := x509.MarshalPKCS8PrivateKey(key)
-	return cert, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})...)
-}
-
 // TestDryRunWithEachMethod runs the submit path (connect, permission check,
 // domains, users) as a dry run with each method the simulator can answer,
 // and checks the counts against the ground truth.
 func TestDryRunWithEachMethod(t *testing.T) {
 	clearAuthEnv(t)
-	cert, certPEM := testCertificatePEM(t)
-	sim := startCmdSim(t, 120, tenantsim.Config{ClientCertificates: []*x509.Certificate{cert}, FederatedToken: testFedToken})
+	cert := testpki.New(t, "enqueue-test")
+	sim := startCmdSim(t, 120, tenantsim.Config{ClientCertificates: []*x509.Certificate{cert.Cert}, FederatedToken: testFedToken})
 	want := len(sim.tenant.GroundTruth().Addresses)
-	certFile, tokenFile := writeTestFile(t, "app.pem", certPEM), writeTestFile(t, "token", []byte(testFedToken))
+	certFile, tokenFile := writeTestFile(t, "app.pem", cert.PEM(t)), writeTestFile(t, "token", []byte(testFedToken))
 	secretFile := writeTestFile(t, "secret", []byte(testSecret+"\n"))
 	cases := []struct {
 		name string

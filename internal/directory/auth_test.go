@@ -3,15 +3,10 @@ package directory
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -22,54 +17,14 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/msaudit/msaudit/internal/tenantsim"
+	"github.com/msaudit/msaudit/internal/testpki"
 )
-
-// testCert is a self-signed RSA certificate as an app registration would
-// hold: the simulator gets the certificate, the client the key too.
-type testCert struct {
-	cert *x509.Certificate
-	key  *rsa.PrivateKey
-}
-
-func newTestCert(t *testing.T, cn string) testCert {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testCert{cert: cert, key: key}
-}
-
-func (c testCert) pem(t *testing.T) []byte {
-	t.Helper()
-	pk, err := x509.MarshalPKCS8PrivateKey(c.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})...)
-}
 
 // pfx uses the legacy (3DES) encryption, the one azidentity's PKCS#12
 // reader (golang.org/x/crypto/pkcs12) understands.
-func (c testCert) pfx(t *testing.T, password string) []byte {
+func pfx(t *testing.T, c testpki.Cert, password string) []byte {
 	t.Helper()
-	b, err := pkcs12.LegacyDES.Encode(c.key, c.cert, nil, password)
+	b, err := pkcs12.LegacyDES.Encode(c.Key, c.Cert, nil, password)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,9 +32,9 @@ func (c testCert) pfx(t *testing.T, password string) []byte {
 }
 
 // modernPFX uses AES-256 and SHA-256, what OpenSSL 3 writes by default.
-func (c testCert) modernPFX(t *testing.T, password string) []byte {
+func modernPFX(t *testing.T, c testpki.Cert, password string) []byte {
 	t.Helper()
-	b, err := pkcs12.Modern2023.Encode(c.key, c.cert, nil, password)
+	b, err := pkcs12.Modern2023.Encode(c.Key, c.Cert, nil, password)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,18 +49,18 @@ func enumerate(t *testing.T, env simEnv, c *Client) {
 }
 
 func TestCertificateAuthPEMAndPFX(t *testing.T) {
-	registered := newTestCert(t, "msaudit-test")
-	env := startSim(t, 30, tenantsim.Config{ClientCertificates: []*x509.Certificate{registered.cert}})
+	registered := testpki.New(t, "msaudit-test")
+	env := startSim(t, 30, tenantsim.Config{ClientCertificates: []*x509.Certificate{registered.Cert}})
 	const password = "pfx-pass~word"
 	for _, tc := range []struct {
 		name     string
 		data     []byte
 		password string
 	}{
-		{"pem", registered.pem(t), ""},
-		{"pfx with password", registered.pfx(t, password), password},
-		{"pfx without password", registered.pfx(t, ""), ""},
-		{"pfx with AES (OpenSSL 3 default)", registered.modernPFX(t, password), password},
+		{"pem", registered.PEM(t), ""},
+		{"pfx with password", pfx(t, registered, password), password},
+		{"pfx without password", pfx(t, registered, ""), ""},
+		{"pfx with AES (OpenSSL 3 default)", modernPFX(t, registered, password), password},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := env.server.Stats()
@@ -132,18 +87,18 @@ func TestCertificateAuthPEMAndPFX(t *testing.T) {
 }
 
 func TestCertificateAuthRefusals(t *testing.T) {
-	registered := newTestCert(t, "registered")
-	env := startSim(t, 5, tenantsim.Config{ClientCertificates: []*x509.Certificate{registered.cert}})
+	registered := testpki.New(t, "registered")
+	env := startSim(t, 5, tenantsim.Config{ClientCertificates: []*x509.Certificate{registered.Cert}})
 	const password = "right-pass"
 	cases := []struct {
 		name, password, want string
 		data                 []byte
 		unauthorized         bool
 	}{
-		{"unregistered certificate", "", "AADSTS700027", newTestCert(t, "other").pem(t), true},
-		{"wrong pfx password", "wrong-pass", "read certificate", registered.pfx(t, password), false},
-		{"wrong AES pfx password", "wrong-pass", "password is wrong", registered.modernPFX(t, password), false},
-		{"pfx without its password", "", "--certificate-password-file", registered.pfx(t, password), false},
+		{"unregistered certificate", "", "AADSTS700027", testpki.New(t, "other").PEM(t), true},
+		{"wrong pfx password", "wrong-pass", "read certificate", pfx(t, registered, password), false},
+		{"wrong AES pfx password", "wrong-pass", "password is wrong", modernPFX(t, registered, password), false},
+		{"pfx without its password", "", "--certificate-password-file", pfx(t, registered, password), false},
 		{"garbage", "", "read certificate", []byte("not a certificate"), false},
 	}
 	for _, tc := range cases {

@@ -2,15 +2,10 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/msaudit/msaudit/internal/testpki"
 )
 
 // simStats reads the simulator's counters over HTTPS.
@@ -236,9 +233,8 @@ func TestSubmitKilledMidEnumerationResumes(t *testing.T) {
 func TestSubmitWithOtherMethods(t *testing.T) {
 	dir := t.TempDir()
 	redisURL := newRedis(t)
-	certPEM, keyPEM := e2eCertificate(t)
 	certFile := filepath.Join(dir, "app.pem")
-	if err := os.WriteFile(certFile, append(certPEM, keyPEM...), 0o600); err != nil {
+	if err := os.WriteFile(certFile, testpki.New(t, "msaudit-e2e").PEM(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s := startSim(t, dir, "--users", "300", "--seed", "4", "--client-certificate-file", certFile)
@@ -291,25 +287,6 @@ func TestSubmitWithOtherMethods(t *testing.T) {
 	if keys := redisKeys(t, redisURL); len(keys) != 0 {
 		t.Errorf("dry runs wrote to redis: %v", keys)
 	}
-}
-
-func e2eCertificate(t *testing.T) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "msaudit-e2e"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})
 }
 
 // TestGraphOutageThenResume: Graph fails permanently (500) part-way through

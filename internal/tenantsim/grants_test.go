@@ -6,45 +6,29 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/msaudit/msaudit/internal/testpki"
 )
 
-type appCert struct {
-	cert *x509.Certificate
-	key  *rsa.PrivateKey
-}
+// appCert is an app registration's certificate credential.
+type appCert testpki.Cert
 
-func newAppCert(t *testing.T) appCert {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "app"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return appCert{cert: c, key: key}
-}
+func newAppCert(t *testing.T) appCert { return appCert(testpki.New(t, "app")) }
 
 // assertion builds a PS256 client assertion the way MSAL does; mod may
 // change the header or claims before signing.
 func (a appCert) assertion(t *testing.T, e *testEnv, mod func(h, c map[string]any)) string {
 	t.Helper()
-	sum := sha256.Sum256(a.cert.Raw)
+	sum := sha256.Sum256(a.Cert.Raw)
 	h := map[string]any{"alg": "PS256", "typ": "JWT", "x5t#S256": base64.StdEncoding.EncodeToString(sum[:]),
-		"x5c": []string{base64.StdEncoding.EncodeToString(a.cert.Raw)}}
+		"x5c": []string{base64.StdEncoding.EncodeToString(a.Cert.Raw)}}
 	now := e.clock.Now()
 	c := map[string]any{"aud": e.srv.URL() + "/" + e.tenant.ID + "/oauth2/v2.0/token", "iss": testClientID, "sub": testClientID,
 		"jti": "x", "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()}
@@ -56,7 +40,7 @@ func (a appCert) assertion(t *testing.T, e *testEnv, mod func(h, c map[string]an
 	enc := base64.RawURLEncoding
 	signing := enc.EncodeToString(hb) + "." + enc.EncodeToString(cb)
 	digest := sha256.Sum256([]byte(signing))
-	sig, err := rsa.SignPSS(rand.Reader, a.key, crypto.SHA256, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+	sig, err := rsa.SignPSS(rand.Reader, a.Key, crypto.SHA256, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +54,7 @@ func assertionForm(assertion string) url.Values {
 
 func TestCertificateAssertion(t *testing.T) {
 	app, other := newAppCert(t), newAppCert(t)
-	e := newEnv(t, 5, func(c *Config) { c.ClientCertificates = []*x509.Certificate{app.cert} })
+	e := newEnv(t, 5, func(c *Config) { c.ClientCertificates = []*x509.Certificate{app.Cert} })
 	if r := e.postToken(assertionForm(app.assertion(t, e, nil))); r.status != http.StatusOK {
 		t.Fatalf("valid assertion: %d %s", r.status, r.body)
 	}
@@ -84,12 +68,12 @@ func TestCertificateAssertion(t *testing.T) {
 	}{
 		{"unregistered certificate", other.assertion(t, e, nil), "AADSTS700027"},
 		{"wrong key for the thumbprint", other.assertion(t, e, func(h, _ map[string]any) {
-			sum := sha256.Sum256(app.cert.Raw)
+			sum := sha256.Sum256(app.Cert.Raw)
 			h["x5t#S256"] = base64.StdEncoding.EncodeToString(sum[:])
 			delete(h, "x5c")
 		}), "signature validation"},
 		{"x5c of another certificate", app.assertion(t, e, func(h, _ map[string]any) {
-			h["x5c"] = []string{base64.StdEncoding.EncodeToString(other.cert.Raw)}
+			h["x5c"] = []string{base64.StdEncoding.EncodeToString(other.Cert.Raw)}
 		}), "x5c"},
 		{"wrong audience", app.assertion(t, e, func(_, c map[string]any) { c["aud"] = "https://login.microsoftonline.com/x/oauth2/v2.0/token" }), "AADSTS700020"},
 		{"issuer is not the client", app.assertion(t, e, func(_, c map[string]any) { c["iss"] = "someone-else" }), "AADSTS700021"},
