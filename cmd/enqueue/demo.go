@@ -50,10 +50,7 @@ the reports. At the end it compares the result with the simulator's ground
 truth.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			log, err := a.logger()
+			log, err := a.start(o)
 			if err != nil {
 				return err
 			}

@@ -84,10 +84,7 @@ Redis with 'submit' and 'worker'. Takes the flags of 'submit' and 'worker'.`,
 		Example: `  AZURE_CLIENT_SECRET=... enqueue local --tenant-id $TENANT --client-id $APP --report-dir ./audit`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			log, err := a.logger()
+			log, err := a.start(o)
 			if err != nil {
 				return err
 			}

@@ -82,6 +82,15 @@ func (s *session) Close() {
 
 func (a *app) logger() (*zap.Logger, error) { return a.common.Logger() }
 
+// start checks a command's options, then builds its logger: a bad flag is
+// reported before anything is set up.
+func (a *app) start(o interface{ Validate() error }) (*zap.Logger, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	return a.logger()
+}
+
 // open connects to the Redis of --redis-url.
 func (a *app) open(ctx context.Context) (*session, error) {
 	log, err := a.logger()
