@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -57,7 +58,27 @@ type submitOptions struct {
 	authPicked string
 }
 
+// Validate checks the options, fills in what follows from them (the
+// authentication method, the permission names) and checks that the named
+// list files exist.
 func (o *submitOptions) Validate() error {
+	if err := o.validateFlags(); err != nil {
+		return err
+	}
+	// A mistyped file name is a bad flag too: say so before connecting
+	// to anything.
+	for _, f := range []struct{ flag, name string }{{"--users-file", o.UsersFile}, {"--addresses-file", o.AddressesFile}} {
+		if f.name == "" {
+			continue
+		}
+		if _, err := os.Stat(f.name); err != nil {
+			return fmt.Errorf("%s: %w", f.flag, err)
+		}
+	}
+	return nil
+}
+
+func (o *submitOptions) validateFlags() error {
 	if strings.TrimSpace(o.TenantID) == "" {
 		return errors.New("--tenant-id is required (the directory (tenant) ID, or AZURE_TENANT_ID)")
 	}
@@ -191,10 +212,7 @@ twice.`,
   enqueue submit --tenant-id $TENANT --client-id $APP --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			log, err := a.logger()
+			log, err := a.start(o)
 			if err != nil {
 				return err
 			}

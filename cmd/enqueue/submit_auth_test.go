@@ -68,6 +68,8 @@ func TestSubmitValidateAuth(t *testing.T) {
 		{"bad user permission", nil, func(o *submitOptions) { o.Auth, o.UserPermission = "device-code", "User.Read" }, "", "--user-permission"},
 		{"user permission as domain permission", nil, func(o *submitOptions) { o.Auth, o.DomainPermission = "device-code", "User.Read.All" }, "", "--domain-permission"},
 		{"advanced query with users file", nil, func(o *submitOptions) { o.Auth, o.UsersFile, o.AdvancedQuery = "device-code", "u", true }, "", "--advanced-query"},
+		{"missing users file", nil, func(o *submitOptions) { o.Auth, o.UsersFile = "device-code", "/nonexistent/users.txt" }, "", "--users-file: stat /nonexistent/users.txt"},
+		{"missing addresses file", nil, func(o *submitOptions) { o.AddressesFile = "/nonexistent/addresses.txt" }, "", "--addresses-file: stat /nonexistent/addresses.txt"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -41,6 +41,7 @@ func TestBadInputLeavesNothing(t *testing.T) {
 		{"malformed filter", env, append(graph, "--filter", "startsWith(displayName,"), "400"},
 		{"unknown user", env, append(graph, "--users-file", unknownUsers), "nobody-here@contoso.com"},
 		{"malformed address file", env, []string{"submit", "--tenant-id", s.TenantID, "--addresses-file", badAddrs}, "line 2"},
+		{"missing address file", env, []string{"submit", "--tenant-id", s.TenantID, "--addresses-file", filepath.Join(dir, "none.txt")}, "--addresses-file"},
 		{"bad addresses mode", env, append(graph, "--addresses", "some"), "--addresses"},
 		{"bad batch size", env, append(graph, "--batch-size", "0"), "--batch-size"},
 		{"unknown cloud", env, append(graph, "--environment", "Mars"), "--environment"},
