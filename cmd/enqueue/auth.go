@@ -42,10 +42,11 @@ func (o *submitOptions) validateAuth() error {
 		return fmt.Errorf("--auth: %w", err)
 	}
 	o.Auth = string(m)
+	o.dropOtherEnvCredentials(m)
 	if o.CertificateFile != "" && m != directory.AuthCertificate {
 		return fmt.Errorf("--certificate-file is for --auth certificate, not %s", m)
 	}
-	if o.CertificatePasswordFile != "" && o.CertificateFile == "" && os.Getenv("AZURE_CLIENT_CERTIFICATE_PATH") == "" {
+	if o.CertificatePasswordFile != "" && o.CertificateFile == "" {
 		return errors.New("--certificate-password-file needs --certificate-file")
 	}
 	if o.FederatedTokenFile != "" && m != directory.AuthWorkloadIdentity {
@@ -65,19 +66,37 @@ func (o *submitOptions) validateAuth() error {
 	return nil
 }
 
+// credentialFlags are the flags that name a credential, with the method each
+// implies.
+var credentialFlags = []struct{ flag, method string }{
+	{"client-secret-file", "client-secret"},
+	{"certificate-file", "certificate"},
+	{"federated-token-file", "workload-identity"},
+}
+
+// credentialFile is the option field of a credential flag.
+func (o *submitOptions) credentialFile(flag string) *string {
+	switch flag {
+	case "client-secret-file":
+		return &o.ClientSecretFile
+	case "certificate-file":
+		return &o.CertificateFile
+	default:
+		return &o.FederatedTokenFile
+	}
+}
+
+func (o *submitOptions) isFromEnv(flag string) bool { return o.fromEnv != nil && o.fromEnv(flag) }
+
+// pickAuth chooses the method from the credential flags typed on the command
+// line, else from a client secret supplied, else from a credential file named
+// by the environment (AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE).
 func (o *submitOptions) pickAuth() error {
 	var given []string
-	for _, c := range []struct {
-		set          bool
-		flag, method string
-	}{
-		{o.ClientSecretFile != "", "--client-secret-file", "client-secret"},
-		{o.CertificateFile != "", "--certificate-file", "certificate"},
-		{o.FederatedTokenFile != "", "--federated-token-file", "workload-identity"},
-	} {
-		if c.set {
-			given = append(given, c.flag)
-			o.Auth, o.authPicked = c.method, c.flag+" was given"
+	for _, c := range credentialFlags {
+		if *o.credentialFile(c.flag) != "" && !o.isFromEnv(c.flag) {
+			given = append(given, "--"+c.flag)
+			o.Auth, o.authPicked = c.method, "--"+c.flag+" was given"
 		}
 	}
 	if len(given) > 1 {
@@ -86,22 +105,34 @@ func (o *submitOptions) pickAuth() error {
 	if o.Auth != "" {
 		return nil
 	}
-	for _, c := range []struct{ env, method string }{
-		{"AZURE_CLIENT_SECRET", "client-secret"},
-		{"AZURE_CLIENT_CERTIFICATE_PATH", "certificate"},
-		{"AZURE_FEDERATED_TOKEN_FILE", "workload-identity"},
-	} {
-		if c.method == "client-secret" && o.clientSecret != "" {
-			o.Auth, o.authPicked = c.method, "a client secret was supplied"
-			return nil
-		}
-		if os.Getenv(c.env) != "" {
-			o.Auth, o.authPicked = c.method, c.env+" is set"
+	if o.clientSecret != "" {
+		o.Auth, o.authPicked = "client-secret", "a client secret was supplied"
+		return nil
+	}
+	if os.Getenv("AZURE_CLIENT_SECRET") != "" {
+		o.Auth, o.authPicked = "client-secret", "AZURE_CLIENT_SECRET is set"
+		return nil
+	}
+	for _, c := range credentialFlags {
+		if *o.credentialFile(c.flag) != "" {
+			o.Auth, o.authPicked = c.method, "the environment names a file for --"+c.flag
 			return nil
 		}
 	}
 	return errors.New("no credential given: set AZURE_CLIENT_SECRET or --client-secret-file, or --certificate-file, or " +
 		"--federated-token-file, or choose --auth device-code, browser, managed-identity or azure-cli")
+}
+
+// dropOtherEnvCredentials forgets credential files that came from the
+// environment for another method than m: a variable injected into every pod
+// (AZURE_FEDERATED_TOKEN_FILE under AKS workload identity) must not make a
+// chosen client-secret or certificate sign-in fail.
+func (o *submitOptions) dropOtherEnvCredentials(m directory.AuthMethod) {
+	for _, c := range credentialFlags {
+		if o.isFromEnv(c.flag) && c.method != string(m) {
+			*o.credentialFile(c.flag) = ""
+		}
+	}
 }
 
 // directoryOptions reads the chosen method's credential (from a file or the

@@ -13,6 +13,7 @@ import (
 
 	"github.com/msaudit/msaudit/internal/runstore"
 	"github.com/msaudit/msaudit/internal/tenantsim"
+	"github.com/msaudit/msaudit/internal/worker"
 )
 
 type demoOptions struct {
@@ -60,7 +61,7 @@ truth.`,
 	f := cmd.Flags()
 	f.IntVar(&o.Users, "users", 3000, "users in the simulated tenant")
 	f.Int64Var(&o.Seed, "seed", 1, "seed of the simulated tenant")
-	f.IntVar(&o.Concurrency, "concurrency", 8, "batches checked at once")
+	f.IntVar(&o.Concurrency, "concurrency", worker.DefaultConfig().Concurrency, "batches checked at once")
 	f.Float64Var(&o.RealmRate, "realm-rate", 400, "requests/s the simulated realm service sustains before it throttles")
 	f.Float64Var(&o.FaultRate, "fault-rate", 0.01, "share of realm requests that fail (5xx, bad JSON, code 4, ...)")
 	f.StringVar(&o.ReportDir, "report-dir", "out/demo", "directory for the reports")
@@ -94,11 +95,15 @@ func runDemo(cmd *cobra.Command, a *app, log *zap.Logger, o *demoOptions) error 
 			GraphURL: sim.GraphURL(), AuthorityHost: sim.URL() + "/", Addresses: "all", BatchSize: 50,
 			Output: "text", Retention: 24 * time.Hour, clientSecret: secret, httpClient: hc,
 		},
-		Concurrency: o.Concurrency, RealmURL: sim.URL() + "/common/userrealm", RealmTimeout: 2 * time.Second,
-		ReportDir: o.ReportDir, realmClient: hc,
+		Worker: worker.DefaultConfig(), ReportDir: o.ReportDir,
 	}
-	lo.Limits.TenantRate, lo.Limits.Initial, lo.Limits.Adaptive, lo.Limits.MaxWait = o.RealmRate*2, o.RealmRate/4, true, 2*time.Second
-	lo.Checker.MaxAttempts, lo.Checker.BackoffBase, lo.Checker.BackoffMax = 6, 100*time.Millisecond, 2*time.Second
+	// The simulated service answers in microseconds and fails often: pace
+	// and retry on its scale, not the real service's.
+	w := &lo.Worker
+	w.Concurrency, w.RealmURL, w.RealmTimeout, w.RealmClient = o.Concurrency, sim.URL()+"/common/userrealm", 2*time.Second, hc
+	w.Limits.TenantRate, w.Limits.Initial = o.RealmRate*2, o.RealmRate/4
+	w.Checker.MaxAttempts, w.Checker.BackoffBase, w.Checker.BackoffMax = 6, 100*time.Millisecond, 2*time.Second
+	w.ShutdownTimeout = 5 * time.Second
 	if err := lo.Validate(); err != nil {
 		return err
 	}

@@ -7,16 +7,9 @@ import (
 	"io"
 	"os"
 	"strings"
-
-	"github.com/spf13/cobra"
-
-	"github.com/msaudit/msaudit/internal/envflag"
 )
 
 type ioWriter = io.Writer
-
-// envflagFor wraps a command's local flags.
-func envflagFor(cmd *cobra.Command) *envflag.Set { return envflag.New(cmd.Flags()) }
 
 // readListFile opens name and parses it with parse, naming the file in errors.
 func readListFile(name string, parse func(io.Reader) ([]string, error)) ([]string, error) {
@@ -60,14 +53,10 @@ func readIdentities(r io.Reader) ([]string, error) {
 	return out, nil
 }
 
-// readCertificate reads --certificate-file (else $AZURE_CLIENT_CERTIFICATE_PATH)
-// and the PFX password from --certificate-password-file (else
-// $AZURE_CLIENT_CERTIFICATE_PASSWORD). Errors name the files, never the
-// password.
+// readCertificate reads --certificate-file and the PFX password from
+// --certificate-password-file (else $AZURE_CLIENT_CERTIFICATE_PASSWORD, the
+// Azure SDKs' variable). Errors name the files, never the password.
 func readCertificate(certFile, passwordFile string) ([]byte, string, error) {
-	if certFile == "" {
-		certFile = os.Getenv("AZURE_CLIENT_CERTIFICATE_PATH")
-	}
 	if certFile == "" {
 		return nil, "", fmt.Errorf("certificate auth needs --certificate-file (or AZURE_CLIENT_CERTIFICATE_PATH)")
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -13,9 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/msaudit/msaudit/internal/checker"
-	"github.com/msaudit/msaudit/internal/ratelimit"
-	"github.com/msaudit/msaudit/internal/realm"
+	"github.com/msaudit/msaudit/internal/cliflags"
 	"github.com/msaudit/msaudit/internal/runstore"
 	"github.com/msaudit/msaudit/internal/worker"
 )
@@ -23,14 +20,8 @@ import (
 // localOptions are the flags of 'local': a submit plus in-process workers.
 type localOptions struct {
 	submitOptions
-	Concurrency  int
-	RealmURL     string
-	RealmTimeout time.Duration
-	Limits       ratelimit.Config
-	Checker      checker.Config
-	ReportDir    string
-
-	realmClient *http.Client // set by the demo
+	Worker    worker.Config
+	ReportDir string
 }
 
 func (o *localOptions) Validate() error {
@@ -43,7 +34,7 @@ func (o *localOptions) Validate() error {
 	if err := o.submitOptions.Validate(); err != nil {
 		return err
 	}
-	if err := o.workerConfig().Validate(); err != nil {
+	if err := o.Worker.Validate(); err != nil {
 		return err
 	}
 	if o.ReportDir == "" {
@@ -52,28 +43,9 @@ func (o *localOptions) Validate() error {
 	return nil
 }
 
-func (o *localOptions) workerConfig() worker.Config {
-	return worker.Config{Concurrency: o.Concurrency, RealmURL: o.RealmURL, RealmTimeout: o.RealmTimeout,
-		RealmClient: o.realmClient, Limits: o.Limits, Checker: o.Checker, ShutdownTimeout: 5 * time.Second}
-}
-
-func addWorkerFlags(cmd *cobra.Command, o *localOptions) {
-	f := cmd.Flags()
-	f.IntVar(&o.Concurrency, "concurrency", 8, "batches checked at once")
-	f.StringVar(&o.RealmURL, "realm-url", realm.DefaultURL, "realm endpoint")
-	f.DurationVar(&o.RealmTimeout, "realm-timeout", 10*time.Second, "timeout of one realm request")
-	f.Float64Var(&o.Limits.TenantRate, "tenant-rate", 5, "ceiling of realm requests per second")
-	f.Float64Var(&o.Limits.Initial, "initial-rate", 1, "starting rate, requests/s")
-	f.BoolVar(&o.Limits.Adaptive, "adaptive", true, "adapt the rate to the service's throttling")
-	f.IntVar(&o.Checker.MaxAttempts, "max-attempts", 8, "realm requests per address before it is dead-lettered")
-	f.DurationVar(&o.Checker.BackoffBase, "backoff-base", 30*time.Second, "first retry delay ceiling (doubles per attempt, randomized)")
-	f.DurationVar(&o.Checker.BackoffMax, "backoff-max", 15*time.Minute, "cap of the retry delay")
-	f.StringVar(&o.ReportDir, "report-dir", "audit-report", "directory for report.html, report.csv and report.json")
-	o.Limits.MaxWait = 2 * time.Second
-}
-
 func newLocalCommand(a *app) *cobra.Command {
-	o := &localOptions{}
+	o := &localOptions{Worker: worker.DefaultConfig()}
+	o.Worker.ShutdownTimeout = 5 * time.Second
 	cmd := &cobra.Command{
 		Use:   "local",
 		Short: "Audit a small tenant in one process: embedded Redis, in-process workers",
@@ -93,7 +65,8 @@ Redis with 'submit' and 'worker'. Takes the flags of 'submit' and 'worker'.`,
 		},
 	}
 	addSubmitFlags(cmd, a, &o.submitOptions)
-	addWorkerFlags(cmd, o)
+	cliflags.RegisterChecking(cmd.Flags(), &o.Worker)
+	cmd.Flags().StringVar(&o.ReportDir, "report-dir", "audit-report", "directory for report.html, report.csv and report.json")
 	return cmd
 }
 
@@ -110,13 +83,13 @@ func runLocal(ctx context.Context, a *app, log *zap.Logger, o *localOptions) (*l
 		return nil, fmt.Errorf("start embedded redis: %w", err)
 	}
 	defer mr.Close()
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), PoolSize: o.Concurrency + 10})
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), PoolSize: o.Worker.Concurrency + 10})
 	defer rdb.Close()
 	sess := newSession(rdb, log, false)
 	defer sess.Close()
 
 	// The in-process worker only reports problems: progress is on screen.
-	w, err := worker.New(rdb, o.workerConfig(), log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)), nil)
+	w, err := worker.New(rdb, o.Worker, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -10,22 +10,24 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/msaudit/msaudit/internal/cliflags"
 	"github.com/msaudit/msaudit/internal/envflag"
 	"github.com/msaudit/msaudit/internal/redisconn"
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/version"
 )
 
 // app carries what every subcommand shares: the common flags and the
 // output streams.
 type app struct {
-	common envflag.Common
-	env    *envflag.Set
-	stdout io.Writer
-	stderr io.Writer
+	common    cliflags.Common
+	lookupEnv func(string) (string, bool)
+	stdout    io.Writer
+	stderr    io.Writer
 }
 
-func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
-	a := &app{stdout: stdout, stderr: stderr}
+func newRootCommand(stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) *cobra.Command {
+	a := &app{stdout: stdout, stderr: stderr, lookupEnv: lookupEnv}
 	root := &cobra.Command{
 		Use:   "enqueue",
 		Short: "Audit a Microsoft 365 tenant for personal Microsoft accounts",
@@ -39,15 +41,18 @@ limits. Watch a run with 'status --watch', get the result with 'report', and
 handle addresses that kept failing with 'deadletters' and 'requeue'.
 
 'local' does all of it in one process with an embedded Redis, for a small
-tenant; 'demo' does it against a built-in simulated tenant.`,
+tenant; 'demo' does it against a built-in simulated tenant.
+
+Flags named in --help with "(env NAME)" can also be set by that environment
+variable; a flag given on the command line wins.`,
+		Version:       version.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return a.env.Err()
+			return envflag.Apply(cmd.Flags(), a.lookupEnv)
 		},
 	}
-	a.env = envflag.New(root.PersistentFlags())
-	a.common.Register(a.env)
+	a.common.Register(root.PersistentFlags())
 	root.AddCommand(
 		newSubmitCommand(a),
 		newStatusCommand(a),
@@ -97,7 +102,7 @@ func (a *app) open(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	rdb, err := redisconn.Open(ctx, a.common.RedisURL, 0)
+	rdb, err := redisconn.Open(ctx, a.common.Redis, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/msaudit/msaudit/internal/addresses"
 	"github.com/msaudit/msaudit/internal/directory"
+	"github.com/msaudit/msaudit/internal/envflag"
 	"github.com/msaudit/msaudit/internal/intake"
 	"github.com/msaudit/msaudit/internal/runstore"
 	"github.com/msaudit/msaudit/internal/submit"
@@ -56,6 +57,9 @@ type submitOptions struct {
 
 	// authPicked says why Auth was chosen when --auth was omitted.
 	authPicked string
+	// fromEnv reports whether a flag's value came from its environment
+	// variable (nil: none did, as when tests fill the options).
+	fromEnv func(flag string) bool
 }
 
 // Validate checks the options, fills in what follows from them (the
@@ -150,24 +154,23 @@ func contains(list []string, s string) bool {
 
 // addSubmitFlags defines the submit flags on cmd.
 func addSubmitFlags(cmd *cobra.Command, a *app, o *submitOptions) {
-	s := envflagFor(cmd)
 	f := cmd.Flags()
-	s.String(&o.TenantID, "tenant-id", "AZURE_TENANT_ID", "", "directory (tenant) ID to audit")
-	s.String(&o.Environment, "environment", "AZURE_ENVIRONMENT", "Global", "cloud: Global, USGov, USGovDoD or China")
-	s.String(&o.Auth, "auth", "AZURE_AUTH", "", "authentication method: "+strings.Join(authMethods, ", ")+
+	f.StringVar(&o.TenantID, "tenant-id", "", "directory (tenant) ID to audit")
+	f.StringVar(&o.Environment, "environment", "Global", "cloud: Global, USGov, USGovDoD or China")
+	f.StringVar(&o.Auth, "auth", "", "authentication method: "+strings.Join(authMethods, ", ")+
 		" (default: picked from the credential given: secret, certificate or federated token)")
-	s.String(&o.ClientID, "client-id", "AZURE_CLIENT_ID", "", "application (client) ID of the app registration (for managed-identity: a user-assigned identity)")
+	f.StringVar(&o.ClientID, "client-id", "", "application (client) ID of the app registration (for managed-identity: a user-assigned identity)")
 	f.StringVar(&o.ClientSecretFile, "client-secret-file", "", "file holding the client secret (else env AZURE_CLIENT_SECRET; never pass a secret as an argument)")
 	f.StringVar(&o.ClientSecretArg, "client-secret", "", "refused: use AZURE_CLIENT_SECRET or --client-secret-file")
 	_ = f.MarkHidden("client-secret")
-	f.StringVar(&o.CertificateFile, "certificate-file", "", "certificate auth: PEM (certificate and key) or PFX file (else env AZURE_CLIENT_CERTIFICATE_PATH)")
+	f.StringVar(&o.CertificateFile, "certificate-file", "", "certificate auth: PEM (certificate and key) or PFX file")
 	f.StringVar(&o.CertificatePasswordFile, "certificate-password-file", "", "file holding the PFX password (else env AZURE_CLIENT_CERTIFICATE_PASSWORD)")
-	f.StringVar(&o.FederatedTokenFile, "federated-token-file", "", "workload-identity: the projected service account token file (else env AZURE_FEDERATED_TOKEN_FILE)")
+	f.StringVar(&o.FederatedTokenFile, "federated-token-file", "", "workload-identity: the projected service account token file")
 	f.StringVar(&o.DomainPermission, "domain-permission", "Domain.Read.All", "Graph permission used to read domains: "+strings.Join(directory.DomainPermissions, " or ")+"; verified after connecting")
 	f.StringVar(&o.UserPermission, "user-permission", "User.Read.All", "Graph permission used to read users: "+strings.Join(directory.UserPermissions, ", ")+"; verified after connecting")
 	f.BoolVar(&o.AdvancedQuery, "advanced-query", false, "send --filter as an advanced query (ConsistencyLevel: eventual, $count=true); implied by endsWith, ne, not(…) and similar")
-	s.String(&o.GraphURL, "graph-url", "GRAPH_URL", "", "override the cloud's Graph base URL, e.g. https://host:port/v1.0")
-	s.String(&o.AuthorityHost, "authority-host", "AZURE_AUTHORITY_HOST", "", "override the cloud's login authority host, e.g. https://host:port/")
+	f.StringVar(&o.GraphURL, "graph-url", "", "override the cloud's Graph base URL, e.g. https://host:port/v1.0")
+	f.StringVar(&o.AuthorityHost, "authority-host", "", "override the cloud's login authority host, e.g. https://host:port/")
 	f.StringVar(&o.Addresses, "addresses", "all", "which addresses of a user: all (UPN, mail, SMTP proxies) or primary (UPN and mail)")
 	f.StringArrayVar(&o.Domains, "domain", nil, "audit only addresses at this verified domain (repeatable; default: all verified non-onmicrosoft domains)")
 	f.StringVar(&o.Filter, "filter", "", "Graph $filter selecting users, e.g. \"startsWith(displayName,'a')\"")
@@ -178,6 +181,17 @@ func addSubmitFlags(cmd *cobra.Command, a *app, o *submitOptions) {
 	f.BoolVar(&o.DryRun, "dry-run", false, "connect and count users, addresses and batches; queue nothing")
 	f.StringVarP(&o.Output, "output", "o", "text", "text (the run ID) or json")
 	f.DurationVar(&o.Retention, "retention", 30*24*time.Hour, "keep the run's results this long after it completes (addresses are personal data)")
+	// The Azure SDKs' conventional variables, so that what the AKS workload
+	// identity webhook injects works as it is.
+	for flag, env := range map[string]string{
+		"tenant-id": "AZURE_TENANT_ID", "client-id": "AZURE_CLIENT_ID", "authority-host": "AZURE_AUTHORITY_HOST",
+		"environment": "AZURE_ENVIRONMENT", "certificate-file": "AZURE_CLIENT_CERTIFICATE_PATH",
+		"federated-token-file": "AZURE_FEDERATED_TOKEN_FILE",
+	} {
+		envflag.BindTo(f, flag, env)
+	}
+	envflag.Bind(f, "auth", "graph-url", "retention")
+	o.fromEnv = func(flag string) bool { return envflag.FromEnv(f, flag) }
 }
 
 func newSubmitCommand(a *app) *cobra.Command {

@@ -14,23 +14,20 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/msaudit/msaudit/internal/cliflags"
 	"github.com/msaudit/msaudit/internal/envflag"
-	"github.com/msaudit/msaudit/internal/realm"
 	"github.com/msaudit/msaudit/internal/redisconn"
+	"github.com/msaudit/msaudit/internal/version"
 	"github.com/msaudit/msaudit/internal/worker"
 )
 
 type options struct {
-	envflag.Common
+	cliflags.Common
 	worker.Config
 	MetricsAddr string
-	env         *envflag.Set
 }
 
 func (o *options) Validate() error {
-	if err := o.env.Err(); err != nil {
-		return err
-	}
 	if o.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(o.MetricsAddr); err != nil {
 			return fmt.Errorf("--metrics-addr %q: want host:port or :port", o.MetricsAddr)
@@ -39,8 +36,8 @@ func (o *options) Validate() error {
 	return o.Config.Validate()
 }
 
-func newRootCommand() *cobra.Command {
-	o := &options{}
+func newRootCommand(lookupEnv func(string) (string, bool)) *cobra.Command {
+	o := &options{Config: worker.DefaultConfig()}
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Check queued addresses against the realm service",
@@ -55,38 +52,40 @@ An address that gets no answer is retried after a randomized exponential
 backoff (--backoff-base, --backoff-max); after --max-attempts it is
 dead-lettered (see 'enqueue deadletters' and 'enqueue requeue').
 
-Workers need no tenant credentials: the realm service is public.`,
+On SIGTERM the worker turns not ready at once, stops taking batches, lets
+the requests in flight finish, records their answers and hands the rest of
+each batch back to the queue; --shutdown-timeout is only the upper bound.
+
+Every flag can also be set by the environment variable named after it; a
+flag given on the command line wins. Workers need no tenant credentials: the
+realm service is public.`,
 		Example: `  # against a local Redis and the real service
   worker --redis-url redis://127.0.0.1:6379/0 --concurrency 8 --tenant-rate 5
 
+  # the same, configured by the environment (as in Kubernetes)
+  REDIS_URL=rediss://redis.example:6380/0 REDIS_PASSWORD_FILE=/etc/redis/password \
+    MSAUDIT_TENANT_RATE=5 worker
+
   # against the tenant simulator (trust its CA)
   SSL_CERT_FILE=sim-ca.pem worker --realm-url https://127.0.0.1:8443/common/userrealm`,
+		Version:       version.String(),
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := envflag.Apply(cmd.Flags(), lookupEnv); err != nil {
+				return err
+			}
 			if err := o.Validate(); err != nil {
 				return err
 			}
 			return run(cmd.Context(), o)
 		},
 	}
-	s := envflag.New(cmd.Flags())
-	o.env = s
-	o.Common.Register(s)
-	s.Int(&o.Concurrency, "concurrency", "WORKER_CONCURRENCY", 10, "batches processed at once by this worker")
-	s.String(&o.RealmURL, "realm-url", "REALM_URL", realm.DefaultURL, "realm endpoint")
-	s.Duration(&o.RealmTimeout, "realm-timeout", "REALM_TIMEOUT", 10*time.Second, "timeout of one realm request")
-	s.Float(&o.Limits.TenantRate, "tenant-rate", "TENANT_RATE", 5, "ceiling of realm requests per second per tenant, across all workers")
-	s.Float(&o.Limits.GlobalRate, "global-rate", "GLOBAL_RATE", 0, "ceiling of realm requests per second over all tenants (0: none)")
-	s.Float(&o.Limits.Initial, "initial-rate", "INITIAL_RATE", 1, "starting rate of a tenant whose rate is not learned yet, requests/s")
-	cmd.Flags().BoolVar(&o.Limits.Adaptive, "adaptive", true, "adapt each tenant's rate to the service's throttling (false: always --tenant-rate)")
-	s.Duration(&o.Limits.MaxWait, "max-wait", "MAX_WAIT", 2*time.Second, "longest a batch holds its worker slot waiting for a rate-limit slot before yielding it")
-	s.Int(&o.Checker.MaxAttempts, "max-attempts", "MAX_ATTEMPTS", 8, "realm requests per address before it is dead-lettered")
-	s.Duration(&o.Checker.BackoffBase, "backoff-base", "BACKOFF_BASE", 30*time.Second, "first retry delay ceiling; doubles per attempt, randomized (full jitter)")
-	s.Duration(&o.Checker.BackoffMax, "backoff-max", "BACKOFF_MAX", 15*time.Minute, "cap of the retry delay")
-	s.String(&o.MetricsAddr, "metrics-addr", "METRICS_ADDR", ":9090", "serve /metrics, /healthz and /readyz here (empty: off)")
-	s.Duration(&o.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "on SIGTERM, wait this long for running batches (keep below Kubernetes' terminationGracePeriodSeconds)")
+	f := cmd.Flags()
+	o.Common.Register(f)
+	cliflags.RegisterChecking(f, &o.Config)
+	cliflags.RegisterProcess(f, &o.Config, &o.MetricsAddr)
 	return cmd
 }
 
@@ -96,7 +95,7 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 	defer log.Sync()
-	rdb, err := redisconn.Open(ctx, o.RedisURL, o.Concurrency+10)
+	rdb, err := redisconn.Open(ctx, o.Redis, o.Concurrency+10)
 	if err != nil {
 		return err
 	}
@@ -108,7 +107,7 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	log.Info("worker started", zap.String("redis", redisconn.Redact(o.RedisURL)), zap.Int("concurrency", o.Concurrency),
+	log.Info("worker started", zap.String("redis", redisconn.Redact(o.Redis.URL)), zap.Int("concurrency", o.Concurrency),
 		zap.Float64("tenant_rate", o.Limits.TenantRate), zap.Float64("global_rate", o.Limits.GlobalRate))
 
 	var srv *http.Server

@@ -1,79 +1,106 @@
-// Package envflag gives cobra/pflag flags a fallback from an environment
-// variable and names that variable in --help. Flags given on the command line
-// win over the environment. It holds no configuration itself.
+// Package envflag lets a command-line flag fall back to an environment
+// variable. The variable is applied only when the flag was not given, after
+// parsing, so --help shows the flag's real default and the variable's name,
+// never a value read from the environment (which may hold a password). The
+// binding is stored on the flag itself, so it survives cobra merging a
+// parent's persistent flags into a subcommand's flag set.
+//
+// It knows nothing of what the flags mean: the binaries define them (package
+// cliflags for the shared ones) and call Apply before validating.
 package envflag
 
 import (
 	"fmt"
-	"os"
-	"strconv"
-	"time"
+	"strings"
 
 	"github.com/spf13/pflag"
 )
 
-// Set binds flags to their environment variables.
-type Set struct {
-	fs   *pflag.FlagSet
-	errs []error
+// Prefix starts the name of every environment variable of the product's own
+// settings. Connection settings keep their conventional names (REDIS_URL,
+// AZURE_TENANT_ID, …).
+const Prefix = "MSAUDIT_"
+
+// annotation keys on a bound flag.
+const (
+	envKey     = "envflag/env"
+	appliedKey = "envflag/applied"
+)
+
+// Name is the product's variable for a flag: Prefix plus the flag name in
+// upper case with dashes as underscores (--tenant-rate: MSAUDIT_TENANT_RATE).
+func Name(flag string) string {
+	return Prefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
-// New wraps fs.
-func New(fs *pflag.FlagSet) *Set { return &Set{fs: fs} }
-
-func usage(u, env string) string { return fmt.Sprintf("%s (env %s)", u, env) }
-
-// String defines a string flag with an env fallback.
-func (s *Set) String(p *string, name, env, def, u string) {
-	if v, ok := os.LookupEnv(env); ok {
-		def = v
+// Bind ties the flags named (already defined on fs) to Name(flag) each.
+func Bind(fs *pflag.FlagSet, flags ...string) {
+	for _, f := range flags {
+		BindTo(fs, f, Name(f))
 	}
-	s.fs.StringVar(p, name, def, usage(u, env))
 }
 
-// Int defines an int flag with an env fallback.
-func (s *Set) Int(p *int, name, env string, def int, u string) {
-	if v, ok := os.LookupEnv(env); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			s.errs = append(s.errs, fmt.Errorf("env %s=%q: not an integer", env, v))
-		} else {
-			def = n
+// BindTo ties one flag to the variable env and names env in its usage text.
+// It panics if the flag is not defined: that is a programming error.
+func BindTo(fs *pflag.FlagSet, flag, env string) {
+	f := fs.Lookup(flag)
+	if f == nil {
+		panic("envflag: no flag --" + flag)
+	}
+	_ = fs.SetAnnotation(flag, envKey, []string{env})
+	f.Usage += " (env " + env + ")"
+}
+
+// Env returns the variable bound to flag f, or "".
+func Env(f *pflag.Flag) string {
+	if v := f.Annotations[envKey]; len(v) == 1 {
+		return v[0]
+	}
+	return ""
+}
+
+// Apply sets every bound flag of fs that was not given on the command line
+// from its variable, read with lookup (os.LookupEnv in the binaries). An
+// empty variable counts as unset. A malformed value is an error naming the
+// variable and the type wanted, but not the value.
+func Apply(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		env := Env(f)
+		if err != nil || env == "" || f.Changed {
+			return
 		}
-	}
-	s.fs.IntVar(p, name, def, usage(u, env))
-}
-
-// Float defines a float flag with an env fallback.
-func (s *Set) Float(p *float64, name, env string, def float64, u string) {
-	if v, ok := os.LookupEnv(env); ok {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			s.errs = append(s.errs, fmt.Errorf("env %s=%q: not a number", env, v))
-		} else {
-			def = f
+		v, ok := lookup(env)
+		if !ok || v == "" {
+			return
 		}
-	}
-	s.fs.Float64Var(p, name, def, usage(u, env))
-}
-
-// Duration defines a duration flag with an env fallback.
-func (s *Set) Duration(p *time.Duration, name, env string, def time.Duration, u string) {
-	if v, ok := os.LookupEnv(env); ok {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			s.errs = append(s.errs, fmt.Errorf("env %s=%q: not a duration (e.g. 30s, 5m)", env, v))
-		} else {
-			def = d
+		if serr := fs.Set(f.Name, v); serr != nil {
+			err = fmt.Errorf("environment variable %s (for --%s): not a valid %s", env, f.Name, typeName(f))
+			return
 		}
-	}
-	s.fs.DurationVar(p, name, def, usage(u, env))
+		_ = fs.SetAnnotation(f.Name, appliedKey, []string{"1"})
+	})
+	return err
 }
 
-// Err reports malformed environment values; call it from Validate.
-func (s *Set) Err() error {
-	if len(s.errs) == 0 {
-		return nil
+// FromEnv reports whether flag's value came from its variable in Apply
+// rather than from the command line.
+func FromEnv(fs *pflag.FlagSet, flag string) bool {
+	f := fs.Lookup(flag)
+	return f != nil && len(f.Annotations[appliedKey]) > 0
+}
+
+func typeName(f *pflag.Flag) string {
+	switch t := f.Value.Type(); t {
+	case "int", "int64", "uint":
+		return "integer"
+	case "float64":
+		return "number"
+	case "duration":
+		return "duration (e.g. 30s, 5m)"
+	case "bool":
+		return "boolean (true or false)"
+	default:
+		return t
 	}
-	return s.errs[0]
 }

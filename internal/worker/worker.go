@@ -36,16 +36,41 @@ type Config struct {
 	ShutdownTimeout time.Duration
 }
 
+// DefaultConfig is the configuration of a worker nobody tuned: the flags of
+// 'worker' and 'enqueue local' start from it.
+func DefaultConfig() Config {
+	return Config{
+		Concurrency:  10,
+		RealmURL:     realm.DefaultURL,
+		RealmTimeout: 10 * time.Second,
+		Limits: ratelimit.Config{
+			TenantRate: 5,
+			Initial:    1,
+			Adaptive:   true,
+			MaxWait:    2 * time.Second,
+		},
+		Checker: checker.Config{
+			MaxAttempts: 8,
+			BackoffBase: 30 * time.Second,
+			BackoffMax:  15 * time.Minute,
+		},
+		ShutdownTimeout: 20 * time.Second,
+	}
+}
+
 // Validate checks cfg.
 func (c Config) Validate() error {
 	if c.Concurrency < 1 {
-		return fmt.Errorf("--concurrency must be >= 1, got %d", c.Concurrency)
+		return fmt.Errorf("concurrency must be >= 1, got %d", c.Concurrency)
+	}
+	if c.RealmURL == "" {
+		return fmt.Errorf("realm URL is empty")
 	}
 	if c.RealmTimeout <= 0 {
-		return fmt.Errorf("--realm-timeout must be > 0")
+		return fmt.Errorf("realm timeout must be > 0, got %s", c.RealmTimeout)
 	}
 	if c.ShutdownTimeout <= 0 {
-		return fmt.Errorf("--shutdown-timeout must be > 0")
+		return fmt.Errorf("shutdown timeout must be > 0, got %s", c.ShutdownTimeout)
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return err
