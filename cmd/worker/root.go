@@ -141,7 +141,11 @@ func metricsServer(addr string, reg *prometheus.Registry, w *worker.Worker) *htt
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { rw.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
 		if err := w.Ready(); err != nil {
-			http.Error(rw, "redis unreachable", http.StatusServiceUnavailable)
+			msg := "redis unreachable"
+			if errors.Is(err, worker.ErrStopping) {
+				msg = err.Error()
+			}
+			http.Error(rw, msg, http.StatusServiceUnavailable)
 			return
 		}
 		rw.Write([]byte("ok\n"))

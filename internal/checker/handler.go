@@ -52,7 +52,19 @@ type Handler struct {
 	share   *share
 	now     func() time.Time
 	rnd     func(int64) int64
+
+	// drained is cancelled by Drain: waits end, requests in flight do not.
+	drained context.Context
+	drain   context.CancelFunc
 }
+
+// drainDelay is how long a batch handed back by a draining worker waits in
+// the retry set: none, another worker takes it at its next forward.
+const drainDelay = 0
+
+// errDraining hands a batch back to the queue when the worker stops. It is
+// not a failure: the batch keeps its retry budget.
+var errDraining = &deferError{delay: drainDelay, rateLimited: true, reason: "the worker is shutting down"}
 
 // NewHandler wires a handler. metrics may be nil.
 func NewHandler(store *runstore.Store, limiter *ratelimit.Limiter, r Realm, cfg Config, log *zap.Logger, m *Metrics) (*Handler, error) {
@@ -62,8 +74,36 @@ func NewHandler(store *runstore.Store, limiter *ratelimit.Limiter, r Realm, cfg 
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	return &Handler{store: store, limiter: limiter, realm: r, cfg: cfg, log: log, metrics: m,
-		share: newShare(cfg.Concurrency), now: time.Now, rnd: randInt64N}, nil
+	h := &Handler{store: store, limiter: limiter, realm: r, cfg: cfg, log: log, metrics: m,
+		share: newShare(cfg.Concurrency), now: time.Now, rnd: randInt64N}
+	h.drained, h.drain = context.WithCancel(context.Background())
+	return h, nil
+}
+
+// Drain makes every batch stop at its next address, for a graceful stop: a
+// request in flight finishes and its answer is recorded with the others the
+// batch got, then the batch goes back to the queue for another worker (none
+// of its answered addresses is asked again); a batch that starts after Drain
+// goes back at once. It cannot be undone.
+func (h *Handler) Drain() { h.drain() }
+
+// waits returns a context for the handler's waits (slots, the rate limiter,
+// backoff in place): cancelled with ctx, or when the handler drains.
+func (h *Handler) waits(ctx context.Context) (context.Context, context.CancelFunc) {
+	wctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(h.drained, cancel)
+	return wctx, func() { stop(); cancel() }
+}
+
+// handBack is what a draining handler returns. On asynq's last retry any
+// error would archive the batch, so it keeps the slot until asynq's
+// shutdown timeout, when asynq puts the task back as pending itself.
+func (h *Handler) handBack(ctx context.Context, lastChance bool) error {
+	if !lastChance {
+		return errDraining
+	}
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 // ProcessTask implements asynq.Handler.
@@ -78,9 +118,17 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
 	lastChance := ok1 && ok2 && retried >= maxRetry
 	log := h.log.With(zap.String("run_id", p.RunID), zap.Int("batch", p.Batch))
+	wctx, done := h.waits(ctx)
+	defer done()
 	for {
-		ok, wait, err := h.share.acquire(ctx, p.TenantID, len(p.Entries))
+		if wctx.Err() != nil && ctx.Err() == nil {
+			return h.handBack(ctx, lastChance)
+		}
+		ok, wait, err := h.share.acquire(wctx, p.TenantID, len(p.Entries))
 		if err != nil {
+			if ctx.Err() == nil {
+				return h.handBack(ctx, lastChance)
+			}
 			return err
 		}
 		if !ok {
@@ -89,12 +137,12 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			if !lastChance {
 				return d
 			}
-			if err := sleep(ctx, d.delay); err != nil {
+			if err := sleep(wctx, d.delay); err != nil && ctx.Err() != nil {
 				return err
 			}
 			continue
 		}
-		res, err := h.pass(ctx, p, log)
+		res, err := h.pass(ctx, wctx, p, log)
 		h.share.release(p.TenantID)
 		if err != nil {
 			return err
@@ -111,7 +159,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		// asynq would archive the task on any error now, with addresses
 		// still pending: keep the worker slot and wait here instead.
 		log.Info("last task retry: waiting in place", zap.Duration("delay", res.deferral.delay))
-		if err := sleep(ctx, res.deferral.delay); err != nil {
+		if err := sleep(wctx, res.deferral.delay); err != nil && ctx.Err() != nil {
 			return err
 		}
 	}
@@ -124,9 +172,10 @@ type passResult struct {
 	deferral *deferError
 }
 
-// pass checks the batch's pending addresses once, until done, throttled or
-// out of rate-limit slots, and records what it learned.
-func (h *Handler) pass(ctx context.Context, p tasks.CheckBatchPayload, log *zap.Logger) (passResult, error) {
+// pass checks the batch's pending addresses once, until done, throttled, out
+// of rate-limit slots or drained (wctx, the context of its waits, ends), and
+// records what it learned. Requests use ctx, so a drain lets them finish.
+func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log *zap.Logger) (passResult, error) {
 	addrs := make([]string, len(p.Entries))
 	for i, e := range p.Entries {
 		addrs[i] = e.Address
@@ -157,8 +206,16 @@ func (h *Handler) pass(ctx context.Context, p tasks.CheckBatchPayload, log *zap.
 		stopErr  error
 	)
 	for _, addr := range todo {
-		slot, err := h.reserve(ctx, p.TenantID)
+		if wctx.Err() != nil && ctx.Err() == nil {
+			deferral = errDraining
+			break
+		}
+		slot, err := h.reserve(wctx, p.TenantID)
 		if err != nil {
+			if wctx.Err() != nil && ctx.Err() == nil {
+				deferral = errDraining
+				break
+			}
 			stopErr = err
 			break
 		}

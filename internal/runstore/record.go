@@ -55,7 +55,7 @@ func (s *Store) Record(ctx context.Context, runID string, maxAttempts int, now t
 		}
 		argv = append(argv, o.Address, status, d)
 	}
-	res, err := recordScript.Run(ctx, s.rdb, k.data(), argv...).Slice()
+	res, err := recordScript.Run(ctx, s.rdb, k.scripted(), argv...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("record results: %w", err)
 	}

@@ -168,7 +168,7 @@ func (s *Store) KnownAddresses(ctx context.Context, runID string, fn func(addr s
 
 // FinishEnumeration marks the run fully enqueued.
 func (s *Store) FinishEnumeration(ctx context.Context, runID string, users int64, now time.Time) error {
-	if err := finishScript.Run(ctx, s.rdb, runKeys(runID).data(), now.UnixMilli(), users).Err(); err != nil {
+	if err := finishScript.Run(ctx, s.rdb, runKeys(runID).scripted(), now.UnixMilli(), users).Err(); err != nil {
 		return fmt.Errorf("finish enumeration: %w", err)
 	}
 	return nil

@@ -133,7 +133,7 @@ func (s *Store) Requeue(ctx context.Context, runID string, addrs []string, batch
 	for _, b := range sortedInts(batches) {
 		argv = append(argv, b, batches[b])
 	}
-	n, err := requeueScript.Run(ctx, s.rdb, runKeys(runID).data(), argv...).Int()
+	n, err := requeueScript.Run(ctx, s.rdb, runKeys(runID).scripted(), argv...).Int()
 	if err != nil {
 		return 0, fmt.Errorf("requeue dead letters: %w", err)
 	}

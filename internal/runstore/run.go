@@ -97,6 +97,7 @@ func (s *Store) CreateRun(ctx context.Context, r *Run, now time.Time) error {
 			"retention_s", int64(r.Retention/time.Second), "created_at", ms, "updated_at", ms,
 			"addresses_total", 0, "checked", 0, "present", 0, "absent", 0, "failed_pending", 0, "dead", 0, "batches", 0)
 		p.ZAdd(ctx, runsKey, redis.Z{Score: float64(now.UnixMilli()), Member: r.ID})
+		p.ZAdd(ctx, OpenRunsKey, redis.Z{Score: float64(now.UnixMilli()), Member: r.ID})
 		return nil
 	})
 	if err != nil {
@@ -163,12 +164,41 @@ func (s *Store) ListRuns(ctx context.Context) ([]*Run, error) {
 	return runs, nil
 }
 
+// OpenRuns returns the runs not yet completed or cancelled, oldest first.
+func (s *Store) OpenRuns(ctx context.Context) ([]*Run, error) {
+	ids, err := s.rdb.ZRange(ctx, OpenRunsKey, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list open runs: %w", err)
+	}
+	runs := make([]*Run, 0, len(ids))
+	for _, id := range ids {
+		r, err := s.GetRun(ctx, id)
+		if errors.Is(err, ErrRunNotFound) {
+			s.rdb.ZRem(ctx, OpenRunsKey, id)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, r)
+	}
+	return runs, nil
+}
+
 // Cancel marks a run cancelled: workers drop its remaining tasks.
 func (s *Store) Cancel(ctx context.Context, id string) error {
 	if _, err := s.GetRun(ctx, id); err != nil {
 		return err
 	}
-	return s.rdb.HSet(ctx, runKeys(id).run, "cancelled", 1, "updated_at", time.Now().UnixMilli()).Err()
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, runKeys(id).run, "cancelled", 1, "updated_at", time.Now().UnixMilli())
+		p.ZRem(ctx, OpenRunsKey, id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cancel run %s: %w", id, err)
+	}
+	return nil
 }
 
 // Purge deletes everything stored about a run. Tasks still queued for it are
@@ -181,6 +211,7 @@ func (s *Store) Purge(ctx context.Context, id string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, append(k.data(), k.lock)...)
 		p.ZRem(ctx, runsKey, id)
+		p.ZRem(ctx, OpenRunsKey, id)
 		return nil
 	})
 	if err != nil {

@@ -1,15 +1,26 @@
 package runstore
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// runIDLua recovers the run ID from KEYS[1], the run hash.
+var runIDLua = `
+local function run_id() return string.sub(KEYS[1], ` + strconv.Itoa(len(runKeyPrefix)+1) + `) end
+`
 
 // completeLua is shared by the scripts that can finish a run: once the
-// enumeration is over and every address is final, stamp completed_at and
-// start the retention clock on all of the run's keys.
-const completeLua = `
+// enumeration is over and every address is final, stamp completed_at, take
+// the run out of the open-runs index (KEYS[8]) and start the retention clock
+// on all of the run's keys.
+var completeLua = runIDLua + `
 local function maybe_complete(now)
   local h = redis.call('HMGET', KEYS[1], 'enumerated', 'addresses_total', 'checked', 'dead', 'completed_at', 'retention_s')
   if h[1] == '1' and not h[5] and (tonumber(h[3] or 0) + tonumber(h[4] or 0)) >= tonumber(h[2] or 0) then
     redis.call('HSET', KEYS[1], 'completed_at', now)
+    redis.call('ZREM', KEYS[8], run_id())
     local ttl = tonumber(h[6] or 0)
     if ttl > 0 then
       for i = 1, 7 do redis.call('EXPIRE', KEYS[i], ttl) end
@@ -19,7 +30,7 @@ end
 `
 
 // recordScript applies the outcomes of one batch. KEYS: the run's data keys
-// (see keys.data). ARGV: max attempts, now (unix ms), then triples of
+// and the open-runs index (see keys.scripted). ARGV: max attempts, now (unix ms), then triples of
 // address, outcome (present|absent|fail), detail JSON. An address moves only
 // out of pending, so a re-delivered batch changes nothing. Returns the
 // resulting state of each address, and its attempt count.
@@ -61,7 +72,7 @@ maybe_complete(now)
 return out
 `)
 
-// finishScript marks the enumeration of a run complete. KEYS: data keys.
+// finishScript marks the enumeration of a run complete. KEYS: keys.scripted.
 // ARGV: now, users total.
 var finishScript = redis.NewScript(completeLua + `
 redis.call('HSET', KEYS[1], 'enumerated', 1, 'enumeration_finished_at', ARGV[1], 'updated_at', ARGV[1], 'users_total', ARGV[2])
@@ -74,8 +85,9 @@ return 1
 // in the same step, stores the batches that will carry them, so that a crash
 // between this and the enqueue loses nothing. KEYS: data keys. ARGV: now,
 // number of addresses n, the n addresses, then pairs of batch number and
-// payload. Returns how many addresses it moved.
-var requeueScript = redis.NewScript(`
+// payload. KEYS: keys.scripted (the run is open again). Returns how many
+// addresses it moved.
+var requeueScript = redis.NewScript(runIDLua + `
 local now, n = ARGV[1], tonumber(ARGV[2])
 local moved = 0
 for i = 3, 2 + n do
@@ -94,6 +106,9 @@ for i = 3 + n, #ARGV, 2 do
 end
 redis.call('HDEL', KEYS[1], 'completed_at')
 redis.call('HSET', KEYS[1], 'updated_at', now)
+if not redis.call('HGET', KEYS[1], 'cancelled') then
+  redis.call('ZADD', KEYS[8], redis.call('HGET', KEYS[1], 'created_at') or now, run_id())
+end
 for i = 1, 7 do redis.call('PERSIST', KEYS[i]) end
 return moved
 `)

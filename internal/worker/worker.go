@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -80,8 +81,10 @@ func (c Config) Validate() error {
 
 // Worker is a running queue consumer.
 type Worker struct {
-	srv *asynq.Server
-	log *zap.Logger
+	srv      *asynq.Server
+	handler  *checker.Handler
+	log      *zap.Logger
+	stopping atomic.Bool
 }
 
 // New builds a worker on rdb. reg may be nil (no metrics registered).
@@ -131,12 +134,29 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 	if err := srv.Start(mux); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
-	return &Worker{srv: srv, log: log}, nil
+	return &Worker{srv: srv, handler: h, log: log}, nil
 }
 
-// Ready reports whether the worker can reach Redis.
-func (w *Worker) Ready() error { return w.srv.Ping() }
+// ErrStopping is Ready's answer once Shutdown has begun.
+var ErrStopping = errors.New("the worker is shutting down")
 
-// Shutdown stops taking tasks, waits up to the shutdown timeout for running
-// ones, and hands unfinished ones back to the queue.
-func (w *Worker) Shutdown() { w.srv.Shutdown() }
+// Ready reports whether the worker should be given work: it is not shutting
+// down and it can reach Redis.
+func (w *Worker) Ready() error {
+	if w.stopping.Load() {
+		return ErrStopping
+	}
+	return w.srv.Ping()
+}
+
+// Shutdown stops the worker gracefully: it turns not ready, takes no new
+// batch, and every running batch stops at its next address, records the
+// answers it has and goes back to the queue. It returns when the requests
+// in flight are done, or after the shutdown timeout, when asynq puts what is
+// still running back as pending.
+func (w *Worker) Shutdown() {
+	w.stopping.Store(true)
+	w.srv.Stop()
+	w.handler.Drain()
+	w.srv.Shutdown()
+}
