@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -149,6 +150,15 @@ func metricsServer(addr string, reg *prometheus.Registry, w *worker.Worker) *htt
 			return
 		}
 		rw.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/scaler", func(rw http.ResponseWriter, r *http.Request) {
+		res, err := w.Scale(r.Context())
+		if err != nil {
+			http.Error(rw, "redis unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		rw.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(rw).Encode(res)
 	})
 	return &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 }

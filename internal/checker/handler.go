@@ -80,6 +80,10 @@ func NewHandler(store *runstore.Store, limiter *ratelimit.Limiter, r Realm, cfg 
 	return h, nil
 }
 
+// Latency is the measured request latency of tenant's realm checks in this
+// process, 0 if it has sent none.
+func (h *Handler) Latency(tenant string) time.Duration { return h.share.latency(tenant) }
+
 // Drain makes every batch stop at its next address, for a graceful stop: a
 // request in flight finishes and its answer is recorded with the others the
 // batch got, then the batch goes back to the queue for another worker (none

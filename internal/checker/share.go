@@ -67,7 +67,15 @@ func (t *tenantLoad) limit(slots int) int {
 	if t.latency == 0 || t.rate == 0 || slots < 1 {
 		return max(slots, 1)
 	}
-	return min(slots, int(math.Ceil(2*t.rate*t.latency))+2)
+	return min(slots, SlotsFor(t.rate, time.Duration(t.latency*float64(time.Second))))
+}
+
+// SlotsFor is how many batches a tenant at rate requests/s whose requests
+// take latency can keep busy: 2·R·L+2 (see share). The autoscaler sizes the
+// worker count with the same rule, so it never asks for slots the workers
+// would refuse the tenant.
+func SlotsFor(rate float64, latency time.Duration) int {
+	return int(math.Ceil(2*rate*latency.Seconds())) + 2
 }
 
 // delay is the share delay of a batch of n addresses.
@@ -120,6 +128,16 @@ func (s *share) release(tenant string) {
 		close(t.freed)
 		t.freed = make(chan struct{})
 	}
+}
+
+// latency is the tenant's measured request latency, 0 if none yet.
+func (s *share) latency(tenant string) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.tenants[tenant]; t != nil {
+		return time.Duration(t.latency * float64(time.Second))
+	}
+	return 0
 }
 
 // observe records a request's latency and the tenant's current rate.

@@ -64,6 +64,21 @@ func TestSIGTERMDrainsAtOnce(t *testing.T) {
 		}
 	}
 
+	// The autoscaler's figure: one open run paced at 10/s needs one worker.
+	resp, err := http.Get("http://" + addr + "/scaler")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scale struct {
+		Desired  int `json:"desired_workers"`
+		OpenRuns int `json:"open_runs"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&scale)
+	resp.Body.Close()
+	if err != nil || scale.Desired != 1 || scale.OpenRuns != 1 {
+		t.Errorf("/scaler: %+v, %v; want 1 worker for 1 open run", scale, err)
+	}
+
 	exited := make(chan error, 1)
 	sent := time.Now()
 	if err := w1.cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -181,6 +181,22 @@ func (l *Limiter) Throttled(ctx context.Context, tenant string, retryAfter time.
 	return d, nil
 }
 
+// Rate is tenant's current rate in requests/s, as the next Reserve would
+// pace it: the ceiling when the rate is not adaptive, the initial rate for a
+// tenant not seen yet. It takes no slot.
+func (l *Limiter) Rate(ctx context.Context, tenant string) (float64, error) {
+	c := l.cfg
+	if !c.Adaptive {
+		return c.TenantRate, nil
+	}
+	r, err := rateScript.Run(ctx, l.rdb, []string{stateKey(tenant)},
+		c.TenantRate, c.Initial, DoublingTime.Seconds(), Recovery.Seconds(), Probe, MinRate).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("rate limit: %w", err)
+	}
+	return float64(r) / 1000, nil
+}
+
 // Reset forgets what was learned about tenant (tests and operators).
 func (l *Limiter) Reset(ctx context.Context, tenant string) error {
 	return l.rdb.Del(ctx, stateKey(tenant)).Err()

@@ -119,3 +119,12 @@ local s = load(KEYS[1])
 if s.epoch <= tonumber(ARGV[1]) then return -1 end
 return math.floor(math.max(0, (tonumber(s['until']) or 0) - now_us()))
 `)
+
+// rateScript: KEYS tenant state. ARGV ceiling, initial, doubling (s),
+// recovery (s), probe, min rate. Returns the tenant's current rate * 1000
+// without taking a slot or changing anything (the autoscaler reads it).
+var rateScript = redis.NewScript(rateLua + `
+local s = load(KEYS[1])
+return math.floor(1000 * current_rate(s, now_us(), tonumber(ARGV[1]), tonumber(ARGV[2]),
+  tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])))
+`)

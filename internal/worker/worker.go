@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/msaudit/msaudit/internal/autoscale"
 	"github.com/msaudit/msaudit/internal/checker"
 	"github.com/msaudit/msaudit/internal/logging"
 	"github.com/msaudit/msaudit/internal/ratelimit"
@@ -83,6 +84,7 @@ func (c Config) Validate() error {
 type Worker struct {
 	srv      *asynq.Server
 	handler  *checker.Handler
+	scale    autoscale.Source
 	log      *zap.Logger
 	stopping atomic.Bool
 }
@@ -134,8 +136,19 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 	if err := srv.Start(mux); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
-	return &Worker{srv: srv, handler: h, log: log}, nil
+	w := &Worker{srv: srv, handler: h, log: log, scale: autoscale.Source{
+		Store: runstore.New(rdb), Rate: lim.Rate, Latency: h.Latency,
+		SlotsPerWorker: cfg.Concurrency, GlobalRate: cfg.Limits.GlobalRate,
+	}}
+	if reg != nil {
+		reg.MustRegister(autoscale.NewCollector(w.Scale))
+	}
+	return w, nil
 }
+
+// Scale is how many workers like this one the open runs can use (see
+// package autoscale).
+func (w *Worker) Scale(ctx context.Context) (autoscale.Result, error) { return w.scale.Compute(ctx) }
 
 // ErrStopping is Ready's answer once Shutdown has begun.
 var ErrStopping = errors.New("the worker is shutting down")

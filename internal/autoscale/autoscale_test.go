@@ -1,0 +1,130 @@
+package autoscale
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/msaudit/msaudit/internal/ratelimit"
+	"github.com/msaudit/msaudit/internal/redistest"
+	"github.com/msaudit/msaudit/internal/runstore"
+)
+
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+
+func TestPlan(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		tenants  []Tenant
+		open     int
+		global   float64
+		want     int
+		wantSlot int
+	}{
+		{name: "no open run", want: 0},
+		{name: "open run, nothing queued yet (enumerating)", open: 1, tenants: []Tenant{{Rate: 5}}, want: 1},
+		{name: "5/s with 10,000 batches pending: the rate, not the queue",
+			open: 1, tenants: []Tenant{{Rate: 5, Latency: 300 * time.Millisecond, Batches: 10000}}, want: 1, wantSlot: 5},
+		{name: "5/s at 1s latency", open: 1, tenants: []Tenant{{Rate: 5, Latency: time.Second, Batches: 10000}}, want: 2, wantSlot: 12},
+		{name: "only three batches left, retrying", open: 1, tenants: []Tenant{{Rate: 100, Latency: time.Second, Batches: 3}}, want: 1, wantSlot: 3},
+		{name: "unknown latency counts as the default", open: 1, tenants: []Tenant{{Rate: 50, Batches: 1000}}, want: 4, wantSlot: 32},
+		{name: "two tenants add up", open: 3, tenants: []Tenant{
+			{Rate: 50, Latency: 200 * time.Millisecond, Batches: 1000}, {Rate: 50, Latency: 200 * time.Millisecond, Batches: 1000}},
+			want: 5, wantSlot: 44},
+		{name: "a global rate caps them together", open: 2, global: 20, tenants: []Tenant{
+			{Rate: 50, Latency: 200 * time.Millisecond, Batches: 1000}, {Rate: 50, Latency: 200 * time.Millisecond, Batches: 1000}},
+			want: 2, wantSlot: 12},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := Plan(c.tenants, c.open, 10, c.global)
+			if got.DesiredWorkers != c.want || (c.wantSlot > 0 && got.UsableSlots != c.wantSlot) {
+				t.Errorf("Plan = %+v, want %d workers, %d slots", got, c.want, c.wantSlot)
+			}
+		})
+	}
+}
+
+// TestComputeFromTheRunStore: the figures come from the open runs in Redis
+// and the limiter's rate; a run whose remaining addresses all wait for a
+// retry still asks for a worker, and a completed run for none.
+func TestComputeFromTheRunStore(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	store := runstore.New(rdb)
+	lim, err := ratelimit.New(rdb, ratelimit.Config{TenantRate: 5, MaxWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := Source{Store: store, Rate: lim.Rate, SlotsPerWorker: 10,
+		Latency: func(string) time.Duration { return 300 * time.Millisecond }}
+
+	run := newRun(t, rdb, store, 400, 5) // 400 batches of 5 addresses
+	got, err := src.Compute(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != (Result{DesiredWorkers: 1, UsableSlots: 5, OpenRuns: 1, OutstandingBatches: 400}) {
+		t.Errorf("400 batches at 5/s: %+v", got)
+	}
+
+	// Every address fails once: all of them wait in asynq's retry set.
+	var fails []runstore.Outcome
+	for b := 0; b < 400; b++ {
+		for i := 0; i < 5; i++ {
+			fails = append(fails, runstore.Outcome{Address: addr(b, i), Detail: runstore.Detail{Error: "HTTP 503"}})
+		}
+	}
+	if _, err := store.Record(ctx, run, 5, time.Now(), fails); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := src.Compute(ctx); got.DesiredWorkers < 1 {
+		t.Errorf("only retrying batches left: %+v, want at least one worker", got)
+	}
+
+	// Answer everything: the run completes and nothing is left to scale for.
+	var answers []runstore.Outcome
+	for _, f := range fails {
+		answers = append(answers, runstore.Outcome{Address: f.Address, Status: runstore.StateAbsent})
+	}
+	if _, err := store.Record(ctx, run, 5, time.Now(), answers); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := src.Compute(ctx); got != (Result{}) {
+		t.Errorf("after the run completed: %+v, want zero", got)
+	}
+}
+
+func addr(batch, i int) string { return fmt.Sprintf("u%d-%d@contoso.com", batch, i) }
+
+func newRun(t *testing.T, rdb *redis.Client, store *runstore.Store, batches, size int) string {
+	t.Helper()
+	ctx := context.Background()
+	id := runstore.NewRunID(time.Now())
+	if err := store.CreateRun(ctx, &runstore.Run{ID: id, TenantID: "tenant-a", Source: "graph", Retention: time.Hour}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for b := 0; b < batches; b++ {
+		var addrs []string
+		var pairs []runstore.Pair
+		for i := 0; i < size; i++ {
+			addrs = append(addrs, addr(b, i))
+			pairs = append(pairs, runstore.Pair{Address: addr(b, i), UserID: addr(b, i), UPN: addr(b, i)})
+		}
+		if _, err := store.NextBatch(ctx, id, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Register(ctx, id, b, []byte(`{}`), addrs, pairs, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.FinishEnumeration(ctx, id, int64(batches*size), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
