@@ -2,6 +2,10 @@
 GO      ?= go
 BIN     ?= bin
 PKGS    := ./...
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+IMAGE_REPO ?= ghcr.io/msaudit
+export VERSION COMMIT
 
 .DEFAULT_GOAL := help
 
@@ -10,17 +14,26 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## build enqueue, worker and tenantsim into ./bin
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/enqueue ./cmd/worker ./cmd/tenantsim
+build: ## build enqueue, worker and tenantsim into ./bin (static, version-stamped: deploy/gobuild.sh)
+	GO=$(GO) sh deploy/gobuild.sh $(BIN)
+
+.PHONY: image
+image: ## build the worker and enqueue images with docker or podman (IMAGE_REPO, VERSION)
+	@engine=$$(command -v docker || command -v podman) || { echo "make image needs docker or podman"; exit 1; }; \
+	for target in worker enqueue; do \
+	  $$engine build -f deploy/Dockerfile --target $$target --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
+	    -t $(IMAGE_REPO)/msaudit-$$target:$(VERSION) . || exit 1; \
+	done
 
 .PHONY: demo
 demo: ## audit a simulated tenant end to end (no Azure, no Redis needed)
 	$(GO) run ./cmd/enqueue demo --users 3000 --report-dir out/demo
 
 .PHONY: test
-test: ## vet, then all tests (integration tests start their own redis-server)
+test: ## vet, then all tests (integration tests start their own redis-server), then the deploy/ manifests
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 30m $(PKGS)
+	cd deploy && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
 
 .PHONY: bench
 bench: ## micro-benchmarks: classification, expansion, recording a batch in Redis
