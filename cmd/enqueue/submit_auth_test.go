@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/msaudit/msaudit/internal/envflag"
 	"github.com/msaudit/msaudit/internal/tenantsim"
 	"github.com/msaudit/msaudit/internal/testpki"
 )
@@ -37,6 +39,27 @@ func clearAuthEnv(t *testing.T) {
 func baseOptions() submitOptions {
 	return submitOptions{TenantID: "t", Environment: "Global", ClientID: testClientID, Addresses: "all",
 		BatchSize: 50, Output: "text", Retention: 24 * time.Hour}
+}
+
+// flagOptions are the options of a 'submit' given no flags, with env as its
+// environment (as envflag applies it when the command runs), and the tenant
+// and client of baseOptions.
+func flagOptions(t *testing.T, env map[string]string) submitOptions {
+	t.Helper()
+	var o submitOptions
+	cmd := &cobra.Command{Use: "submit"}
+	addSubmitFlags(cmd, &app{}, &o)
+	if err := envflag.Apply(cmd.Flags(), func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	b := baseOptions()
+	if o.TenantID == "" {
+		o.TenantID = b.TenantID
+	}
+	if o.ClientID == "" {
+		o.ClientID = b.ClientID
+	}
+	return o
 }
 
 func TestSubmitValidateAuth(t *testing.T) {
@@ -76,7 +99,7 @@ func TestSubmitValidateAuth(t *testing.T) {
 			for k, v := range c.env {
 				t.Setenv(k, v)
 			}
-			o := baseOptions()
+			o := flagOptions(t, c.env)
 			if c.set != nil {
 				c.set(&o)
 			}
