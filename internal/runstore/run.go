@@ -148,20 +148,7 @@ func (s *Store) ListRuns(ctx context.Context) ([]*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
-	runs := make([]*Run, 0, len(ids))
-	for _, id := range ids {
-		r, err := s.GetRun(ctx, id)
-		if errors.Is(err, ErrRunNotFound) {
-			// Expired by retention: forget it.
-			s.rdb.ZRem(ctx, runsKey, id)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		runs = append(runs, r)
-	}
-	return runs, nil
+	return s.loadRuns(ctx, runsKey, ids)
 }
 
 // OpenRuns returns the runs not yet completed or cancelled, oldest first.
@@ -170,11 +157,17 @@ func (s *Store) OpenRuns(ctx context.Context) ([]*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list open runs: %w", err)
 	}
+	return s.loadRuns(ctx, OpenRunsKey, ids)
+}
+
+// loadRuns loads the runs ids of the index, and forgets there the ones whose
+// data is gone (expired by retention).
+func (s *Store) loadRuns(ctx context.Context, index string, ids []string) ([]*Run, error) {
 	runs := make([]*Run, 0, len(ids))
 	for _, id := range ids {
 		r, err := s.GetRun(ctx, id)
 		if errors.Is(err, ErrRunNotFound) {
-			s.rdb.ZRem(ctx, OpenRunsKey, id)
+			s.rdb.ZRem(ctx, index, id)
 			continue
 		}
 		if err != nil {
