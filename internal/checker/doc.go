@@ -19,5 +19,11 @@
 // finishes, so the tenant's rate does not dip at every batch change, and
 // then goes back to the queue.
 //
+// Answers are written to the run store as they arrive, grouped over at most
+// recordEvery (recorder.go): a worker killed mid-batch costs the requests in
+// flight and the last group, and status moves while batches run. On a
+// drain (Handler.Drain, at SIGTERM) a batch stops at its next address,
+// writes what it has and goes back to the queue.
+//
 // It holds no tenant credentials and does not import Graph code.
 package checker

@@ -205,7 +205,8 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 	}
 
 	var (
-		outs     []runstore.Outcome
+		rec      = h.newRecorder(p.RunID)
+		answered int
 		deferral *deferError
 		stopErr  error
 	)
@@ -235,14 +236,15 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 			break
 		}
 		o := runstore.Outcome{Address: addr, Detail: runstore.Detail{RequestID: res.RequestID, CheckedAt: res.CheckedAt}}
+		answered++
 		if err == nil {
 			o.Status = string(res.Status)
 			h.metrics.checks.WithLabelValues(o.Status).Inc()
-			outs = append(outs, o)
+			rec.add(o)
 			continue
 		}
 		o.Detail.Error = err.Error()
-		outs = append(outs, o)
+		rec.add(o)
 		var te *realm.ThrottleError
 		if errors.As(err, &te) {
 			h.metrics.checks.WithLabelValues("throttled").Inc()
@@ -259,7 +261,7 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 	}
 
 	// Record even when stopping early, so no answer is thrown away.
-	states, err := h.store.Record(context.WithoutCancel(ctx), p.RunID, h.cfg.MaxAttempts, h.now(), outs)
+	outs, states, err := rec.close()
 	if err != nil {
 		return passResult{}, err
 	}
@@ -280,7 +282,7 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 			maxAttempts = max(maxAttempts, st.Attempts)
 		}
 	}
-	res.pending = failed + len(todo) - len(outs)
+	res.pending = failed + len(todo) - answered
 	if res.pending == 0 {
 		return res, nil
 	}

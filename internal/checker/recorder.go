@@ -1,0 +1,99 @@
+package checker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/msaudit/msaudit/internal/runstore"
+)
+
+// recordEvery is the longest an answer waits before it is written to the run
+// store. A worker killed mid-batch loses only its requests in flight and the
+// answers of this last interval, not the whole pass: every lost answer is an
+// address asked again, and repeated checks are what these endpoints throttle
+// (and, peers report, answer wrongly). Grouping keeps the round trips per
+// address low when a batch runs fast.
+const recordEvery = 200 * time.Millisecond
+
+// recorder writes one pass's outcomes as they arrive, grouped over
+// recordEvery, and keeps each written outcome with the state it led to.
+type recorder struct {
+	store       *runstore.Store
+	runID       string
+	maxAttempts int
+	now         func() time.Time
+
+	mu      sync.Mutex // guards queued
+	queued  []runstore.Outcome
+	writing sync.Mutex // one write at a time, in order
+	outs    []runstore.Outcome
+	states  []runstore.AddressState
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+func (h *Handler) newRecorder(runID string) *recorder {
+	r := &recorder{store: h.store, runID: runID, maxAttempts: h.cfg.MaxAttempts, now: h.now,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go r.loop()
+	return r
+}
+
+// add queues an outcome for the next write.
+func (r *recorder) add(o runstore.Outcome) {
+	r.mu.Lock()
+	r.queued = append(r.queued, o)
+	r.mu.Unlock()
+}
+
+func (r *recorder) loop() {
+	defer close(r.done)
+	t := time.NewTicker(recordEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+			// A failed write keeps its outcomes queued for the next one;
+			// the final flush reports the error.
+			_ = r.flush()
+		}
+	}
+}
+
+// flush writes what is queued.
+func (r *recorder) flush() error {
+	r.writing.Lock()
+	defer r.writing.Unlock()
+	r.mu.Lock()
+	outs := r.queued
+	r.queued = nil
+	r.mu.Unlock()
+	if len(outs) == 0 {
+		return nil
+	}
+	// Not the task's context: an answer got is recorded even as the task
+	// is being cancelled.
+	states, err := r.store.Record(context.Background(), r.runID, r.maxAttempts, r.now(), outs)
+	if err != nil {
+		r.mu.Lock()
+		r.queued = append(outs, r.queued...)
+		r.mu.Unlock()
+		return err
+	}
+	r.outs = append(r.outs, outs...)
+	r.states = append(r.states, states...)
+	return nil
+}
+
+// close stops the periodic writes, writes the rest, and returns every
+// outcome of the pass with its resulting state.
+func (r *recorder) close() ([]runstore.Outcome, []runstore.AddressState, error) {
+	close(r.stop)
+	<-r.done
+	err := r.flush()
+	return r.outs, r.states, err
+}
