@@ -5,6 +5,7 @@ PKGS    := ./...
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 IMAGE_REPO ?= ghcr.io/msaudit
+CONTAINER ?= $(shell command -v docker >/dev/null 2>&1 && echo docker || echo podman)
 export VERSION COMMIT
 
 .DEFAULT_GOAL := help
@@ -18,12 +19,14 @@ build: ## build enqueue, worker and tenantsim into ./bin (static, version-stampe
 	GO=$(GO) sh deploy/gobuild.sh $(BIN)
 
 .PHONY: image
-image: ## build the worker and enqueue images with docker or podman (IMAGE_REPO, VERSION)
-	@engine=$$(command -v docker || command -v podman) || { echo "make image needs docker or podman"; exit 1; }; \
-	for target in worker enqueue; do \
-	  $$engine build -f deploy/Dockerfile --target $$target --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
-	    -t $(IMAGE_REPO)/msaudit-$$target:$(VERSION) . || exit 1; \
-	done
+image: ## build the worker and enqueue images (docker, else podman; CONTAINER=, IMAGE_REPO=, VERSION=)
+	$(CONTAINER) build -f deploy/Dockerfile --target worker  --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE_REPO)/msaudit-worker:$(VERSION) .
+	$(CONTAINER) build -f deploy/Dockerfile --target enqueue --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE_REPO)/msaudit-enqueue:$(VERSION) .
+
+.PHONY: image-push
+image-push: image ## push both images
+	$(CONTAINER) push $(IMAGE_REPO)/msaudit-worker:$(VERSION)
+	$(CONTAINER) push $(IMAGE_REPO)/msaudit-enqueue:$(VERSION)
 
 .PHONY: demo
 demo: ## audit a simulated tenant end to end (no Azure, no Redis needed)
@@ -33,7 +36,11 @@ demo: ## audit a simulated tenant end to end (no Azure, no Redis needed)
 test: ## vet, then all tests (integration tests start their own redis-server), then the deploy/ manifests
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 30m $(PKGS)
-	cd deploy && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
+	cd deploy && $(GO) vet ./... && $(GO) test -count=1 -timeout 30m ./...
+
+.PHONY: test-deploy
+test-deploy: ## only the deploy/ manifests, Dockerfile and dashboard (no image build)
+	cd deploy && $(GO) test -count=1 -short ./...
 
 .PHONY: bench
 bench: ## micro-benchmarks: classification, expansion, recording a batch in Redis
@@ -57,8 +64,9 @@ bench-enqueue: ## time and peak RSS of submitting a 200,000-user simulated tenan
 
 .PHONY: fmt
 fmt: ## gofmt and go mod tidy
-	gofmt -w cmd internal tasks
+	gofmt -w cmd internal tasks deploy
 	$(GO) mod tidy
+	cd deploy && $(GO) mod tidy
 
 .PHONY: deps-check
 deps-check: ## the worker must not link Graph or identity code
