@@ -68,11 +68,20 @@ func TaskID(runID string, batch int) string {
 	return fmt.Sprintf("%s:%d", runID, batch)
 }
 
-// NewCheckBatchTask builds the task for p.
-func NewCheckBatchTask(p CheckBatchPayload) (*asynq.Task, error) {
+// EncodeCheckBatch is the payload bytes of p, as stored and queued.
+func EncodeCheckBatch(p CheckBatchPayload) ([]byte, error) {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("encode batch payload: %w", err)
+	}
+	return b, nil
+}
+
+// NewCheckBatchTask builds the task for p.
+func NewCheckBatchTask(p CheckBatchPayload) (*asynq.Task, error) {
+	b, err := EncodeCheckBatch(p)
+	if err != nil {
+		return nil, err
 	}
 	return asynq.NewTask(TypeCheckBatch, b,
 		asynq.Queue(LaneQueue(p.Lane)),

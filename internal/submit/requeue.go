@@ -2,8 +2,6 @@ package submit
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 
 	"github.com/msaudit/msaudit/internal/runstore"
 	"github.com/msaudit/msaudit/tasks"
@@ -32,29 +30,44 @@ func (s *Submitter) Requeue(ctx context.Context, runID string, batchSize int) (i
 	if err != nil || len(dead) == 0 {
 		return 0, err
 	}
-	nb := (len(dead) + batchSize - 1) / batchSize
-	first, err := s.Store.NextBatch(ctx, runID, nb)
+	addrs := make([]string, len(dead))
+	for i, d := range dead {
+		addrs[i] = d.Address
+	}
+	batches, err := s.newBatches(ctx, run, addrs, batchSize)
 	if err != nil {
 		return 0, err
-	}
-	addrs := make([]string, len(dead))
-	batches := make(map[int][]byte, nb)
-	for i := 0; i < len(dead); i += batchSize {
-		n := first + i/batchSize
-		p := tasks.CheckBatchPayload{RunID: runID, TenantID: run.TenantID, Batch: n, Lane: run.Lane}
-		for k, d := range dead[i:min(i+batchSize, len(dead))] {
-			addrs[i+k] = d.Address
-			p.Entries = append(p.Entries, tasks.Entry{Address: d.Address})
-		}
-		b, err := json.Marshal(p)
-		if err != nil {
-			return 0, fmt.Errorf("encode batch: %w", err)
-		}
-		batches[n] = b
 	}
 	moved, err := s.Store.Requeue(ctx, runID, addrs, batches, s.now().UnixMilli())
 	if err != nil || moved == 0 {
 		return 0, err
 	}
 	return moved, j.flushUnsent(ctx)
+}
+
+// newBatches reserves batch numbers for addrs and builds their payloads,
+// batchSize addresses each, in the run's lane.
+func (s *Submitter) newBatches(ctx context.Context, run *runstore.Run, addrs []string, batchSize int) (map[int][]byte, error) {
+	if len(addrs) == 0 {
+		return nil, nil
+	}
+	nb := (len(addrs) + batchSize - 1) / batchSize
+	first, err := s.Store.NextBatch(ctx, run.ID, nb)
+	if err != nil {
+		return nil, err
+	}
+	batches := make(map[int][]byte, nb)
+	for i := 0; i < len(addrs); i += batchSize {
+		n := first + i/batchSize
+		p := tasks.CheckBatchPayload{RunID: run.ID, TenantID: run.TenantID, Batch: n, Lane: run.Lane}
+		for _, a := range addrs[i:min(i+batchSize, len(addrs))] {
+			p.Entries = append(p.Entries, tasks.Entry{Address: a})
+		}
+		b, err := tasks.EncodeCheckBatch(p)
+		if err != nil {
+			return nil, err
+		}
+		batches[n] = b
+	}
+	return batches, nil
 }

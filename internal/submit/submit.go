@@ -2,7 +2,6 @@ package submit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -270,9 +269,9 @@ func (j *job) flushBatch(ctx context.Context) error {
 		j.nextBatch, j.lastBatch = first, first+batchBlock
 	}
 	p := tasks.CheckBatchPayload{RunID: id, TenantID: j.req.Run.TenantID, Batch: j.nextBatch, Lane: j.req.Run.Lane, Entries: j.cur}
-	payload, err := json.Marshal(p)
+	payload, err := tasks.EncodeCheckBatch(p)
 	if err != nil {
-		return fmt.Errorf("encode batch: %w", err)
+		return err
 	}
 	addrs := make([]string, len(j.cur))
 	for i, e := range j.cur {

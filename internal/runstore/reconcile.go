@@ -1,0 +1,92 @@
+package runstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Counters are a run's counts of addresses by state.
+type Counters struct {
+	Total, Checked, Present, Absent, Dead, FailedPending int64
+}
+
+func (r *Run) counters() Counters {
+	return Counters{Total: r.AddressesTotal, Checked: r.Checked, Present: r.Present, Absent: r.Absent,
+		Dead: r.DeadLettered, FailedPending: r.FailedPending}
+}
+
+// recountScript recomputes a run's counters from its address states, so
+// that after a Redis failure that lost or mixed writes they agree with what
+// the report lists again, and completes the run if every address is final.
+// It reads the whole status and attempts hashes: an operator's repair (or a
+// stalled run's), not a hot path.
+//
+// Input: KEYS: keys.scripted (KEYS[2] status, KEYS[3] attempts). ARGV[1] ->
+// now (unix ms). Output: the counters after, in the order total, checked,
+// present, absent, dead, failed pending.
+var recountScript = redis.NewScript(completeLua + `
+local n = {present = 0, absent = 0, dead = 0, p = 0}
+local states = redis.call('HVALS', KEYS[2])
+for i = 1, #states do
+  n[states[i]] = (n[states[i]] or 0) + 1
+end
+local failed = 0
+local att = redis.call('HGETALL', KEYS[3])
+for i = 1, #att, 2 do
+  if tonumber(att[i+1]) > 0 and redis.call('HGET', KEYS[2], att[i]) == 'p' then failed = failed + 1 end
+end
+local total = n.present + n.absent + n.dead + n.p
+redis.call('HSET', KEYS[1], 'addresses_total', total, 'checked', n.present + n.absent, 'present', n.present,
+  'absent', n.absent, 'dead', n.dead, 'failed_pending', failed)
+maybe_complete(ARGV[1])
+return {total, n.present + n.absent, n.present, n.absent, n.dead, failed}
+`)
+
+// Recount recomputes the run's counters from its address states in one
+// atomic step and returns them before and after.
+func (s *Store) Recount(ctx context.Context, runID string, now time.Time) (before, after Counters, err error) {
+	r, err := s.GetRun(ctx, runID)
+	if err != nil {
+		return before, after, err
+	}
+	v, err := recountScript.Run(ctx, s.rdb, runKeys(runID).scripted(), now.UnixMilli()).Int64Slice()
+	if err != nil || len(v) != 6 {
+		return before, after, fmt.Errorf("recount run %s: %v", runID, err)
+	}
+	after = Counters{Total: v[0], Checked: v[1], Present: v[2], Absent: v[3], Dead: v[4], FailedPending: v[5]}
+	return r.counters(), after, nil
+}
+
+// PendingAddresses returns the run's addresses that still need a check.
+func (s *Store) PendingAddresses(ctx context.Context, runID string) (map[string]bool, error) {
+	out := make(map[string]bool)
+	err := s.scanHash(ctx, runKeys(runID).status, func(a, st string) {
+		if st == statePending {
+			out[a] = true
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list pending addresses: %w", err)
+	}
+	return out, nil
+}
+
+// AddBatches stores new batches of a run as unsent, for the submitter to
+// enqueue (a crash in between loses nothing: the next flush sends them).
+func (s *Store) AddBatches(ctx context.Context, runID string, batches map[int][]byte) error {
+	if len(batches) == 0 {
+		return nil
+	}
+	fields := make([]any, 0, 2*len(batches))
+	for n, p := range batches {
+		fields = append(fields, strconv.Itoa(n), p)
+	}
+	if err := s.rdb.HSet(ctx, runKeys(runID).unsent, fields...).Err(); err != nil {
+		return fmt.Errorf("store batches: %w", err)
+	}
+	return nil
+}
