@@ -103,7 +103,7 @@ func runDemo(cmd *cobra.Command, a *app, log *zap.Logger, o *demoOptions) error 
 	w.Concurrency, w.RealmURL, w.RealmTimeout, w.RealmClient = o.Concurrency, sim.URL()+"/common/userrealm", 2*time.Second, hc
 	w.Limits.TenantRate, w.Limits.Initial = o.RealmRate*2, o.RealmRate/4
 	w.Checker.MaxAttempts, w.Checker.BackoffBase, w.Checker.BackoffMax = 6, 100*time.Millisecond, 2*time.Second
-	w.ShutdownTimeout = 5 * time.Second
+	w.ShutdownTimeout, w.ReconcileEvery = 5*time.Second, 0
 	if err := lo.Validate(); err != nil {
 		return err
 	}

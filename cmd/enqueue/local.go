@@ -46,6 +46,7 @@ func (o *localOptions) Validate() error {
 func newLocalCommand(a *app) *cobra.Command {
 	o := &localOptions{Worker: worker.DefaultConfig()}
 	o.Worker.ShutdownTimeout = 5 * time.Second
+	o.Worker.ReconcileEvery = 0 // an embedded Redis loses nothing it keeps
 	cmd := &cobra.Command{
 		Use:   "local",
 		Short: "Audit a small tenant in one process: embedded Redis, in-process workers",

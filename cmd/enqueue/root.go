@@ -62,6 +62,7 @@ variable; a flag given on the command line wins.`,
 		newPurgeCommand(a),
 		newDeadLettersCommand(a),
 		newRequeueCommand(a),
+		newReconcileCommand(a),
 		newLocalCommand(a),
 		newDemoCommand(a),
 	)

@@ -81,5 +81,7 @@ func RegisterProcess(fs *pflag.FlagSet, c *worker.Config, metricsAddr *string) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout,
 		"on SIGTERM, the longest to wait for running batches to hand back their work (keep below Kubernetes' terminationGracePeriodSeconds)")
 	fs.StringVar(metricsAddr, "metrics-addr", ":9090", "serve /metrics, /healthz, /readyz and /scaler here (empty: off)")
-	envflag.Bind(fs, "shutdown-timeout", "metrics-addr")
+	fs.DurationVar(&c.ReconcileEvery, "reconcile-every", c.ReconcileEvery,
+		"how often one of the workers repairs the open runs after a Redis failure, as 'enqueue reconcile' does (0: never)")
+	envflag.Bind(fs, "shutdown-timeout", "metrics-addr", "reconcile-every")
 }

@@ -11,7 +11,12 @@ import (
 
 // Counters are a run's counts of addresses by state.
 type Counters struct {
-	Total, Checked, Present, Absent, Dead, FailedPending int64
+	Total         int64 `json:"addresses_total"`
+	Checked       int64 `json:"checked"`
+	Present       int64 `json:"present"`
+	Absent        int64 `json:"absent"`
+	Dead          int64 `json:"dead_lettered"`
+	FailedPending int64 `json:"failed_pending"`
 }
 
 func (r *Run) counters() Counters {

@@ -36,6 +36,9 @@ type Config struct {
 	Limits          ratelimit.Config
 	Checker         checker.Config
 	ShutdownTimeout time.Duration
+	// ReconcileEvery is how often the workers repair the open runs after a
+	// Redis failure (one of them each time); 0 turns it off.
+	ReconcileEvery time.Duration
 }
 
 // DefaultConfig is the configuration of a worker nobody tuned: the flags of
@@ -57,6 +60,7 @@ func DefaultConfig() Config {
 			BackoffMax:  15 * time.Minute,
 		},
 		ShutdownTimeout: 20 * time.Second,
+		ReconcileEvery:  5 * time.Minute,
 	}
 }
 
@@ -71,6 +75,9 @@ func (c Config) Validate() error {
 	if c.RealmTimeout <= 0 {
 		return fmt.Errorf("realm timeout must be > 0, got %s", c.RealmTimeout)
 	}
+	if c.ReconcileEvery < 0 {
+		return fmt.Errorf("reconcile interval must be >= 0, got %s", c.ReconcileEvery)
+	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("shutdown timeout must be > 0, got %s", c.ShutdownTimeout)
 	}
@@ -82,6 +89,7 @@ func (c Config) Validate() error {
 
 // Worker is a running queue consumer.
 type Worker struct {
+	stop     context.CancelFunc // ends the background loops
 	srv      *asynq.Server
 	handler  *checker.Handler
 	scale    autoscale.Source
@@ -143,6 +151,11 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 	if reg != nil {
 		reg.MustRegister(autoscale.NewCollector(w.Scale))
 	}
+	var bg context.Context
+	bg, w.stop = context.WithCancel(context.Background())
+	if cfg.ReconcileEvery > 0 {
+		go w.reconcileLoop(bg, rdb, cfg.ReconcileEvery)
+	}
 	return w, nil
 }
 
@@ -169,6 +182,7 @@ func (w *Worker) Ready() error {
 // still running back as pending.
 func (w *Worker) Shutdown() {
 	w.stopping.Store(true)
+	w.stop()
 	w.srv.Stop()
 	w.handler.Drain()
 	w.srv.Shutdown()

@@ -1,0 +1,62 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/submit"
+)
+
+// reconcileLockKey makes one worker of all reconcile the open runs per
+// interval.
+const reconcileLockKey = "msaudit:reconcile:lock"
+
+// reconcileBatchSize is the size of the batches a reconcile queues again.
+const reconcileBatchSize = 50
+
+// reconcileLoop repairs the open runs every interval (see
+// submit.Reconciler), so that a run whose tasks Redis lost still completes
+// without an operator. Only the worker that takes the lock does it.
+func (w *Worker) reconcileLoop(ctx context.Context, rdb redis.UniversalClient, every time.Duration) {
+	store := runstore.New(rdb)
+	r := &submit.Reconciler{
+		Submitter: &submit.Submitter{Store: store, Queue: asynq.NewClientFromRedisClient(rdb), Log: w.log},
+		Inspector: asynq.NewInspectorFromRedisClient(rdb), Redis: rdb, BatchSize: reconcileBatchSize,
+	}
+	for {
+		// Jitter, so that workers started together do not all try at once.
+		d := every/2 + time.Duration(rand.Int64N(int64(every)))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d):
+		}
+		ok, err := rdb.SetNX(ctx, reconcileLockKey, 1, every/2).Result()
+		if err != nil || !ok {
+			continue
+		}
+		runs, err := store.OpenRuns(ctx)
+		if err != nil {
+			w.log.Warn("reconcile: list open runs", zap.Error(err))
+			continue
+		}
+		for _, run := range runs {
+			res, err := r.Reconcile(ctx, run.ID)
+			switch {
+			case errors.Is(err, runstore.ErrSubmitRunning) || ctx.Err() != nil:
+			case err != nil:
+				w.log.Warn("reconcile", zap.String("run_id", run.ID), zap.Error(err))
+			case res.Changed():
+				w.log.Info("reconciled a run", zap.String("run_id", run.ID), zap.Int("orphaned_tasks", res.Orphans),
+					zap.Int("requeued_addresses", res.Requeued), zap.Any("counters_before", res.Before), zap.Any("counters_after", res.After))
+			}
+		}
+	}
+}
