@@ -1,0 +1,123 @@
+package checker
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/msaudit/msaudit/internal/ratelimit"
+	"github.com/msaudit/msaudit/internal/realm"
+	"github.com/msaudit/msaudit/internal/realmtest"
+	"github.com/msaudit/msaudit/internal/redistest"
+	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/tasks"
+)
+
+// TestRealmFaultsEndDeadLettered runs the handler with the real realm client
+// against each misbehaving endpoint and a real run store: every address
+// takes its MaxAttempts requests, then is dead-lettered with an error naming
+// the fault; none is ever recorded present or absent. Throttle faults are
+// left out: they pause the tenant rather than fail the address
+// (TestThrottleStopsTheBatch).
+func TestRealmFaultsEndDeadLettered(t *testing.T) {
+	rdb := redistest.Client(t) // once: each call flushes the database
+	const maxAttempts = 2
+	addrs := []string{"a@contoso.com", "b@contoso.com"}
+	for _, f := range realmtest.Faults() {
+		if f.Throttle {
+			continue
+		}
+		t.Run(f.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			ep := f.Start(t)
+			rc, err := realm.NewClient(ep.URL, ep.Client, realmtest.Timeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := runstore.New(rdb)
+			id := runstore.NewRunID(time.Now())
+			p := tasks.CheckBatchPayload{RunID: id, TenantID: "tenant-" + id}
+			for _, a := range addrs {
+				p.Entries = append(p.Entries, tasks.Entry{Address: a})
+			}
+			if err := st.CreateRun(ctx, &runstore.Run{ID: id, TenantID: p.TenantID}, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			var pairs []runstore.Pair
+			for _, a := range addrs {
+				pairs = append(pairs, runstore.Pair{Address: a, UserID: "user-" + a})
+			}
+			if err := st.Register(ctx, id, 0, nil, addrs, pairs, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.FinishEnumeration(ctx, id, 1, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			lim, err := ratelimit.New(rdb, ratelimit.Config{TenantRate: 1000, MaxWait: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := NewHandler(st, lim, rc, Config{MaxAttempts: maxAttempts, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond}, zap.NewNop(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			// Each pass is one asynq delivery; the deferral's delay is
+			// asynq's to wait, so the next delivery comes at once here.
+			var err2 error
+			for pass := 1; ; pass++ {
+				err2 = h.ProcessTask(ctx, task(t, p))
+				if errors.Is(err2, asynq.SkipRetry) || err2 == nil || pass > 2*maxAttempts {
+					break
+				}
+				var d *deferError
+				if !errors.As(err2, &d) || !IsFailure(err2) {
+					t.Fatalf("pass %d: %v, want a failure deferral", pass, err2)
+				}
+			}
+			if !errors.Is(err2, asynq.SkipRetry) {
+				t.Fatalf("the batch ended with %v, want archived (SkipRetry) after its dead letters", err2)
+			}
+			dead, err := st.DeadLetters(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(dead) != len(addrs) {
+				t.Fatalf("%d dead letters, want %d: %+v", len(dead), len(addrs), dead)
+			}
+			for _, d := range dead {
+				if d.Attempts != maxAttempts {
+					t.Errorf("%s: %d attempts, want %d", d.Address, d.Attempts, maxAttempts)
+				}
+				if !strings.Contains(d.Error, f.Want) {
+					t.Errorf("%s: recorded error %q does not name the fault (want %q)", d.Address, d.Error, f.Want)
+				}
+			}
+			r, err := st.GetRun(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Absent != 0 || r.Present != 0 || r.DeadLettered != int64(len(addrs)) || r.State() != runstore.StateCompleted {
+				t.Errorf("run %+v: want every address dead, none answered", r)
+			}
+			results, err := st.Results(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(results) != len(addrs) {
+				t.Errorf("%d results, want %d", len(results), len(addrs))
+			}
+			for _, res := range results {
+				if res.State != runstore.StateDead {
+					t.Errorf("result %+v, want dead", res)
+				}
+			}
+		})
+	}
+}
