@@ -6,6 +6,7 @@ package tasks
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -88,8 +89,24 @@ func NewCheckBatchTask(p CheckBatchPayload) (*asynq.Task, error) {
 		asynq.TaskID(TaskID(p.RunID, p.Batch)),
 		asynq.MaxRetry(MaxTaskRetries),
 		asynq.Timeout(30*time.Minute),
-		asynq.Retention(24*time.Hour),
+		asynq.Retention(Retention),
 	), nil
+}
+
+// Retention is how long asynq keeps a completed batch, payload and all. It
+// is short because the payload holds addresses (personal data), and long
+// enough that a submit resumed soon after a crash finds the batches it had
+// already enqueued (a re-enqueued completed batch would only be skipped: its
+// addresses are final in the run store).
+const Retention = time.Hour
+
+// RunOfTaskID returns the run ID of a batch's task ID (see TaskID).
+func RunOfTaskID(id string) (string, bool) {
+	i := strings.LastIndexByte(id, ':')
+	if i <= 0 {
+		return "", false
+	}
+	return id[:i], true
 }
 
 // DecodeCheckBatch parses a TypeCheckBatch payload.

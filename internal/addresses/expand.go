@@ -4,10 +4,12 @@ import (
 	"strings"
 )
 
-// User is the part of a directory user that address expansion needs.
+// User is the part of a directory user that address expansion needs, and
+// the display name that goes with the report.
 type User struct {
 	ID             string
 	UPN            string
+	DisplayName    string
 	Mail           string
 	UserType       string
 	ProxyAddresses []string

@@ -50,6 +50,7 @@ type Handler struct {
 	log     *zap.Logger
 	metrics *Metrics
 	share   *share
+	gate    *gate
 	now     func() time.Time
 	rnd     func(int64) int64
 
@@ -76,6 +77,7 @@ func NewHandler(store *runstore.Store, limiter *ratelimit.Limiter, r Realm, cfg 
 	}
 	h := &Handler{store: store, limiter: limiter, realm: r, cfg: cfg, log: log, metrics: m,
 		share: newShare(cfg.Concurrency), now: time.Now, rnd: randInt64N}
+	h.gate = newGate(store, func() time.Time { return h.now() })
 	h.drained, h.drain = context.WithCancel(context.Background())
 	return h, nil
 }
@@ -203,6 +205,9 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 	if len(todo) == 0 {
 		return passResult{}, nil
 	}
+	if bs.Paused {
+		return passResult{pending: len(todo), deferral: errPaused}, nil
+	}
 
 	var (
 		rec      = h.newRecorder(p.RunID)
@@ -213,6 +218,9 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 	for _, addr := range todo {
 		if wctx.Err() != nil && ctx.Err() == nil {
 			deferral = errDraining
+			break
+		}
+		if deferral = h.gate.stop(ctx, p.RunID); deferral != nil {
 			break
 		}
 		slot, err := h.reserve(wctx, p.TenantID)
@@ -228,6 +236,10 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 			deferral = &deferError{delay: slot.Wait + time.Duration(h.rnd(int64(slot.Wait/4)+1)), rateLimited: true, reason: "waiting for the tenant's rate limit"}
 			break
 		}
+		// The slot may have been a long sleep: look again before sending.
+		if deferral = h.gate.stop(ctx, p.RunID); deferral != nil {
+			break
+		}
 		sent := time.Now()
 		res, err := h.realm.Check(ctx, addr)
 		h.share.observe(p.TenantID, time.Since(sent), slot.Rate)
@@ -235,7 +247,7 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 			stopErr = ctx.Err()
 			break
 		}
-		o := runstore.Outcome{Address: addr, Detail: runstore.Detail{RequestID: res.RequestID, CheckedAt: res.CheckedAt}}
+		o := runstore.Outcome{Address: addr, Rate: slot.Rate, Detail: runstore.Detail{RequestID: res.RequestID, CheckedAt: res.CheckedAt}}
 		answered++
 		if err == nil {
 			o.Status = string(res.Status)
@@ -244,9 +256,10 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 			continue
 		}
 		o.Detail.Error = err.Error()
-		rec.add(o)
 		var te *realm.ThrottleError
-		if errors.As(err, &te) {
+		o.Throttled = errors.As(err, &te)
+		rec.add(o)
+		if o.Throttled {
 			h.metrics.checks.WithLabelValues("throttled").Inc()
 			h.metrics.throttles.WithLabelValues(p.TenantID).Inc()
 			pause, terr := h.limiter.Throttled(ctx, p.TenantID, te.RetryAfter, slot.Epoch)

@@ -120,7 +120,8 @@ func candidates(page []addresses.User, doms addresses.DomainSet, mode addresses.
 		}
 		members++
 		for _, a := range addresses.Expand(u, doms, mode) {
-			out = append(out, submit.Candidate{Address: a, Owner: tasks.Owner{UserID: u.ID, UPN: u.UPN}})
+			out = append(out, submit.Candidate{Address: a, Owner: tasks.Owner{UserID: u.ID, UPN: u.UPN},
+				DisplayName: u.DisplayName, Mail: u.Mail})
 		}
 	}
 	return members, out

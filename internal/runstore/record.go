@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -19,6 +20,12 @@ type Outcome struct {
 	Address string
 	Status  string // StatePresent, StateAbsent, or "" for a failed attempt
 	Detail  Detail
+	// Throttled marks a failed attempt the service throttled, counted
+	// apart in the run's throttle signals.
+	Throttled bool
+	// Rate is the tenant's rate, requests/s, when the attempt was sent (0:
+	// unknown); the last one recorded is what status shows.
+	Rate float64
 }
 
 // AddressState is an address's state after an update.
@@ -42,15 +49,24 @@ func (s *Store) Record(ctx context.Context, runID string, maxAttempts int, now t
 		return nil, nil
 	}
 	k := runKeys(runID)
-	argv := make([]any, 0, 2+3*len(outs))
-	argv = append(argv, maxAttempts, now.UnixMilli())
+	rate := 0.0
+	for _, o := range outs {
+		if o.Rate > 0 {
+			rate = o.Rate
+		}
+	}
+	argv := make([]any, 0, 3+3*len(outs))
+	argv = append(argv, maxAttempts, now.UnixMilli(), strconv.FormatFloat(rate, 'f', 3, 64))
 	for _, o := range outs {
 		d, err := json.Marshal(o.Detail)
 		if err != nil {
 			return nil, fmt.Errorf("encode detail: %w", err)
 		}
 		status := o.Status
-		if status == "" {
+		switch {
+		case status == "" && o.Throttled:
+			status = "throttle"
+		case status == "":
 			status = "fail"
 		}
 		argv = append(argv, o.Address, status, d)
@@ -72,6 +88,7 @@ func (s *Store) Record(ctx context.Context, runID string, maxAttempts int, now t
 type BatchState struct {
 	RunExists bool
 	Cancelled bool
+	Paused    bool
 	Addresses []AddressState // in the order asked
 }
 
@@ -79,14 +96,14 @@ type BatchState struct {
 func (s *Store) LoadBatch(ctx context.Context, runID string, addrs []string) (BatchState, error) {
 	k := runKeys(runID)
 	pipe := s.rdb.Pipeline()
-	flags := pipe.HMGet(ctx, k.run, "tenant_id", "cancelled")
+	flags := pipe.HMGet(ctx, k.run, "tenant_id", "cancelled", "paused")
 	sts := pipe.HMGet(ctx, k.status, addrs...)
 	ats := pipe.HMGet(ctx, k.attempts, addrs...)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return BatchState{}, fmt.Errorf("load batch state: %w", err)
 	}
 	f := flags.Val()
-	bs := BatchState{RunExists: f[0] != nil, Cancelled: f[1] == "1", Addresses: make([]AddressState, len(addrs))}
+	bs := BatchState{RunExists: f[0] != nil, Cancelled: f[1] == "1", Paused: f[2] == "1", Addresses: make([]AddressState, len(addrs))}
 	for i := range addrs {
 		st, _ := sts.Val()[i].(string)
 		if st == "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -70,16 +71,40 @@ func (s *Store) SetError(ctx context.Context, runID, msg string) error {
 	return s.rdb.HSet(ctx, runKeys(runID).run, "last_error", msg).Err()
 }
 
-// Pair is one user-address pair of the report.
+// Pair is one user-address pair of the report, with what the report needs
+// to say whom to contact.
 type Pair struct {
-	Address string
-	UserID  string
-	UPN     string
+	Address     string
+	UserID      string
+	UPN         string
+	DisplayName string
+	Mail        string
 }
 
-// pairSep separates address and user ID in the owners hash; neither can
-// contain it.
+// pairSep separates address and user ID in the owners hash field, and UPN,
+// display name and mail in its value. Addresses, IDs and UPNs cannot contain
+// it; display names and mail are stripped of it.
 const pairSep = "\x1f"
+
+// ownerValue is the owners hash value of p: the UPN alone when nothing else
+// is known, so that the hash stays as small as before for address lists.
+func ownerValue(p Pair) string {
+	if p.DisplayName == "" && p.Mail == "" {
+		return p.UPN
+	}
+	clean := func(s string) string { return strings.ReplaceAll(s, pairSep, " ") }
+	return p.UPN + pairSep + clean(p.DisplayName) + pairSep + clean(p.Mail)
+}
+
+// parsePair is the inverse of the owners hash field and ownerValue.
+func parsePair(field, value string) Pair {
+	addr, uid, _ := strings.Cut(field, pairSep)
+	p := Pair{Address: addr, UserID: uid}
+	var rest string
+	p.UPN, rest, _ = strings.Cut(value, pairSep)
+	p.DisplayName, p.Mail, _ = strings.Cut(rest, pairSep)
+	return p
+}
 
 // NextBatch reserves n batch numbers and returns the first.
 func (s *Store) NextBatch(ctx context.Context, runID string, n int) (int, error) {
@@ -108,7 +133,7 @@ func (s *Store) Register(ctx context.Context, runID string, batch int, payload [
 		if len(pairs) > 0 {
 			fields := make([]any, 0, 2*len(pairs))
 			for _, pr := range pairs {
-				fields = append(fields, pr.Address+pairSep+pr.UserID, pr.UPN)
+				fields = append(fields, pr.Address+pairSep+pr.UserID, ownerValue(pr))
 			}
 			p.HSet(ctx, k.owners, fields...)
 		}

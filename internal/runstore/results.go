@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 )
 
 // Result is one user-address pair with its address's final (or current)
@@ -25,10 +24,7 @@ func (s *Store) Results(ctx context.Context, runID string) ([]Result, error) {
 	}
 	k := runKeys(runID)
 	var pairs []Pair
-	err := s.scanHash(ctx, k.owners, func(f, upn string) {
-		addr, uid, _ := strings.Cut(f, pairSep)
-		pairs = append(pairs, Pair{Address: addr, UserID: uid, UPN: upn})
-	})
+	err := s.scanHash(ctx, k.owners, func(f, v string) { pairs = append(pairs, parsePair(f, v)) })
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ const (
 	StateRunning     = "running"     // all addresses queued, some not final
 	StateCompleted   = "completed"   // every address present, absent or dead
 	StateCancelled   = "cancelled"
+	StatePaused      = "paused" // workers send none of its requests until resumed
 )
 
 // Run is the record of one audit run.
@@ -32,6 +33,9 @@ type Run struct {
 	Options   string // JSON of the submit options, for the report and resumes
 	Retention time.Duration
 	Lane      int // the queue lane of the run's batches (tasks.LaneQueue)
+	// RecheckOf is the run whose present addresses this run checks again
+	// (submit --recheck); empty for other runs.
+	RecheckOf string
 
 	AddressesTotal int64
 	UsersTotal     int64
@@ -42,8 +46,17 @@ type Run struct {
 	FailedPending  int64
 	DeadLettered   int64
 
+	UsersSeen int64 // users read so far by the submit under way
+	Requests  int64 // realm requests recorded
+	Throttles int64 // of which the service throttled
+	// TenantRate is the tenant's rate limit, requests/s, as of
+	// TenantRateAt, the last time a worker recorded an answer of the run.
+	TenantRate   float64
+	TenantRateAt time.Time
+
 	Enumerated bool
 	Cancelled  bool
+	Paused     bool
 	Submitting bool // the submit lock is held
 	LastError  string
 
@@ -52,7 +65,11 @@ type Run struct {
 	EnumerationFinishedAt time.Time
 	FirstCheckAt          time.Time
 	CompletedAt           time.Time
+	PausedAt              time.Time
 	UpdatedAt             time.Time
+
+	Chart  Chart    // activity over time, for the report
+	Recent []Minute // the last minutes, for the recent rate
 }
 
 // State derives the run's state from its record.
@@ -62,6 +79,8 @@ func (r *Run) State() string {
 		return StateCancelled
 	case !r.CompletedAt.IsZero():
 		return StateCompleted
+	case r.Paused:
+		return StatePaused
 	case r.Enumerated:
 		return StateRunning
 	case r.Submitting:
@@ -96,6 +115,9 @@ func (s *Store) CreateRun(ctx context.Context, r *Run, now time.Time) error {
 		p.HSet(ctx, k.run, "source", r.Source, "options", r.Options, "lane", r.Lane,
 			"retention_s", int64(r.Retention/time.Second), "created_at", ms, "updated_at", ms,
 			"addresses_total", 0, "checked", 0, "present", 0, "absent", 0, "failed_pending", 0, "dead", 0, "batches", 0)
+		if r.RecheckOf != "" {
+			p.HSet(ctx, k.run, "recheck_of", r.RecheckOf)
+		}
 		p.ZAdd(ctx, runsKey, redis.Z{Score: float64(now.UnixMilli()), Member: r.ID})
 		p.ZAdd(ctx, OpenRunsKey, redis.Z{Score: float64(now.UnixMilli()), Member: r.ID})
 		return nil
@@ -125,8 +147,11 @@ func (s *Store) GetRun(ctx context.Context, id string) (*Run, error) {
 	}
 	r := &Run{
 		ID: id, TenantID: m["tenant_id"], Source: m["source"], Options: m["options"],
-		Retention:      time.Duration(atoi(m["retention_s"])) * time.Second,
-		Lane:           int(atoi(m["lane"])),
+		Retention: time.Duration(atoi(m["retention_s"])) * time.Second,
+		Lane:      int(atoi(m["lane"])), RecheckOf: m["recheck_of"],
+		UsersSeen: atoi(m["users_seen"]), Requests: atoi(m["requests"]), Throttles: atoi(m["throttles"]),
+		TenantRate: atof(m["tenant_rate"]), TenantRateAt: msTime(m["tenant_rate_at"]), Paused: m["paused"] == "1",
+		PausedAt: msTime(m["paused_at"]), Chart: parseChart(m), Recent: parseRecent(m),
 		AddressesTotal: atoi(m["addresses_total"]), UsersTotal: atoi(m["users_total"]),
 		Batches: atoi(m["batches"]), Checked: atoi(m["checked"]), Present: atoi(m["present"]),
 		Absent: atoi(m["absent"]), FailedPending: atoi(m["failed_pending"]), DeadLettered: atoi(m["dead"]),
@@ -211,6 +236,11 @@ func (s *Store) Purge(ctx context.Context, id string) error {
 		return fmt.Errorf("purge run %s: %w", id, err)
 	}
 	return nil
+}
+
+func atof(s string) float64 {
+	f, _ := strconv.ParseFloat(s, 64)
+	return f
 }
 
 func atoi(s string) int64 {

@@ -30,17 +30,25 @@ end
 `
 
 // recordScript applies the outcomes of one batch. KEYS: the run's data keys
-// and the open-runs index (see keys.scripted). ARGV: max attempts, now (unix ms), then triples of
-// address, outcome (present|absent|fail), detail JSON. An address moves only
+// and the open-runs index (see keys.scripted). ARGV: max attempts, now (unix ms), the tenant's
+// rate (0: unknown), then triples of address, outcome (present|absent|fail|throttle), detail JSON. An address moves only
 // out of pending, so a re-delivered batch changes nothing. Returns the
 // resulting state of each address, and its attempt count.
-var recordScript = redis.NewScript(completeLua + `
+var recordScript = redis.NewScript(completeLua + timelineLua + `
 local maxa, now = tonumber(ARGV[1]), ARGV[2]
 local out = {}
-for i = 3, #ARGV, 3 do
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  -- purged: write nothing, or the run hash would come back
+  for i = 4, #ARGV, 3 do out[#out+1] = 'unknown'; out[#out+1] = 0 end
+  return out
+end
+local done, reqs, thr = 0, 0, 0
+for i = 4, #ARGV, 3 do
   local a, o, d = ARGV[i], ARGV[i+1], ARGV[i+2]
   local cur = redis.call('HGET', KEYS[2], a)
   if cur == 'p' then
+    reqs = reqs + 1
+    if o == 'throttle' then thr = thr + 1 end
     local n = redis.call('HINCRBY', KEYS[3], a, 1)
     redis.call('HSET', KEYS[4], a, d)
     if o == 'present' or o == 'absent' then
@@ -48,6 +56,7 @@ for i = 3, #ARGV, 3 do
       redis.call('HINCRBY', KEYS[1], o, 1)
       redis.call('HINCRBY', KEYS[1], 'checked', 1)
       if n > 1 then redis.call('HINCRBY', KEYS[1], 'failed_pending', -1) end
+      done = done + 1
       cur = o
     else
       if n == 1 then redis.call('HINCRBY', KEYS[1], 'failed_pending', 1) end
@@ -56,6 +65,7 @@ for i = 3, #ARGV, 3 do
         redis.call('SADD', KEYS[6], a)
         redis.call('HINCRBY', KEYS[1], 'dead', 1)
         redis.call('HINCRBY', KEYS[1], 'failed_pending', -1)
+        done = done + 1
         cur = 'dead'
       end
     end
@@ -68,6 +78,8 @@ for i = 3, #ARGV, 3 do
 end
 redis.call('HSETNX', KEYS[1], 'first_check_at', now)
 redis.call('HSET', KEYS[1], 'updated_at', now)
+if tonumber(ARGV[3]) > 0 then redis.call('HSET', KEYS[1], 'tenant_rate', ARGV[3], 'tenant_rate_at', now) end
+tick(tonumber(now), done, reqs, thr)
 maybe_complete(now)
 return out
 `)

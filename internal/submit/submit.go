@@ -15,9 +15,13 @@ import (
 )
 
 // Candidate is an address found on a user (Owner empty for address lists).
+// DisplayName and Mail are the user's, for the report; they stay out of the
+// queued tasks.
 type Candidate struct {
-	Address string
-	Owner   tasks.Owner
+	Address     string
+	Owner       tasks.Owner
+	DisplayName string
+	Mail        string
 }
 
 // Emit receives the candidates of one page of users (users is how many
@@ -224,7 +228,8 @@ func (j *job) emit(users int, cands []Candidate) error {
 	for _, c := range cands {
 		// Address lists have no owner: the pair has an empty user, so the
 		// report still lists the address.
-		j.pairs = append(j.pairs, runstore.Pair{Address: c.Address, UserID: c.Owner.UserID, UPN: c.Owner.UPN})
+		j.pairs = append(j.pairs, runstore.Pair{Address: c.Address, UserID: c.Owner.UserID, UPN: c.Owner.UPN,
+			DisplayName: c.DisplayName, Mail: c.Mail})
 		if _, dup := j.seen[c.Address]; dup {
 			continue
 		}
@@ -243,6 +248,13 @@ func (j *job) emit(users int, cands []Candidate) error {
 	}
 	if j.req.DryRun {
 		j.sum.Batches = (j.sum.Addresses + int64(j.req.BatchSize) - 1) / int64(j.req.BatchSize)
+	}
+	if j.opened && users > 0 {
+		// For status while the enumeration runs; a lost count is no reason
+		// to stop the submit.
+		if err := j.s.Store.NoteUsers(ctx, j.req.Run.ID, j.sum.Users); err != nil {
+			j.s.Log.Warn("note users read", zap.Error(err))
+		}
 	}
 	if j.s.OnProgress != nil {
 		j.s.OnProgress(j.sum.Progress)
