@@ -42,6 +42,10 @@ test: ## vet, then all tests (integration tests start their own redis-server), t
 test-deploy: ## only the deploy/ manifests, Dockerfile and dashboard (no image build)
 	cd deploy && $(GO) test -count=1 -short ./...
 
+.PHONY: chaos
+chaos: ## the full chaos suite: 20,000+ addresses through worker kills, Redis restarts, a rollback, lost tasks
+	MSAUDIT_CHAOS=full $(GO) test -count=1 -run '^TestChaos$$' -v -timeout 30m ./internal/e2e
+
 .PHONY: bench
 bench: ## micro-benchmarks: classification, expansion, recording a batch in Redis
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/addresses ./internal/realm ./internal/runstore ./internal/tenantsim

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/msaudit/msaudit/internal/runstore"
 	"github.com/msaudit/msaudit/internal/submit"
 )
 
@@ -49,6 +51,8 @@ func runReconcile(ctx context.Context, a *app, sess *session, runID string, batc
 	r := &submit.Reconciler{
 		Submitter: &submit.Submitter{Store: sess.store, Queue: sess.queue, Log: sess.log},
 		Inspector: sess.inspector, Redis: sess.rdb, BatchSize: batchSize,
+		// A worker's own periodic reconcile holds the lock for seconds.
+		LockWait: runstore.LockTTL + 5*time.Second,
 	}
 	res, err := r.Reconcile(ctx, runID)
 	if err != nil {

@@ -7,7 +7,20 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/msaudit/msaudit/internal/redistest"
 )
+
+// privateRedis starts a redis-server of the test's own, stopped at its end.
+func privateRedis(t testing.TB, config ...string) *redistest.Server {
+	t.Helper()
+	srv, err := redistest.Start(config...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	return srv
+}
 
 func freePort(t *testing.T) string {
 	t.Helper()
@@ -27,7 +40,7 @@ func freePort(t *testing.T) string {
 func TestSIGTERMDrainsAtOnce(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	redisURL := newRedis(t)
+	redisURL := privateRedis(t).URL // parallel: not the shared, flushed one
 	s := startSim(t, dir, "--users", "150", "--seed", "11", "--realm-rate", "1000")
 	env := s.env(redisURL)
 	// At 10 requests/s a batch of 50 takes seconds more than the test allows

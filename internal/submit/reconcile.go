@@ -39,6 +39,9 @@ type Reconciler struct {
 	// Settle is the pause between the two scans of the queue (see
 	// Reconcile); 0 means DefaultSettle.
 	Settle time.Duration
+	// LockWait is how long to wait for the run's lock while a submit,
+	// requeue or another reconcile holds it (0: fail at once).
+	LockWait time.Duration
 }
 
 // DefaultSettle is long enough for a task caught between two asynq states
@@ -63,7 +66,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, runID string) (Reconciled, e
 		return res, fmt.Errorf("run %s is cancelled: nothing to reconcile", runID)
 	}
 	j := &job{s: s, ctx: ctx, req: Request{Run: *run, Resume: true, BatchSize: r.BatchSize}, holder: runstore.NewRunID(s.now())}
-	if err := s.Store.Lock(ctx, runID, j.holder); err != nil {
+	if err := r.lock(ctx, runID, j.holder); err != nil {
 		return res, err
 	}
 	defer s.Store.Unlock(context.WithoutCancel(ctx), runID, j.holder)
@@ -113,6 +116,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, runID string) (Reconciled, e
 	}
 	res.Before, res.After, err = s.Store.Recount(ctx, runID, s.now())
 	return res, err
+}
+
+// lock takes the run's lock, waiting up to LockWait for its holder.
+func (r *Reconciler) lock(ctx context.Context, runID, holder string) error {
+	deadline := time.Now().Add(r.LockWait)
+	for {
+		err := r.Submitter.Store.Lock(ctx, runID, holder)
+		if !errors.Is(err, runstore.ErrSubmitRunning) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // uncarried returns the run's pending addresses that no live task carries.

@@ -39,11 +39,16 @@ type realmState struct {
 
 	requests, answered, throttled, faults int64
 	perAddress                            map[string]int64
+	// answeredOnce holds the addresses given a real answer; reasked counts
+	// real answers given again (a check lost and asked again).
+	answeredOnce map[string]struct{}
+	reasked      int64
 }
 
 func (rs *realmState) init(cfg RealmConfig, seed int64) {
 	rs.rng = rand.New(rand.NewPCG(uint64(seed), 0x4ea1))
 	rs.perAddress = make(map[string]int64)
+	rs.answeredOnce = make(map[string]struct{})
 	rs.cfg = cfg
 	rs.fail = failSet(cfg.FailAddresses)
 }
@@ -80,6 +85,7 @@ func (rs *realmState) snapshot(st *Stats) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	st.RealmRequests, st.RealmAnswered, st.RealmThrottled, st.RealmFaults = rs.requests, rs.answered, rs.throttled, rs.faults
+	st.RealmReasked = rs.reasked
 	st.PerAddress = make(map[string]int64, len(rs.perAddress))
 	for k, v := range rs.perAddress {
 		st.PerAddress[k] = v
@@ -128,6 +134,11 @@ func (rs *realmState) decide(addr string, now time.Time) (out realmOutcome, retr
 		u -= c.p
 	}
 	rs.answered++
+	if _, again := rs.answeredOnce[addr]; again {
+		rs.reasked++
+	} else {
+		rs.answeredOnce[addr] = struct{}{}
+	}
 	return outAnswer, 0, false, 0
 }
 

@@ -69,6 +69,9 @@ type Stats struct {
 	RealmAnswered  int64 `json:"realm_answered"`
 	RealmThrottled int64 `json:"realm_throttled"`
 	RealmFaults    int64 `json:"realm_faults"`
+	// RealmReasked counts real answers (0 or 1) given again for an address
+	// already answered: checks whose answer was lost and that were asked again.
+	RealmReasked int64 `json:"realm_reasked"`
 	// PerAddress counts realm requests per lower-cased address, whatever
 	// their outcome.
 	PerAddress    map[string]int64 `json:"per_address"`

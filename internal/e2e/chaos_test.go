@@ -1,0 +1,261 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/msaudit/msaudit/internal/redistest"
+	"github.com/msaudit/msaudit/tasks"
+)
+
+// chaosSize is how large a chaos run is: the short form runs in 'make test',
+// the full one (MSAUDIT_CHAOS=full, 'make chaos') has over 20,000 addresses.
+type chaosSize struct {
+	users     int
+	realmRate int // requests/s the simulated service sustains
+	minKills  int
+}
+
+func chaosConfig() chaosSize {
+	if os.Getenv("MSAUDIT_CHAOS") == "full" {
+		return chaosSize{users: 9500, realmRate: 200, minKills: 12}
+	}
+	return chaosSize{users: 1500, realmRate: 60, minKills: 4}
+}
+
+// redisAOF is the configuration of the chaos run's Redis: AOF as production
+// runs it, no rewrite during the run so that a copy of the AOF directory is
+// a consistent earlier state to roll back to.
+var redisAOF = []string{"appendonly yes", "appendfsync everysec", "auto-aof-rewrite-percentage 0"}
+
+// TestChaos runs an audit through everything a cluster does to it: workers
+// SIGKILLed every few seconds and started again, Redis restarted cleanly and
+// with SIGKILL, Redis rolled back by seconds of acknowledged writes (a
+// failover to a lagging replica, or a host crash between fsyncs), and tasks
+// and leases deleted behind the system's back, repaired by 'enqueue
+// reconcile'. The run must end with every address in exactly one final
+// state, equal to the simulator's ground truth.
+func TestChaos(t *testing.T) {
+	size := chaosConfig()
+	dir := t.TempDir()
+	srv := privateRedis(t, redisAOF...)
+	s := startSim(t, dir, "--users", strconv.Itoa(size.users), "--seed", "21", "--realm-rate", strconv.Itoa(size.realmRate),
+		"--realm-penalty", "500ms", "--fault-5xx", "0.01", "--fault-bad-json", "0.005")
+	env := s.env(srv.URL)
+	workerArgs := []string{"--concurrency", "4", "--tenant-rate", strconv.Itoa(5 * size.realmRate),
+		"--initial-rate", strconv.Itoa(size.realmRate / 2), "--max-attempts", "40", "--backoff-base", "100ms",
+		"--backoff-max", "2s", "--realm-timeout", "2s", "--reconcile-every", "20s"}
+	var workers []*worker
+	for i := 0; i < 4; i++ {
+		workers = append(workers, startWorker(t, dir, fmt.Sprintf("worker%d", i), s, srv.URL, workerArgs...))
+	}
+	var sub struct {
+		RunID string `json:"run_id"`
+	}
+	out := enqueue(t, env, "submit", "--tenant-id", s.TenantID, "--client-id", clientID,
+		"--graph-url", s.GraphURL, "--authority-host", s.Authority, "-o", "json")
+	if err := json.Unmarshal(out, &sub); err != nil {
+		t.Fatalf("submit output %q: %v", out, err)
+	}
+	run := sub.RunID
+
+	var (
+		kills, restarts, deletions int
+		rolledBack                 time.Duration
+		killPhaseRepeats           int64
+		killPhaseKills             int
+		lastKill                   = time.Now()
+		snapshot                   string
+		snapshotAt                 time.Time
+		step                       int
+	)
+	progress := func(st status) float64 { return float64(st.Checked) / float64(max(st.AddressesTotal, 1)) }
+	st := waitDone(t, env, run, 15*time.Minute, func(st status) {
+		if time.Since(lastKill) > 3*time.Second && (step < 5 || kills < size.minKills) {
+			w := workers[rand.IntN(len(workers))]
+			w.kill() // SIGKILL: what it had in flight is asked again
+			w.start()
+			kills++
+			lastKill = time.Now()
+		}
+		p := progress(st)
+		switch {
+		case step == 0 && p > 0.2:
+			// The kill-only phase ends: answers re-asked so far are what
+			// the kills cost.
+			killPhaseRepeats, killPhaseKills = repeatedRequests(t, s), kills
+			shutdownRedis(t, srv) // a clean restart: AOF flushed
+			restart(t, srv)
+			restarts++
+			step++
+		case step == 1 && p > 0.35:
+			srv.Kill() // at most a second of writes lost
+			restart(t, srv)
+			restarts++
+			step++
+		case step == 2 && p > 0.45:
+			snapshot, snapshotAt = copyAOF(t, srv), time.Now()
+			step++
+		case step == 3 && time.Since(snapshotAt) > 6*time.Second:
+			srv.Kill()
+			rolledBack = time.Since(snapshotAt)
+			restoreAOF(t, srv, snapshot)
+			restart(t, srv)
+			step++
+		case step == 4 && p > 0.6:
+			deletions = deleteBehindTheBack(t, srv.URL, run)
+			out := enqueue(t, env, "reconcile", run)
+			t.Logf("reconcile: %s", out)
+			step++
+		}
+	})
+	if step < 5 {
+		t.Fatalf("the run completed at step %d of the chaos plan: it proves too little", step)
+	}
+
+	gt := s.truth(t)
+	present := int64(0)
+	for _, a := range gt.Addresses {
+		if a.ConsumerAccount {
+			present++
+		}
+	}
+	rows := jsonReport(t, env, dir, run)
+	final := map[string]string{}
+	lost, mismatched := 0, 0
+	for _, r := range rows {
+		final[r.Address] = r.Status
+	}
+	for _, a := range gt.Addresses {
+		want := "absent"
+		if a.ConsumerAccount {
+			want = "present"
+		}
+		switch got := final[a.Address]; {
+		case got == "" || got == "pending":
+			lost++
+		case got != want:
+			mismatched++
+		}
+	}
+	repeated := repeatedRequests(t, s)
+	t.Logf("chaos: %d addresses; %d worker kills, %d Redis restarts (1 clean, 1 SIGKILL), rollback of %s of writes, %d tasks and leases deleted",
+		len(gt.Addresses), kills, restarts, rolledBack.Round(100*time.Millisecond), deletions)
+	t.Logf("chaos: lost %d, mismatched %d, dead-lettered %d; status present %d absent %d, ground truth present %d absent %d",
+		lost, mismatched, st.DeadLettered, st.Present, st.Absent, present, int64(len(gt.Addresses))-present)
+	t.Logf("chaos: %d repeated realm requests (answers asked again), %d of them in the kill-only phase over %d kills (%.1f a kill; 4 requests in flight a worker)",
+		repeated, killPhaseRepeats, killPhaseKills, float64(killPhaseRepeats)/float64(max(killPhaseKills, 1)))
+	if lost != 0 || mismatched != 0 || st.DeadLettered != 0 || st.AddressesTotal != int64(len(gt.Addresses)) ||
+		st.Present != present || st.Checked != st.AddressesTotal {
+		t.Errorf("final status %+v: want every address in one final state, equal to the ground truth", st)
+	}
+	if len(rows) < len(gt.Addresses) {
+		t.Errorf("report has %d rows for %d addresses", len(rows), len(gt.Addresses))
+	}
+}
+
+// repeatedRequests is how many valid answers the simulator gave beyond the
+// first for each address: checks lost and asked again.
+func repeatedRequests(t *testing.T, s *sim) int64 {
+	t.Helper()
+	var st struct {
+		Reasked int64 `json:"realm_reasked"`
+	}
+	resp, err := s.admin(t).Get(s.URL + "/_sim/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Reasked
+}
+
+func restart(t *testing.T, srv *redistest.Server) {
+	t.Helper()
+	if err := srv.Restart(redisAOF...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// shutdownRedis stops Redis the clean way: it writes and fsyncs its AOF.
+func shutdownRedis(t *testing.T, srv *redistest.Server) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer c.Close()
+	_ = c.Shutdown(context.Background()).Err() // the connection drops: no reply
+	srv.Kill()                                 // reap the process
+}
+
+// copyAOF copies Redis' AOF directory as it is on disk now.
+func copyAOF(t *testing.T, srv *redistest.Server) string {
+	t.Helper()
+	snap := filepath.Join(t.TempDir(), "appendonlydir")
+	if out, err := exec.Command("cp", "-a", filepath.Join(srv.Dir, "appendonlydir"), snap).CombinedOutput(); err != nil {
+		t.Fatalf("copy AOF: %v %s", err, out)
+	}
+	return snap
+}
+
+// restoreAOF puts the copy back, for the next start to load.
+func restoreAOF(t *testing.T, srv *redistest.Server, snap string) {
+	t.Helper()
+	live := filepath.Join(srv.Dir, "appendonlydir")
+	if err := os.RemoveAll(live); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", snap, live).CombinedOutput(); err != nil {
+		t.Fatalf("restore AOF: %v %s", err, out)
+	}
+}
+
+// deleteBehindTheBack does what evicted keys or a torn restore do: it
+// deletes two of the run's waiting tasks (their addresses stay pending with
+// no task to carry them) and the lease of one active task (asynq never
+// recovers an active task without a lease). It returns how many it deleted.
+func deleteBehindTheBack(t *testing.T, redisURL, run string) int {
+	t.Helper()
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	n := 0
+	for lane := 0; lane < tasks.Lanes && n < 3; lane++ {
+		q := tasks.LaneQueue(lane)
+		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){insp.ListPendingTasks, insp.ListRetryTasks} {
+			infos, _ := list(q)
+			for _, ti := range infos {
+				if n < 2 && len(ti.ID) > len(run) && ti.ID[:len(run)] == run {
+					if insp.DeleteTask(q, ti.ID) == nil {
+						n++
+					}
+				}
+			}
+		}
+		active, _ := insp.ListActiveTasks(q)
+		for _, ti := range active {
+			if len(ti.ID) > len(run) && ti.ID[:len(run)] == run {
+				if rdb.ZRem(context.Background(), "asynq:{"+q+"}:lease", ti.ID).Val() == 1 {
+					n++
+					break
+				}
+			}
+		}
+	}
+	return n
+}
