@@ -27,9 +27,10 @@ type Common struct {
 // conventional names; the logging ones carry the product's prefix.
 func (c *Common) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Redis.URL, "redis-url", redisconn.DefaultURL,
-		"Redis to use: redis://[user[:password]@]host:port/db, or rediss:// for TLS")
+		"Redis to use: redis://[user[:password]@]host:port/db, or rediss:// for TLS; with Sentinel (high availability), "+
+			"redis-sentinel://[user[:password]@]host1:port1,host2:port2/PRIMARY/db (rediss-sentinel:// for TLS), PRIMARY being the name the Sentinels monitor")
 	fs.StringVar(&c.Redis.PasswordFile, "redis-password-file", "", "file holding the Redis password, instead of putting it in the URL")
-	fs.StringVar(&c.Redis.CAFile, "redis-ca-file", "", "PEM file of the CA that signed the Redis server's certificate (rediss://; default: the system pool)")
+	fs.StringVar(&c.Redis.CAFile, "redis-ca-file", "", "PEM file of the CA that signed the Redis server's certificate (rediss:// and rediss-sentinel://; default: the system pool)")
 	fs.StringVar(&c.Redis.CertFile, "redis-cert-file", "", "client certificate (PEM) for mutual TLS with Redis")
 	fs.StringVar(&c.Redis.KeyFile, "redis-key-file", "", "key (PEM) of --redis-cert-file")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
