@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,14 +72,15 @@ func TestChaos(t *testing.T) {
 	run := sub.RunID
 
 	var (
-		kills, restarts, deletions int
-		rolledBack                 time.Duration
-		killPhaseRepeats           int64
-		killPhaseKills             int
-		lastKill                   = time.Now()
-		snapshot                   string
-		snapshotAt                 time.Time
-		step                       int
+		kills, restarts             int
+		deletedTasks, deletedLeases int
+		rolledBack                  time.Duration
+		killPhaseRepeats            int64
+		killPhaseKills              int
+		lastKill                    = time.Now()
+		snapshot                    string
+		snapshotAt                  time.Time
+		step                        int
 	)
 	progress := func(st status) float64 { return float64(st.Checked) / float64(max(st.AddressesTotal, 1)) }
 	st := waitDone(t, env, run, 15*time.Minute, func(st status) {
@@ -114,14 +116,20 @@ func TestChaos(t *testing.T) {
 			restart(t, srv)
 			step++
 		case step == 4 && p > 0.6:
-			deletions = deleteBehindTheBack(t, srv.URL, run)
-			out := enqueue(t, env, "reconcile", run)
-			t.Logf("reconcile: %s", out)
-			step++
+			// Until two waiting tasks and one lease are gone (the tasks
+			// may all be running at one moment, or none).
+			w, l := deleteBehindTheBack(t, srv.URL, run, 2-deletedTasks, 1-deletedLeases)
+			deletedTasks, deletedLeases = deletedTasks+w, deletedLeases+l
+			if deletedTasks >= 2 && deletedLeases >= 1 || p > 0.9 {
+				out := enqueue(t, env, "reconcile", run)
+				t.Logf("reconcile: %s", out)
+				step++
+			}
 		}
 	})
-	if step < 5 {
-		t.Fatalf("the run completed at step %d of the chaos plan: it proves too little", step)
+	if step < 5 || deletedTasks < 2 || deletedLeases < 1 {
+		t.Fatalf("the run completed at step %d of the chaos plan, %d tasks and %d leases deleted: it proves too little",
+			step, deletedTasks, deletedLeases)
 	}
 
 	gt := s.truth(t)
@@ -150,8 +158,8 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	repeated := repeatedRequests(t, s)
-	t.Logf("chaos: %d addresses; %d worker kills, %d Redis restarts (1 clean, 1 SIGKILL), rollback of %s of writes, %d tasks and leases deleted",
-		len(gt.Addresses), kills, restarts, rolledBack.Round(100*time.Millisecond), deletions)
+	t.Logf("chaos: %d addresses; %d worker kills, %d Redis restarts (1 clean, 1 SIGKILL), rollback of %s of writes, %d waiting tasks and %d leases deleted",
+		len(gt.Addresses), kills, restarts, rolledBack.Round(100*time.Millisecond), deletedTasks, deletedLeases)
 	t.Logf("chaos: lost %d, mismatched %d, dead-lettered %d; status present %d absent %d, ground truth present %d absent %d",
 		lost, mismatched, st.DeadLettered, st.Present, st.Absent, present, int64(len(gt.Addresses))-present)
 	t.Logf("chaos: %d repeated realm requests (answers asked again), %d of them in the kill-only phase over %d kills (%.1f a kill; 4 requests in flight a worker)",
@@ -222,10 +230,11 @@ func restoreAOF(t *testing.T, srv *redistest.Server, snap string) {
 }
 
 // deleteBehindTheBack does what evicted keys or a torn restore do: it
-// deletes two of the run's waiting tasks (their addresses stay pending with
-// no task to carry them) and the lease of one active task (asynq never
-// recovers an active task without a lease). It returns how many it deleted.
-func deleteBehindTheBack(t *testing.T, redisURL, run string) int {
+// deletes up to tasks of the run's waiting tasks (their addresses stay
+// pending with no task to carry them) and up to leases leases of its active
+// tasks (asynq never recovers an active task without a lease). It returns
+// how many of each it deleted.
+func deleteBehindTheBack(t *testing.T, redisURL, run string, tasksLeft, leasesLeft int) (deletedTasks, deletedLeases int) {
 	t.Helper()
 	opts, err := redis.ParseURL(redisURL)
 	if err != nil {
@@ -234,28 +243,23 @@ func deleteBehindTheBack(t *testing.T, redisURL, run string) int {
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	n := 0
-	for lane := 0; lane < tasks.Lanes && n < 3; lane++ {
+	ofRun := func(id string) bool { return strings.HasPrefix(id, run+":") }
+	for lane := 0; lane < tasks.Lanes; lane++ {
 		q := tasks.LaneQueue(lane)
 		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){insp.ListPendingTasks, insp.ListRetryTasks} {
 			infos, _ := list(q)
 			for _, ti := range infos {
-				if n < 2 && len(ti.ID) > len(run) && ti.ID[:len(run)] == run {
-					if insp.DeleteTask(q, ti.ID) == nil {
-						n++
-					}
+				if deletedTasks < tasksLeft && ofRun(ti.ID) && insp.DeleteTask(q, ti.ID) == nil {
+					deletedTasks++
 				}
 			}
 		}
 		active, _ := insp.ListActiveTasks(q)
 		for _, ti := range active {
-			if len(ti.ID) > len(run) && ti.ID[:len(run)] == run {
-				if rdb.ZRem(context.Background(), "asynq:{"+q+"}:lease", ti.ID).Val() == 1 {
-					n++
-					break
-				}
+			if deletedLeases < leasesLeft && ofRun(ti.ID) && rdb.ZRem(context.Background(), "asynq:{"+q+"}:lease", ti.ID).Val() == 1 {
+				deletedLeases++
 			}
 		}
 	}
-	return n
+	return deletedTasks, deletedLeases
 }

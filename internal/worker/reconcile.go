@@ -21,9 +21,9 @@ const reconcileLockKey = "msaudit:reconcile:lock"
 // reconcileBatchSize is the size of the batches a reconcile queues again.
 const reconcileBatchSize = 50
 
-// reconcileLoop repairs the open runs every interval (see
-// submit.Reconciler), so that a run whose tasks Redis lost still completes
-// without an operator. Only the worker that takes the lock does it.
+// reconcileLoop repairs the open runs that made no progress for an interval
+// (see submit.Reconciler), so that a run whose tasks Redis lost still
+// completes without an operator. Only the worker that takes the lock does it.
 func (w *Worker) reconcileLoop(ctx context.Context, rdb redis.UniversalClient, every time.Duration) {
 	store := runstore.New(rdb)
 	r := &submit.Reconciler{
@@ -48,6 +48,12 @@ func (w *Worker) reconcileLoop(ctx context.Context, rdb redis.UniversalClient, e
 			continue
 		}
 		for _, run := range runs {
+			// A run that records answers is healthy; a lost task shows as
+			// a run that stops moving. Scanning only those spares Redis a
+			// full scan of every large run at every interval.
+			if time.Since(run.UpdatedAt) < every {
+				continue
+			}
 			res, err := r.Reconcile(ctx, run.ID)
 			switch {
 			case errors.Is(err, runstore.ErrSubmitRunning) || ctx.Err() != nil:
