@@ -83,6 +83,6 @@ func RegisterProcess(fs *pflag.FlagSet, c *worker.Config, metricsAddr *string) {
 		"on SIGTERM, the longest to wait for running batches to hand back their work (keep below Kubernetes' terminationGracePeriodSeconds)")
 	fs.StringVar(metricsAddr, "metrics-addr", ":9090", "serve /metrics, /healthz, /readyz and /scaler here (empty: off)")
 	fs.DurationVar(&c.ReconcileEvery, "reconcile-every", c.ReconcileEvery,
-		"how often one of the workers repairs the open runs after a Redis failure, as 'enqueue reconcile' does (0: never)")
+		"how often one of the workers repairs the open runs that made no progress for as long, as 'enqueue reconcile' does (0: never)")
 	envflag.Bind(fs, "shutdown-timeout", "metrics-addr", "reconcile-every")
 }
