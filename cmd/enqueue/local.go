@@ -111,8 +111,8 @@ func runLocal(ctx context.Context, a *app, log *zap.Logger, o *localOptions) (*l
 		return nil, err
 	}
 	res := &localResult{ReportPath: filepath.Join(o.ReportDir, "report.html")}
-	for _, f := range []string{"html", "csv", "json"} {
-		if _, err := writeReport(ctx, sess.store, sum.RunID, f, filepath.Join(o.ReportDir, "report."+f), a.stdout); err != nil {
+	for _, f := range []struct{ format, name string }{{"html", "report.html"}, {"csv", "report.csv"}, {"json", "report.json"}, {"contacts", "contacts.csv"}} {
+		if _, err := writeReport(ctx, sess.store, sum.RunID, f.format, filepath.Join(o.ReportDir, f.name), a.stdout); err != nil {
 			return nil, err
 		}
 	}
@@ -126,6 +126,6 @@ func runLocal(ctx context.Context, a *app, log *zap.Logger, o *localOptions) (*l
 	fmt.Fprintf(a.stdout, "\nrun %s %s: %d addresses of %d users checked\n", r.ID, r.State(), r.AddressesTotal, r.UsersTotal)
 	fmt.Fprintf(a.stdout, "  consumer account found: %d\n  no consumer account:    %d\n  dead-lettered:          %d\n",
 		r.Present, r.Absent, r.DeadLettered)
-	fmt.Fprintf(a.stdout, "report: %s (also report.csv, report.json)\n", res.ReportPath)
+	fmt.Fprintf(a.stdout, "report: %s (also report.csv, report.json, and contacts.csv to write to the people concerned)\n", res.ReportPath)
 	return res, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,15 +31,25 @@ func newReportCommand(a *app) *cobra.Command {
 	o := &reportOptions{}
 	cmd := &cobra.Command{
 		Use:   "report RUN",
-		Short: "Write a run's results (html, csv or json)",
-		Long: `report writes one row per user-address pair: the address, the user it belongs to,
-its status (present: a consumer account exists; absent; dead: no answer after
-all attempts; pending: not checked yet), the realm request ID and time, the
-attempts made and the last error. An address held by two users is checked once
-and listed twice. It works at any time, also while the run is going.
+		Short: "Write a run's results (html, csv, json or contacts)",
+		Long: `report writes one row per user-address pair: the address, the user it belongs to
+(user ID, UPN, display name, mail), its status (present: a consumer account
+exists; absent; dead: no answer after all attempts; pending: not checked yet),
+the realm request ID and time, the attempts made and the last error. An
+address held by two users is checked once and listed twice. It works at any
+time, also while the run is going.
+
+--format html is one self-contained page to hand on: a summary, the counts per
+domain, a chart of the checks over time, the consumer accounts found, the
+failed checks and what to run next, the run's phases; for a re-check, what
+changed since the run it re-checks. --format contacts is a CSV with one row per
+user who has a consumer account (user ID, display name, UPN, mail to write to,
+the addresses concerned), for a mail merge; docs/outreach-message.md is a
+message to send them. CSV files open in Excel as UTF-8, and no cell can run as
+a formula.
 
 The report holds personal data: store it accordingly.`,
-		Example: "  enqueue report RUN --format html --out audit.html\n  enqueue report RUN --format json --out - | jq '.[] | select(.status==\"present\")'",
+		Example: "  enqueue report RUN --format html --out audit.html\n  enqueue report RUN --format contacts --out contacts.csv\n  enqueue report RUN --format json --out - | jq '.[] | select(.status==\"present\")'",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Validate(); err != nil {
@@ -49,7 +60,7 @@ The report holds personal data: store it accordingly.`,
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&o.Format, "format", "f", "html", "html, csv or json")
+	cmd.Flags().StringVarP(&o.Format, "format", "f", "html", "html, csv, json or contacts")
 	cmd.Flags().StringVar(&o.Out, "out", "-", "output file ('-': standard output)")
 	return cmd
 }
@@ -57,19 +68,40 @@ The report holds personal data: store it accordingly.`,
 // writeReport renders the run's report to path (or stdout for "-"). A file
 // is written whole or not at all.
 func writeReport(ctx context.Context, store *runstore.Store, id, format, path string, stdout io.Writer) (int, error) {
-	run, err := store.GetRun(ctx, id)
+	d, err := loadReport(ctx, store, id, format)
 	if err != nil {
 		return 0, err
+	}
+	if path == "-" {
+		return len(d.Rows), report.Write(stdout, format, d)
+	}
+	return len(d.Rows), writeFileAtomic(path, func(w io.Writer) error { return report.Write(w, format, d) })
+}
+
+// loadReport reads what a report of the run needs; the HTML report of a
+// re-check also compares it with the run it re-checks, while that run is
+// still kept.
+func loadReport(ctx context.Context, store *runstore.Store, id, format string) (report.Data, error) {
+	run, err := store.GetRun(ctx, id)
+	if err != nil {
+		return report.Data{}, err
 	}
 	results, err := store.Results(ctx, id)
 	if err != nil {
-		return 0, err
+		return report.Data{}, err
 	}
-	rows := report.Rows(results)
-	if path == "-" {
-		return len(rows), report.Write(stdout, format, run, rows)
+	d := report.Data{Run: run, Rows: report.Rows(results)}
+	if run.RecheckOf != "" && strings.EqualFold(format, "html") {
+		old, err := store.Results(ctx, run.RecheckOf)
+		switch {
+		case errors.Is(err, runstore.ErrRunNotFound):
+		case err != nil:
+			return d, err
+		default:
+			d.Compare = report.Compare(run.RecheckOf, report.Rows(old), id, d.Rows)
+		}
 	}
-	return len(rows), writeFileAtomic(path, func(w io.Writer) error { return report.Write(w, format, run, rows) })
+	return d, nil
 }
 
 // writeFileAtomic writes through a temporary file in the same directory and

@@ -38,7 +38,9 @@ func newRootCommand(stdout, stderr io.Writer, lookupEnv func(string) (string, bo
 list and queues it on Redis in batches; workers ('worker' command) check each
 address with Microsoft's public sign-in realm service under per-tenant rate
 limits. Watch a run with 'status --watch', get the result with 'report', and
-handle addresses that kept failing with 'deadletters' and 'requeue'.
+handle addresses that kept failing with 'deadletters' and 'requeue'. 'pause'
+and 'resume' hold a run; 'submit --recheck RUN' re-audits what RUN found and
+'compare' shows who renamed their account since.
 
 'local' does all of it in one process with an embedded Redis, for a small
 tenant; 'demo' does it against a built-in simulated tenant.
@@ -62,6 +64,10 @@ variable; a flag given on the command line wins.`,
 		newPurgeCommand(a),
 		newDeadLettersCommand(a),
 		newRequeueCommand(a),
+		newPauseCommand(a),
+		newResumeCommand(a),
+		newCompareCommand(a),
+		newSweepCommand(a),
 		newReconcileCommand(a),
 		newLocalCommand(a),
 		newDemoCommand(a),

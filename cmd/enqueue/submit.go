@@ -46,6 +46,7 @@ type submitOptions struct {
 	AddressesFile           string
 	BatchSize               int
 	RunID                   string
+	Recheck                 string
 	DryRun                  bool
 	Output                  string
 	Retention               time.Duration
@@ -100,6 +101,17 @@ func (o *submitOptions) validateFlags() error {
 	}
 	if o.Retention < time.Hour {
 		return fmt.Errorf("--retention %s: want at least 1h", o.Retention)
+	}
+	if o.Recheck != "" {
+		switch {
+		case o.Filter != "" || o.UsersFile != "" || o.AddressesFile != "" || len(o.Domains) > 0:
+			return errors.New("--recheck checks what the earlier run found: it takes no --filter, --users-file, --addresses-file or --domain")
+		case o.RunID != "":
+			return errors.New("--recheck starts a new run: it cannot be used with --run-id")
+		case o.DryRun:
+			return errors.New("--recheck cannot be used with --dry-run")
+		}
+		return nil // no Graph access needed
 	}
 	sources := 0
 	for _, s := range []string{o.Filter, o.UsersFile, o.AddressesFile} {
@@ -178,6 +190,7 @@ func addSubmitFlags(cmd *cobra.Command, a *app, o *submitOptions) {
 	f.StringVar(&o.AddressesFile, "addresses-file", "", "file of addresses, one a line (or a 'deadletters --export' file): no Graph access")
 	f.IntVar(&o.BatchSize, "batch-size", 50, "addresses per task")
 	f.StringVar(&o.RunID, "run-id", "", "resume or extend this run instead of starting a new one (addresses already in it are not checked again)")
+	f.StringVar(&o.Recheck, "recheck", "", "start a new run that checks only the addresses this earlier run found with a consumer account, with their users (no Graph access); 'compare' then shows who renamed theirs")
 	f.BoolVar(&o.DryRun, "dry-run", false, "connect and count users, addresses and batches; queue nothing")
 	f.StringVarP(&o.Output, "output", "o", "text", "text (the run ID) or json")
 	f.DurationVar(&o.Retention, "retention", 30*24*time.Hour, "keep the run's results this long after it completes (addresses are personal data)")
@@ -200,7 +213,7 @@ func newSubmitCommand(a *app) *cobra.Command {
 		Use:   "submit",
 		Short: "Read a tenant and queue its addresses for checking",
 		Long: `submit connects to Microsoft Graph, lists the tenant's verified domains and users,
-builds the addresses to check (SPEC: UPN, mail and SMTP proxy addresses at the
+builds the addresses to check (the UPN, mail and SMTP proxy addresses at the
 run's domains; guests skipped; each address once per run) and queues them in
 batches while it reads. It prints the run ID when everything is queued.
 
@@ -220,6 +233,7 @@ twice.`,
   enqueue submit --tenant-id $TENANT --client-id $APP
   enqueue submit --tenant-id $TENANT --client-id $APP --domain contoso.com --addresses primary
   enqueue submit --tenant-id $TENANT --addresses-file failed.txt      # no Graph access
+  enqueue submit --tenant-id $TENANT --recheck RUN                    # re-audit what RUN found; no Graph access
   enqueue submit --tenant-id $TENANT --client-id $APP --certificate-file app.pfx --certificate-password-file pw.txt
   enqueue submit --tenant-id $TENANT --client-id $APP --auth device-code --user-permission Directory.Read.All
   enqueue submit --tenant-id $TENANT --client-id $APP --filter "endsWith(mail,'@contoso.com')"
@@ -241,6 +255,14 @@ twice.`,
 			if err != nil {
 				return err
 			}
+			if sess != nil {
+				// Retention: the tasks of runs whose data expired go too.
+				if n, err := sweepOrphans(cmd.Context(), sess); err != nil {
+					log.Warn("delete the tasks of expired runs", zap.Error(err))
+				} else if n > 0 {
+					log.Info("deleted the tasks of expired runs", zap.Int("tasks", n))
+				}
+			}
 			return printSubmit(a, o, sum)
 		},
 	}
@@ -253,17 +275,29 @@ func runSubmit(ctx context.Context, sess *session, log *zap.Logger, o *submitOpt
 	if o.prompt == nil {
 		o.prompt = progress // the device code goes where the operator looks
 	}
-	src, err := buildSource(ctx, log, o)
+	var (
+		src submit.Source
+		err error
+	)
+	if o.Recheck != "" {
+		src, err = recheckSource(ctx, sess.store, o)
+	} else {
+		src, err = buildSource(ctx, log, o)
+	}
 	if err != nil {
 		return submit.Summary{}, err
 	}
 	req := submit.Request{BatchSize: o.BatchSize, DryRun: o.DryRun, Samples: 5}
-	req.Run = runstore.Run{TenantID: o.TenantID, Source: "graph", Retention: o.Retention}
-	if o.AddressesFile != "" {
+	req.Run = runstore.Run{TenantID: o.TenantID, Source: "graph", Retention: o.Retention, RecheckOf: o.Recheck}
+	switch {
+	case o.AddressesFile != "":
 		req.Run.Source = "file"
+	case o.Recheck != "":
+		req.Run.Source = "recheck"
 	}
 	opts, _ := json.Marshal(map[string]any{"addresses": o.Addresses, "domains": o.Domains, "filter": o.Filter,
-		"users_file": o.UsersFile != "", "addresses_file": o.AddressesFile != "", "batch_size": o.BatchSize, "environment": o.Environment})
+		"users_file": o.UsersFile != "", "addresses_file": o.AddressesFile != "", "batch_size": o.BatchSize, "environment": o.Environment,
+		"recheck": o.Recheck})
 	req.Run.Options = string(opts)
 	sub := &submit.Submitter{Log: log}
 	if !o.DryRun {
@@ -292,6 +326,19 @@ func runSubmit(ctx context.Context, sess *session, log *zap.Logger, o *submitOpt
 		return sum, err
 	}
 	return sum, nil
+}
+
+// recheckSource reads what the earlier run found, after checking it is the
+// same tenant's.
+func recheckSource(ctx context.Context, store *runstore.Store, o *submitOptions) (submit.Source, error) {
+	old, err := store.GetRun(ctx, o.Recheck)
+	if err != nil {
+		return nil, fmt.Errorf("--recheck: %w", err)
+	}
+	if !strings.EqualFold(old.TenantID, o.TenantID) {
+		return nil, fmt.Errorf("--recheck %s belongs to tenant %s, not %s", o.Recheck, old.TenantID, o.TenantID)
+	}
+	return intake.RecheckSource(ctx, store, o.Recheck)
 }
 
 // buildSource validates everything it can against Graph (or reads the

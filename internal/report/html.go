@@ -1,72 +1,218 @@
 package report
 
 import (
+	"bufio"
+	_ "embed"
+	"encoding/json"
+	"fmt"
 	"html/template"
 	"io"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/msaudit/msaudit/internal/runstore"
 )
 
-type phase struct {
-	Name string
-	At   string
+// The page, its style and its script are embedded and inlined, so that the
+// report is one file that works offline, by mail and printed.
+var (
+	//go:embed assets/report.html.tmpl
+	pageTemplate string
+	//go:embed assets/report.css
+	pageCSS string
+	//go:embed assets/report.js
+	pageJS string
+)
+
+var tmpl = template.Must(template.New("report").Parse(pageTemplate))
+
+type summary struct {
+	Addresses, Users, Checked, Present, Absent, Dead, Pending, UsersPresent int64
+	CheckedPct, PresentPct, UsersPresentPct                                 string
+}
+
+type domainRow struct {
+	Name             string
+	Addresses, Found int64
+	Pct              string
+	Width            float64 // of the bar, percent
+}
+
+type option struct{ Name, Value string }
+
+type phase struct{ Name, At, After string }
+
+type compareView struct {
+	Old                               string
+	Resolved, Still, New, Unconfirmed int
+	ResolvedRows                      []Entry
 }
 
 type page struct {
-	Run      *runstore.Run
-	State    string
-	Present  []Row
-	Failed   []Row
-	Pending  int
-	Timeline []phase
-	Made     string
+	Run                       *runstore.Run
+	State, Made               string
+	S                         summary
+	Domains                   []domainRow
+	Options                   []option
+	Chart                     *chart
+	Compare                   *compareView
+	Present, Failed           []Row
+	AbsentPairs, PendingPairs int
+	Timeline                  []phase
+	CSS                       template.CSS
+	JS                        template.JS
 }
 
-var tmpl = template.Must(template.New("report").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Consumer account audit — run {{.Run.ID}}</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}
-th{background:#f3f3f3}.num{text-align:right}.muted{color:#666}
-</style></head><body>
-<h1>Consumer account audit</h1>
-<p>Run <code>{{.Run.ID}}</code>, tenant <code>{{.Run.TenantID}}</code>: <strong>{{.State}}</strong>.
-{{.Run.AddressesTotal}} addresses; {{.Run.Present}} with a consumer account, {{.Run.Absent}} without,
-{{.Run.DeadLettered}} dead-lettered{{if .Pending}}, {{.Pending}} user-address pairs still pending{{end}}.</p>
-
-<h2>Consumer accounts found ({{len .Present}})</h2>
-{{if .Present}}<table><tr><th>Address</th><th>User</th><th>User ID</th><th>Checked (UTC)</th><th>Request ID</th></tr>
-{{range .Present}}<tr><td>{{.Address}}</td><td>{{.UPN}}</td><td>{{.UserID}}</td><td>{{.CheckedAt}}</td><td><code>{{.MSRequestID}}</code></td></tr>
-{{end}}</table>{{else}}<p class="muted">None.</p>{{end}}
-
-<h2>Addresses whose test failed ({{len .Failed}})</h2>
-{{if .Failed}}<p>Export them with <code>enqueue deadletters {{.Run.ID}} --export FILE</code>; re-check them with <code>enqueue requeue {{.Run.ID}}</code>.</p>
-<table><tr><th>Address</th><th>User</th><th class="num">Attempts</th><th>Last error</th><th>Last try (UTC)</th></tr>
-{{range .Failed}}<tr><td>{{.Address}}</td><td>{{.UPN}}</td><td class="num">{{.Attempts}}</td><td>{{.Error}}</td><td>{{.CheckedAt}}</td></tr>
-{{end}}</table>{{else}}<p class="muted">None.</p>{{end}}
-
-<h2>Timeline</h2>
-<table><tr><th>Phase</th><th>At (UTC)</th></tr>
-{{range .Timeline}}<tr><td>{{.Name}}</td><td>{{.At}}</td></tr>
-{{end}}</table>
-<p class="muted">Report made {{.Made}}.</p>
-</body></html>
-`))
-
-func writeHTML(w io.Writer, run *runstore.Run, rows []Row) error {
-	p := page{Run: run, State: run.State(), Made: time.Now().UTC().Format(time.RFC3339)}
-	for _, r := range rows {
+func writeHTML(w io.Writer, d Data) error {
+	run := d.Run
+	p := page{Run: run, State: run.State(), Made: d.Now.UTC().Format("2006-01-02 15:04 UTC"),
+		CSS: template.CSS(pageCSS), JS: template.JS(pageJS)}
+	p.S = summarize(run, d.Rows)
+	p.Domains = domains(d.Rows)
+	p.Options = options(run, d.Now)
+	p.Chart = newChart(run.Chart)
+	for _, r := range d.Rows {
 		switch r.Status {
 		case runstore.StatePresent:
 			p.Present = append(p.Present, r)
 		case runstore.StateDead:
 			p.Failed = append(p.Failed, r)
-		case "pending":
-			p.Pending++
+		case runstore.StateAbsent:
+			p.AbsentPairs++
+		default:
+			p.PendingPairs++
 		}
 	}
+	if c := d.Compare; c != nil {
+		p.Compare = &compareView{Old: c.Old, Resolved: Addresses(c.Resolved), Still: Addresses(c.StillPresent),
+			New: Addresses(c.NewlyPresent), Unconfirmed: Addresses(c.Unconfirmed), ResolvedRows: c.Resolved}
+	}
+	p.Timeline = timeline(run)
+	bw := bufio.NewWriterSize(w, 1<<16)
+	if err := tmpl.Execute(bw, p); err != nil {
+		return fmt.Errorf("render html report: %w", err)
+	}
+	return bw.Flush()
+}
+
+// summarize takes the counts from the run record, the system of record,
+// and the users with a consumer account from the rows.
+func summarize(run *runstore.Run, rows []Row) summary {
+	s := summary{Addresses: run.AddressesTotal, Users: run.UsersTotal, Present: run.Present, Absent: run.Absent,
+		Dead: run.DeadLettered, Checked: run.Checked}
+	s.Pending = max(0, s.Addresses-s.Checked-s.Dead)
+	if s.Users == 0 {
+		s.Users = run.UsersSeen
+	}
+	users := make(map[string]struct{})
+	for _, r := range rows {
+		if r.Status == runstore.StatePresent && r.UserID != "" {
+			users[r.UserID] = struct{}{}
+		}
+	}
+	s.UsersPresent = int64(len(users))
+	s.CheckedPct, s.PresentPct, s.UsersPresentPct = pct(s.Checked, s.Addresses), pct(s.Present, s.Checked), pct(s.UsersPresent, s.Users)
+	return s
+}
+
+func pct(n, of int64) string {
+	if of <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f %%", 100*float64(n)/float64(of))
+}
+
+// domains counts distinct addresses and those found present per domain;
+// rows are sorted by address, so an address's pairs are adjacent.
+func domains(rows []Row) []domainRow {
+	idx := make(map[string]int)
+	var out []domainRow
+	for i, r := range rows {
+		if i > 0 && rows[i-1].Address == r.Address {
+			continue
+		}
+		d := r.Address[strings.LastIndexByte(r.Address, '@')+1:]
+		j, ok := idx[d]
+		if !ok {
+			j = len(out)
+			idx[d] = j
+			out = append(out, domainRow{Name: d})
+		}
+		out[j].Addresses++
+		if r.Status == runstore.StatePresent {
+			out[j].Found++
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Addresses != out[j].Addresses {
+			return out[i].Addresses > out[j].Addresses
+		}
+		return out[i].Name < out[j].Name
+	})
+	for i := range out {
+		out[i].Pct = pct(out[i].Found, out[i].Addresses)
+		out[i].Width = 100 * float64(out[i].Found) / float64(max(out[i].Addresses, 1))
+	}
+	return out
+}
+
+// options describes what the run checked, from the submit options it keeps.
+func options(run *runstore.Run, now time.Time) []option {
+	var o struct {
+		Addresses     string   `json:"addresses"`
+		Domains       []string `json:"domains"`
+		Filter        string   `json:"filter"`
+		UsersFile     bool     `json:"users_file"`
+		AddressesFile bool     `json:"addresses_file"`
+	}
+	_ = json.Unmarshal([]byte(run.Options), &o) // an old or empty record shows defaults
+	var out []option
+	add := func(n, v string) { out = append(out, option{n, v}) }
+	switch {
+	case run.RecheckOf != "":
+		add("Addresses", "those run "+run.RecheckOf+" found with a consumer account")
+	case o.AddressesFile:
+		add("Addresses", "an address list")
+	case o.Addresses == "primary":
+		add("Addresses", "primary: UPN and mail")
+	default:
+		add("Addresses", "all: UPN, mail and SMTP proxy addresses")
+	}
+	if !o.AddressesFile && run.RecheckOf == "" {
+		if len(o.Domains) == 0 {
+			add("Domains", "every verified domain except *.onmicrosoft.com")
+		} else {
+			add("Domains", strings.Join(o.Domains, ", "))
+		}
+		switch {
+		case o.Filter != "":
+			add("Users", "filter "+o.Filter)
+		case o.UsersFile:
+			add("Users", "a list of users")
+		default:
+			add("Users", "every member user (guests skipped)")
+		}
+	}
+	end := run.CompletedAt
+	if end.IsZero() {
+		end = now
+	}
+	if !run.CreatedAt.IsZero() {
+		d := humanDuration(end.Sub(run.CreatedAt))
+		if run.CompletedAt.IsZero() {
+			d += " so far"
+		}
+		add("Duration", d)
+	}
+	add("Realm requests", fmt.Sprint(run.Requests))
+	add("Throttle signals", fmt.Sprint(run.Throttles))
+	add("Retries", fmt.Sprint(max(0, run.Requests-run.Checked-run.DeadLettered)))
+	return out
+}
+
+func timeline(run *runstore.Run) []phase {
+	var out []phase
 	for _, ph := range []struct {
 		name string
 		at   time.Time
@@ -75,11 +221,31 @@ func writeHTML(w io.Writer, run *runstore.Run, rows []Row) error {
 		{"Enumeration started", run.EnumerationStartedAt},
 		{"First address checked", run.FirstCheckAt},
 		{"Enumeration finished, all addresses queued", run.EnumerationFinishedAt},
+		{"Paused", run.PausedAt},
 		{"Run completed", run.CompletedAt},
 	} {
-		if !ph.at.IsZero() {
-			p.Timeline = append(p.Timeline, phase{ph.name, ph.at.UTC().Format(time.RFC3339)})
+		if ph.at.IsZero() {
+			continue
 		}
+		after := ""
+		if !run.CreatedAt.IsZero() && ph.at.After(run.CreatedAt) {
+			after = humanDuration(ph.at.Sub(run.CreatedAt))
+		}
+		out = append(out, phase{ph.name, ph.at.UTC().Format("2006-01-02 15:04:05"), after})
 	}
-	return tmpl.Execute(w, p)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At < out[j].At })
+	return out
+}
+
+// humanDuration is d rounded to what a person reads: 3d 4h, 2h 5m, 4m 10s.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d >= 24*time.Hour:
+		return fmt.Sprintf("%dd %dh", int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour))
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh %dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm %ds", int(d/time.Minute), int(d%time.Minute/time.Second))
+	}
+	return d.Round(100 * time.Millisecond).String()
 }

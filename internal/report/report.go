@@ -1,9 +1,12 @@
 // Package report renders a run's results for people and scripts: JSON (one
-// object per user-address pair, the contract of SPEC.md §4), CSV (the same
-// rows), and a self-contained HTML page with the reference module's three
-// sections (consumer accounts found, failed checks with their errors, the
-// run's timeline). It reads nothing from Redis itself and escapes everything
-// it prints.
+// object per user-address pair, the documented contract), CSV (the same
+// rows), a contacts CSV (one row per user with a consumer account, for a
+// mail merge), a self-contained HTML page an administrator can hand on
+// (summary, per-domain breakdown, a chart of the run, the consumer accounts
+// found, the failed checks, the run's phases), and the comparison of a
+// re-check with the run it re-checks. It reads nothing from Redis itself,
+// escapes everything it prints in HTML, and defuses spreadsheet formulas in
+// every CSV cell.
 package report
 
 import (
@@ -19,13 +22,15 @@ import (
 )
 
 // Formats lists the formats Write accepts.
-var Formats = []string{"json", "csv", "html"}
+var Formats = []string{"json", "csv", "html", "contacts"}
 
 // Row is one user-address pair; its JSON form is the report contract.
 type Row struct {
 	Address     string `json:"address"`
 	UserID      string `json:"user_id"`
 	UPN         string `json:"upn"`
+	DisplayName string `json:"display_name"`
+	Mail        string `json:"mail"`
 	Status      string `json:"status"` // present, absent, dead, pending
 	MSRequestID string `json:"ms_request_id"`
 	CheckedAt   string `json:"checked_at"` // RFC 3339 UTC, empty if never checked
@@ -37,8 +42,8 @@ type Row struct {
 func Rows(results []runstore.Result) []Row {
 	rows := make([]Row, len(results))
 	for i, r := range results {
-		row := Row{Address: r.Address, UserID: r.UserID, UPN: r.UPN, Status: r.State,
-			MSRequestID: r.RequestID, Attempts: r.Attempts, Error: r.Error}
+		row := Row{Address: r.Address, UserID: r.UserID, UPN: r.UPN, DisplayName: r.DisplayName, Mail: r.Mail,
+			Status: r.State, MSRequestID: r.RequestID, Attempts: r.Attempts, Error: r.Error}
 		if !r.CheckedAt.IsZero() {
 			row.CheckedAt = r.CheckedAt.UTC().Format(time.RFC3339)
 		}
@@ -50,15 +55,31 @@ func Rows(results []runstore.Result) []Row {
 	return rows
 }
 
-// Write renders rows of run in format to w.
-func Write(w io.Writer, format string, run *runstore.Run, rows []Row) error {
+// Data is what a report is made of.
+type Data struct {
+	Run  *runstore.Run
+	Rows []Row
+	// Compare is the comparison with the run a re-check re-checks (nil
+	// for other runs, or when that run is gone); only HTML shows it.
+	Compare *Comparison
+	// Now is when the report is made (zero: the current time).
+	Now time.Time
+}
+
+// Write renders d in format to w.
+func Write(w io.Writer, format string, d Data) error {
+	if d.Now.IsZero() {
+		d.Now = time.Now()
+	}
 	switch strings.ToLower(format) {
 	case "json":
-		return writeJSON(w, rows)
+		return writeJSON(w, d.Rows)
 	case "csv":
-		return writeCSV(w, rows)
+		return writeCSV(w, d.Rows)
+	case "contacts":
+		return writeContacts(w, d.Rows)
 	case "html":
-		return writeHTML(w, run, rows)
+		return writeHTML(w, d)
 	}
 	return fmt.Errorf("report format %q: want one of %s", format, strings.Join(Formats, ", "))
 }
@@ -72,24 +93,52 @@ func writeJSON(w io.Writer, rows []Row) error {
 	return enc.Encode(rows)
 }
 
-var csvHeader = []string{"address", "user_id", "upn", "status", "ms_request_id", "checked_at", "attempts", "error"}
+var csvHeader = []string{"address", "user_id", "upn", "display_name", "mail", "status", "ms_request_id", "checked_at", "attempts", "error"}
 
 func writeCSV(w io.Writer, rows []Row) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(csvHeader); err != nil {
+	cw, err := newCSV(w, csvHeader)
+	if err != nil {
 		return err
 	}
 	for _, r := range rows {
-		rec := []string{r.Address, r.UserID, r.UPN, r.Status, r.MSRequestID, r.CheckedAt, strconv.Itoa(r.Attempts), r.Error}
-		for i, f := range rec {
-			rec[i] = defuse(f)
-		}
-		if err := cw.Write(rec); err != nil {
+		if err := cw.write(r.Address, r.UserID, r.UPN, r.DisplayName, r.Mail, r.Status, r.MSRequestID, r.CheckedAt,
+			strconv.Itoa(r.Attempts), r.Error); err != nil {
 			return err
 		}
 	}
-	cw.Flush()
-	return cw.Error()
+	return cw.close()
+}
+
+// utf8BOM makes Excel read a CSV as UTF-8 rather than the machine's code
+// page, which would garble accented names.
+const utf8BOM = "\uFEFF"
+
+// csvOut writes spreadsheet-safe CSV: a BOM, then rows whose every cell is
+// defused.
+type csvOut struct {
+	cw  *csv.Writer
+	rec []string
+}
+
+func newCSV(w io.Writer, header []string) (*csvOut, error) {
+	if _, err := io.WriteString(w, utf8BOM); err != nil {
+		return nil, err
+	}
+	c := &csvOut{cw: csv.NewWriter(w)}
+	return c, c.cw.Write(header)
+}
+
+func (c *csvOut) write(cells ...string) error {
+	c.rec = c.rec[:0]
+	for _, f := range cells {
+		c.rec = append(c.rec, defuse(f))
+	}
+	return c.cw.Write(c.rec)
+}
+
+func (c *csvOut) close() error {
+	c.cw.Flush()
+	return c.cw.Error()
 }
 
 // defuse stops spreadsheet formula injection: a cell that starts with a

@@ -11,36 +11,43 @@ import (
 	"github.com/msaudit/msaudit/internal/runstore"
 )
 
-func sample() (*runstore.Run, []Row) {
-	at := time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)
-	run := &runstore.Run{ID: "r1", TenantID: "t1", CreatedAt: at, CompletedAt: at, Enumerated: true, Present: 1, Absent: 1, DeadLettered: 1, AddressesTotal: 3}
+var at = time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)
+
+func sample() Data {
+	run := &runstore.Run{ID: "r1", TenantID: "t1", CreatedAt: at, CompletedAt: at.Add(time.Hour), Enumerated: true,
+		Present: 1, Absent: 1, DeadLettered: 1, Checked: 2, AddressesTotal: 3, UsersTotal: 3, Requests: 12, Throttles: 2,
+		Chart: runstore.Chart{Width: time.Minute, Buckets: []runstore.Bucket{{Start: at, Done: 2, Requests: 5, Throttles: 1}, {Start: at.Add(time.Minute), Done: 1, Requests: 7, Throttles: 1}}}}
 	rows := Rows([]runstore.Result{
-		{Pair: runstore.Pair{Address: "a@contoso.com", UserID: "u1", UPN: "a@contoso.com"}, State: "present", Attempts: 2, Detail: runstore.Detail{RequestID: "rq1", CheckedAt: at, Error: "old throttle"}},
+		{Pair: runstore.Pair{Address: "a@contoso.com", UserID: "u1", UPN: "a@contoso.com", DisplayName: "<img src=x onerror=alert(1)>", Mail: "-a@contoso.com"}, State: "present", Attempts: 2, Detail: runstore.Detail{RequestID: "rq1", CheckedAt: at, Error: "old throttle"}},
 		{Pair: runstore.Pair{Address: "b@contoso.com", UserID: "u2", UPN: "=HYPERLINK(\"x\")"}, State: "absent", Attempts: 1, Detail: runstore.Detail{RequestID: "rq2", CheckedAt: at}},
-		{Pair: runstore.Pair{Address: "c<script>@contoso.com", UserID: "u3", UPN: "c@contoso.com"}, State: "dead", Attempts: 8, Detail: runstore.Detail{CheckedAt: at, Error: "no answer: <b>HTTP 500</b>"}},
+		{Pair: runstore.Pair{Address: "c<script>@fabrikam.com", UserID: "u3", UPN: "c@contoso.com"}, State: "dead", Attempts: 8, Detail: runstore.Detail{CheckedAt: at, Error: "no answer: <b>HTTP 500</b>"}},
 	})
-	return run, rows
+	return Data{Run: run, Rows: rows, Now: at}
+}
+
+func render(t *testing.T, format string, d Data) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := Write(&buf, format, d); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
 }
 
 func TestJSONContract(t *testing.T) {
-	run, rows := sample()
-	var buf bytes.Buffer
-	if err := Write(&buf, "json", run, rows); err != nil {
-		t.Fatal(err)
-	}
 	var got []map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+	if err := json.Unmarshal([]byte(render(t, "json", sample())), &got); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 3 {
 		t.Fatalf("%d rows", len(got))
 	}
-	for _, k := range []string{"address", "user_id", "upn", "status", "ms_request_id", "checked_at", "attempts", "error"} {
+	for _, k := range []string{"address", "user_id", "upn", "display_name", "mail", "status", "ms_request_id", "checked_at", "attempts", "error"} {
 		if _, ok := got[0][k]; !ok {
 			t.Errorf("field %q missing", k)
 		}
 	}
-	if got[0]["error"] != "" || got[0]["checked_at"] != "2026-11-22T01:02:03Z" || got[0]["attempts"] != 2.0 {
+	if got[0]["error"] != "" || got[0]["checked_at"] != "2026-11-22T01:02:03Z" || got[0]["attempts"] != 2.0 || got[0]["mail"] != "-a@contoso.com" {
 		t.Errorf("row 0 = %v", got[0])
 	}
 	if got[2]["status"] != "dead" || got[2]["error"] != "no answer: <b>HTTP 500</b>" {
@@ -48,44 +55,116 @@ func TestJSONContract(t *testing.T) {
 	}
 }
 
-func TestCSVDefusesFormulas(t *testing.T) {
-	run, rows := sample()
-	var buf bytes.Buffer
-	if err := Write(&buf, "csv", run, rows); err != nil {
-		t.Fatal(err)
+// readCSV checks the BOM and that no cell could run as a formula.
+func readCSV(t *testing.T, s string) [][]string {
+	t.Helper()
+	if !strings.HasPrefix(s, "\uFEFF") {
+		t.Fatal("CSV lacks the UTF-8 BOM")
 	}
-	recs, err := csv.NewReader(&buf).ReadAll()
+	recs, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(s, "\uFEFF"))).ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, rec := range recs {
+		for _, c := range rec {
+			if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
+				t.Errorf("cell %q starts with a formula character", c)
+			}
+		}
+	}
+	return recs
+}
+
+func TestCSVDefusesFormulas(t *testing.T) {
+	recs := readCSV(t, render(t, "csv", sample()))
 	if len(recs) != 4 || strings.Join(recs[0], ",") != strings.Join(csvHeader, ",") {
 		t.Fatalf("records = %q", recs)
 	}
-	if recs[2][2] != `'=HYPERLINK("x")` {
-		t.Errorf("formula not defused: %q", recs[2][2])
+	if recs[2][2] != `'=HYPERLINK("x")` || recs[1][4] != "'-a@contoso.com" {
+		t.Errorf("formulas not defused: %q, %q", recs[2][2], recs[1][4])
 	}
 }
 
-func TestHTMLEscapesAndSections(t *testing.T) {
-	run, rows := sample()
-	var buf bytes.Buffer
-	if err := Write(&buf, "html", run, rows); err != nil {
-		t.Fatal(err)
+func TestContacts(t *testing.T) {
+	rows := []Row{
+		{Address: "a1@x.com", UserID: "u1", UPN: "ann@x.com", DisplayName: "Ann", Mail: "ann.mail@x.com", Status: "present"},
+		{Address: "a2@x.com", UserID: "u1", UPN: "ann@x.com", DisplayName: "Ann", Mail: "ann.mail@x.com", Status: "present"},
+		{Address: "b@x.com", UserID: "u2", UPN: "+bob@x.com", DisplayName: "@Bob", Status: "present"},
+		{Address: "c@x.com", UserID: "u3", UPN: "c@x.com", DisplayName: "Cy", Status: "absent"},
+		{Address: "d@x.com", Status: "present"},
+		{Address: "e@x.com", UserID: "u4", Status: "dead"},
 	}
-	h := buf.String()
-	if strings.Contains(h, "<script>") || strings.Contains(h, "<b>HTTP") {
-		t.Error("HTML report does not escape addresses or errors")
+	recs := readCSV(t, render(t, "contacts", Data{Run: &runstore.Run{}, Rows: rows}))
+	want := [][]string{
+		contactsHeader,
+		{"", "", "", "d@x.com", "d@x.com"},
+		{"u2", "'@Bob", "'+bob@x.com", "'+bob@x.com", "b@x.com"},
+		{"u1", "Ann", "ann@x.com", "ann.mail@x.com", "a1@x.com; a2@x.com"},
 	}
-	for _, s := range []string{"Consumer accounts found (1)", "Addresses whose test failed (1)", "Timeline", "Run completed", "rq1"} {
-		if !strings.Contains(h, s) {
-			t.Errorf("HTML report lacks %q", s)
+	if len(recs) != len(want) {
+		t.Fatalf("contacts = %q", recs)
+	}
+	for i := range want {
+		if strings.Join(recs[i], "|") != strings.Join(want[i], "|") {
+			t.Errorf("contact row %d = %q, want %q", i, recs[i], want[i])
 		}
 	}
 }
 
+func TestCompare(t *testing.T) {
+	row := func(a, st string) Row { return Row{Address: a, UserID: "u-" + a, Status: st} }
+	old := []Row{row("a", "present"), row("b", "present"), row("c", "present"), row("d", "absent"), row("e", "present"), row("f", "dead")}
+	cur := []Row{row("a", "absent"), row("b", "present"), row("c", "dead"), row("d", "present"), row("f", "present"), row("g", "present")}
+	c := Compare("old", old, "new", cur)
+	for _, tc := range []struct {
+		name string
+		got  []Entry
+		want string
+	}{
+		{"resolved", c.Resolved, "a"},
+		{"still_present", c.StillPresent, "b"},
+		{"newly_present", c.NewlyPresent, "d f g"},
+		{"unconfirmed", c.Unconfirmed, "c e"},
+	} {
+		var addrs []string
+		for _, e := range tc.got {
+			addrs = append(addrs, e.Address)
+		}
+		if strings.Join(addrs, " ") != tc.want {
+			t.Errorf("%s = %v, want %s", tc.name, addrs, tc.want)
+		}
+	}
+}
+
+func TestHTMLEscapesAndSections(t *testing.T) {
+	d := sample()
+	d.Compare = Compare("r0", []Row{{Address: "b@contoso.com", Status: "present", DisplayName: "<i>x</i>"}}, "r1", d.Rows)
+	h := render(t, "html", d)
+	for _, bad := range []string{"<script>@", "<b>HTTP", "<img src", "<i>x"} {
+		if strings.Contains(h, bad) {
+			t.Errorf("HTML report does not escape %q", bad)
+		}
+	}
+	for _, s := range []string{"Consumer accounts found (1)", "Addresses whose check failed (1)", "Timeline", "Run completed", "rq1",
+		`id="chart"`, "contoso.com", "fabrikam.com", "Compared with run r0", `id="cmp-resolved">1<`, "&lt;img src=x onerror=alert(1)&gt;"} {
+		if !strings.Contains(h, s) {
+			t.Errorf("HTML report lacks %q", s)
+		}
+	}
+	if strings.Contains(h, "cdn") || strings.Contains(h, "http://") || strings.Contains(h, "https://") {
+		t.Error("HTML report refers to something outside itself")
+	}
+}
+
+func TestHTMLWithoutChecks(t *testing.T) {
+	h := render(t, "html", Data{Run: &runstore.Run{ID: "r", TenantID: "t"}})
+	if !strings.Contains(h, "No check recorded yet") || !strings.Contains(h, "Consumer accounts found (0)") {
+		t.Error("an empty run's report lacks its empty states")
+	}
+}
+
 func TestUnknownFormat(t *testing.T) {
-	run, rows := sample()
-	if err := Write(&bytes.Buffer{}, "xml", run, rows); err == nil || !strings.Contains(err.Error(), "json, csv, html") {
+	if err := Write(&bytes.Buffer{}, "xml", sample()); err == nil || !strings.Contains(err.Error(), "json, csv, html, contacts") {
 		t.Errorf("err = %v", err)
 	}
 }
