@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -184,6 +185,7 @@ func Open(ctx context.Context, o Options, poolSize int) (redis.UniversalClient, 
 	var (
 		c        redis.UniversalClient
 		password string
+		plain    bool // no TLS
 	)
 	if o.Sentinel() {
 		opts, err := o.FailoverOptions()
@@ -196,7 +198,7 @@ func Open(ctx context.Context, o Options, poolSize int) (redis.UniversalClient, 
 		if err := findPrimary(ctx, opts); err != nil {
 			return nil, fmt.Errorf("connect to redis at %s: %s", Redact(o.URL), scrub(err, o.URL))
 		}
-		c, password = redis.NewFailoverClient(opts), opts.Password
+		c, password, plain = redis.NewFailoverClient(opts), opts.Password, opts.TLSConfig == nil
 	} else {
 		opts, err := o.ClientOptions()
 		if err != nil {
@@ -205,7 +207,7 @@ func Open(ctx context.Context, o Options, poolSize int) (redis.UniversalClient, 
 		if poolSize > 0 {
 			opts.PoolSize = poolSize
 		}
-		c, password = redis.NewClient(opts), opts.Password
+		c, password, plain = redis.NewClient(opts), opts.Password, opts.TLSConfig == nil
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -214,6 +216,10 @@ func Open(ctx context.Context, o Options, poolSize int) (redis.UniversalClient, 
 		msg := scrub(err, o.URL)
 		if password != "" {
 			msg = strings.ReplaceAll(msg, password, "xxxxx")
+		}
+		if plain && errors.Is(err, io.EOF) {
+			// What a TLS port does to a plain client.
+			msg += " (the server hung up: if it takes TLS only, use rediss://)"
 		}
 		return nil, fmt.Errorf("connect to redis at %s: %s", Redact(o.URL), msg)
 	}
