@@ -63,7 +63,11 @@ Admin endpoints (unauthenticated): GET /_sim/stats returns the counters; GET and
 /_sim/realm read and replace the realm model as JSON (snake_case fields, durations as
 Go duration strings such as "250ms" or as integer nanoseconds), e.g.
   curl --cacert /tmp/sim-ca.pem -X PUT https://127.0.0.1:8443/_sim/realm \
-       -d '{"rate":20,"penalty":"5s","faults":{"code4":0.01}}'`
+       -d '{"rate":20,"penalty":"5s","faults":{"code4":0.01}}'
+GET and PUT /_sim/renamed read and replace the consumer accounts renamed since the
+tenant was generated ({"addresses":[...]}), for re-audit experiments:
+  curl --cacert /tmp/sim-ca.pem -X PUT https://127.0.0.1:8443/_sim/renamed \
+       -d '{"addresses":["adele.vance0@contoso.com"]}'`
 
 // options are the command's flags after parsing.
 type options struct {
@@ -95,6 +99,8 @@ type options struct {
 	faultCode4         float64
 	faultMissingFlag   float64
 	failAddressesFile  string
+	renamedFile        string
+	hostileUsers       bool
 	logLevel           string
 }
 
@@ -199,6 +205,8 @@ func newRootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra
 	f.Float64Var(&o.faultCode4, "fault-code4", 0, "probability of MicrosoftAccount 4 (service failure)")
 	f.Float64Var(&o.faultMissingFlag, "fault-missing-flag", 0, "probability of a body without IsMicrosoftAccountSet")
 	f.StringVar(&o.failAddressesFile, "fail-addresses-file", "", "addresses (one a line) that always get HTTP 500")
+	f.StringVar(&o.renamedFile, "renamed-file", "", "consumer accounts (addresses, one a line) renamed since: the realm service answers they have none; PUT /_sim/renamed changes the set")
+	f.BoolVar(&o.hostileUsers, "hostile-users", false, "add three users whose display names are markup and whose addresses start with =, + and -, each with a consumer account")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (logs go to stderr as JSON)")
 	return cmd
 }
@@ -250,8 +258,17 @@ func runServe(ctx context.Context, o *options, stdout io.Writer, log *zap.Logger
 		}
 	}
 
+	var renamed []string
+	if o.renamedFile != "" {
+		if renamed, err = readLines(o.renamedFile); err != nil {
+			return fmt.Errorf("read renamed addresses: %w", err)
+		}
+	}
 	tenant := tenantsim.Generate(o.seed, o.users)
-	truth := tenant.GroundTruth()
+	if o.hostileUsers {
+		tenant.AddHostileUsers()
+	}
+	truth := tenant.GroundTruth().WithRenamed(renamed)
 	srv, err := tenantsim.NewServer(tenant, tenantsim.Config{
 		ClientID:               o.clientID,
 		ClientSecret:           secret,
@@ -264,6 +281,7 @@ func runServe(ctx context.Context, o *options, stdout io.Writer, log *zap.Logger
 		GraphThrottleEvery:     o.graphThrottleEvery,
 		GraphFailAfterPages:    o.graphFailAfter,
 		Realm:                  o.realm(fail),
+		Renamed:                renamed,
 		Seed:                   o.seed,
 	}, log)
 	if err != nil {

@@ -16,6 +16,9 @@ type Tenant struct {
 	// seed salts the consumer-account hash, so that the same address can be
 	// a consumer account in one simulated tenant and not in another.
 	seed int64
+	// forced are addresses with a consumer account whatever the hash says
+	// (the hostile users').
+	forced map[string]bool
 }
 
 // Domain is a domain registered in the tenant.

@@ -233,7 +233,7 @@ func realmParamError(method, apiVersion, check, addr string) string {
 // realmCode is the truthful MicrosoftAccount value: 0 when the ground truth
 // has a consumer account for the address, 1 otherwise.
 func (s *Server) realmCode(addr string) int {
-	if _, ok := s.consumers[addr]; ok {
+	if _, ok := s.consumers[addr]; ok && !s.renamed.has(addr) {
 		return 0
 	}
 	return 1

@@ -54,6 +54,9 @@ type Config struct {
 	// Graph outage in the middle of an enumeration.
 	GraphFailAfterPages int
 	Realm               RealmConfig
+	// Renamed are consumer accounts renamed since the tenant was generated:
+	// the realm service answers that they have none (see /_sim/renamed).
+	Renamed []string
 	// Seed seeds the fault draws.
 	Seed int64
 }
@@ -103,6 +106,8 @@ type Server struct {
 	byUPN     map[string]int // lower-cased UPN → index
 	consumers map[string]struct{}
 	verified  map[string]struct{} // every verified domain, lower-cased
+
+	renamed renamedSet
 
 	tokens  tokenRegistry
 	devices deviceCodes
@@ -185,6 +190,7 @@ func NewServer(t *Tenant, cfg Config, log *zap.Logger) (*Server, error) {
 	s.graph.init()
 	s.graph.setFailAfter(int64(cfg.GraphFailAfterPages))
 	s.realm.init(cfg.Realm, cfg.Seed)
+	s.renamed.set(cfg.Renamed)
 	return s, nil
 }
 
@@ -311,6 +317,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/_sim/stats", s.serveAdminStats)
 	mux.HandleFunc("/_sim/realm", s.serveAdminRealm)
 	mux.HandleFunc("/_sim/graph", s.serveAdminGraph)
+	mux.HandleFunc("/_sim/renamed", s.serveAdminRenamed)
 	mux.HandleFunc("/msi/token", s.serveManagedIdentity)
 	mux.HandleFunc("/", s.serveAuthority)
 	return s.logRequests(mux)

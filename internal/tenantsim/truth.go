@@ -30,7 +30,7 @@ type TruthOwner struct {
 }
 
 // GroundTruth derives the truth from the tenant's current contents, applying
-// the address rule of SPEC.md §2 independently of the product's code.
+// the audit's address rule independently of the product's code.
 func (t *Tenant) GroundTruth() GroundTruth {
 	scope := t.scopeDomains()
 	gt := GroundTruth{TenantID: t.ID, Domains: make([]string, 0, len(scope))}
@@ -153,6 +153,9 @@ func domainOf(addr string) string {
 // exists: about 10% of addresses, from a hash so that the answer does not
 // depend on generation order.
 func (t *Tenant) isConsumer(addr string) bool {
+	if t.forced[addr] {
+		return true
+	}
 	// FNV-1a over the seed's bytes then the address, inlined because it runs
 	// for every candidate of every user.
 	const offset, prime = 14695981039346656037, 1099511628211
