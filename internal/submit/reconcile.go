@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"sort"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -36,25 +36,17 @@ type Reconciler struct {
 	Inspector *asynq.Inspector
 	Redis     redis.UniversalClient
 	BatchSize int
-	// Settle is the pause between the two scans of the queue (see
-	// Reconcile); 0 means DefaultSettle.
-	Settle time.Duration
 	// LockWait is how long to wait for the run's lock while a submit,
 	// requeue or another reconcile holds it (0: fail at once).
 	LockWait time.Duration
 }
 
-// DefaultSettle is long enough for a task caught between two asynq states
-// (pending, active, retry) while the first scan ran to be seen by the second.
-const DefaultSettle = 2 * time.Second
-
 // Reconcile repairs one run: it gives every active task of the run's lane
 // that has no lease an expired one, so that asynq's recoverer hands it back;
 // it queues, as new batches, the run's pending addresses that no task
 // carries (in any asynq state, or stored unsent); and it recounts the run's
-// counters from its address states. A task moves between asynq's states
-// while they are listed one after the other, so an address counts as
-// uncarried only if two scans, Settle apart, both miss it.
+// counters from its address states. It holds the run's lock, so no submit
+// or requeue adds batches meanwhile.
 func (r *Reconciler) Reconcile(ctx context.Context, runID string) (Reconciled, error) {
 	var res Reconciled
 	s := r.Submitter
@@ -83,25 +75,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, runID string) (Reconciled, e
 		return res, err
 	}
 	if len(missing) > 0 {
-		settle := r.Settle
-		if settle == 0 {
-			settle = DefaultSettle
-		}
-		select {
-		case <-ctx.Done():
-			return res, ctx.Err()
-		case <-time.After(settle):
-		}
-		again, err := r.uncarried(ctx, queue, runID)
-		if err != nil {
-			return res, err
-		}
-		var addrs []string
+		addrs := make([]string, 0, len(missing))
 		for a := range missing {
-			if again[a] {
-				addrs = append(addrs, a)
-			}
+			addrs = append(addrs, a)
 		}
+		sort.Strings(addrs)
 		batches, err := s.newBatches(ctx, run, addrs, r.BatchSize)
 		if err != nil {
 			return res, err
@@ -134,7 +112,33 @@ func (r *Reconciler) lock(ctx context.Context, runID, holder string) error {
 	}
 }
 
-// uncarried returns the run's pending addresses that no live task carries.
+// liveTasksScript lists, in one atomic step, the IDs of a queue's tasks
+// that will still run: pending, active, retry and scheduled. Listing the
+// states one after the other would miss a task that moves between them
+// meanwhile (a rate-limited batch cycles through them every second or so).
+// The key names are asynq's own (v0.26, internal to it).
+//
+// Input: KEYS[1] -> asynq:{q}:pending (list), KEYS[2] -> asynq:{q}:active
+// (list), KEYS[3] -> asynq:{q}:retry (zset), KEYS[4] -> asynq:{q}:scheduled
+// (zset), ARGV[1] -> a task ID prefix ("RUN:"). Output: the matching IDs.
+var liveTasksScript = redis.NewScript(`
+local out = {}
+local function keep(ids)
+  for _, id in ipairs(ids) do
+    if string.sub(id, 1, #ARGV[1]) == ARGV[1] then out[#out+1] = id end
+  end
+end
+keep(redis.call('LRANGE', KEYS[1], 0, -1))
+keep(redis.call('LRANGE', KEYS[2], 0, -1))
+keep(redis.call('ZRANGE', KEYS[3], 0, -1))
+keep(redis.call('ZRANGE', KEYS[4], 0, -1))
+return out
+`)
+
+func asynqKey(queue, name string) string { return "asynq:{" + queue + "}:" + name }
+
+// uncarried returns the run's pending addresses that no live task carries,
+// nor a batch stored unsent.
 func (r *Reconciler) uncarried(ctx context.Context, queue, runID string) (map[string]bool, error) {
 	pending, err := r.Submitter.Store.PendingAddresses(ctx, runID)
 	if err != nil || len(pending) == 0 {
@@ -154,54 +158,42 @@ func (r *Reconciler) uncarried(ctx context.Context, queue, runID string) (map[st
 	for _, b := range unsent {
 		carry(b)
 	}
-	err = r.eachTask(queue, runID, func(t *asynq.TaskInfo) { carry(t.Payload) },
-		r.Inspector.ListPendingTasks, r.Inspector.ListActiveTasks, r.Inspector.ListRetryTasks, r.Inspector.ListScheduledTasks)
-	return pending, err
-}
-
-type listFunc func(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
-
-// eachTask calls fn for every task of the run in queue, in the states the
-// list functions read.
-func (r *Reconciler) eachTask(queue, runID string, fn func(*asynq.TaskInfo), lists ...listFunc) error {
-	const pageSize = 1000
-	prefix := runID + ":"
-	for _, list := range lists {
-		for page := 1; ; page++ {
-			infos, err := list(queue, asynq.PageSize(pageSize), asynq.Page(page))
-			if errors.Is(err, asynq.ErrQueueNotFound) || (err != nil && strings.Contains(err.Error(), "NOT_FOUND")) {
-				break // a lane never used
-			}
-			if err != nil {
-				return fmt.Errorf("list tasks of %s: %w", queue, err)
-			}
-			for _, t := range infos {
-				if strings.HasPrefix(t.ID, prefix) {
-					fn(t)
-				}
-			}
-			if len(infos) < pageSize {
-				break
-			}
-		}
+	keys := []string{asynqKey(queue, "pending"), asynqKey(queue, "active"), asynqKey(queue, "retry"), asynqKey(queue, "scheduled")}
+	ids, err := liveTasksScript.Run(ctx, r.Redis, keys, runID+":").StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("list tasks of %s: %w", queue, err)
 	}
-	return nil
+	for _, id := range ids {
+		info, err := r.Inspector.GetTaskInfo(queue, id)
+		if errors.Is(err, asynq.ErrTaskNotFound) {
+			continue // finished since: its addresses are final
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read task %s: %w", id, err)
+		}
+		carry(info.Payload)
+	}
+	return pending, nil
 }
 
-// orphanScript gives an active task with no lease an expired one, in one
-// step, so that a task that finished meanwhile is left alone. The key names
-// are asynq's own (v0.26, internal to it): the queue's active list and its
-// sorted set of leases (task ID scored by expiry, unix seconds).
+// orphanScript gives every active task of the run that has no lease an
+// expired one, in one step, so that a task finishing meanwhile is left
+// alone. The key names are asynq's own (v0.26, internal to it): the
+// queue's active list and its sorted set of leases (task ID scored by
+// expiry, unix seconds).
 //
-// Input: KEYS[1] -> asynq:{queue}:active, KEYS[2] -> asynq:{queue}:lease,
-// ARGV[1] -> task ID, ARGV[2] -> an expired lease time. Output: 1 if the task
-// was orphaned and now has an expired lease, else 0.
+// Input: KEYS[1] -> asynq:{q}:active, KEYS[2] -> asynq:{q}:lease, ARGV[1] ->
+// a task ID prefix ("RUN:"), ARGV[2] -> an expired lease time. Output: how
+// many tasks it gave a lease.
 var orphanScript = redis.NewScript(`
-if redis.call('LPOS', KEYS[1], ARGV[1]) and not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-  return 1
+local n = 0
+for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if string.sub(id, 1, #ARGV[1]) == ARGV[1] and not redis.call('ZSCORE', KEYS[2], id) then
+    redis.call('ZADD', KEYS[2], ARGV[2], id)
+    n = n + 1
+  end
 end
-return 0
+return n
 `)
 
 // recoverOrphans finds the run's active tasks that have no lease and gives
@@ -210,20 +202,10 @@ return 0
 // lease belongs to a live worker (or one whose lease will expire by
 // itself) and is left alone.
 func (r *Reconciler) recoverOrphans(ctx context.Context, queue, runID string) (int, error) {
-	var ids []string
-	err := r.eachTask(queue, runID, func(t *asynq.TaskInfo) { ids = append(ids, t.ID) }, r.Inspector.ListActiveTasks)
-	if err != nil || len(ids) == 0 {
-		return 0, err
-	}
-	keys := []string{"asynq:{" + queue + "}:active", "asynq:{" + queue + "}:lease"}
-	expired := time.Now().Add(-time.Hour).Unix()
-	n := 0
-	for _, id := range ids {
-		added, err := orphanScript.Run(ctx, r.Redis, keys, id, expired).Int()
-		if err != nil {
-			return n, fmt.Errorf("recover task %s: %w", id, err)
-		}
-		n += added
+	keys := []string{asynqKey(queue, "active"), asynqKey(queue, "lease")}
+	n, err := orphanScript.Run(ctx, r.Redis, keys, runID+":", time.Now().Add(-time.Hour).Unix()).Int()
+	if err != nil {
+		return 0, fmt.Errorf("recover orphaned tasks of %s: %w", queue, err)
 	}
 	return n, nil
 }

@@ -66,7 +66,7 @@ func TestReconcileRepairsLostAndOrphanedTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r := &Reconciler{Submitter: sub, Inspector: insp, Redis: rdb, BatchSize: 50, Settle: 10 * time.Millisecond}
+	r := &Reconciler{Submitter: sub, Inspector: insp, Redis: rdb, BatchSize: 50}
 	res, err := r.Reconcile(ctx, run.ID)
 	if err != nil {
 		t.Fatal(err)
