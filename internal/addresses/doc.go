@@ -1,5 +1,5 @@
 // Package addresses turns directory users into the set of e-mail addresses a
-// run checks, following the rule of SPEC.md §2: the UPN, the mail attribute
+// run checks, following the address rule (docs/design.md): the UPN, the mail attribute
 // and (unless primary-only) every SMTP proxy address, kept only when its domain
 // is in the run's domain set, compared case-insensitively and reported
 // lower-cased. It also validates operator-supplied address lists.

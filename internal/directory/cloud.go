@@ -21,8 +21,8 @@ type Cloud struct {
 	Scope string
 }
 
-// The four environments of the reference module, with hosts as documented in
-// PITFALLS.md. USGov and USGovDoD share a login host but not a Graph host.
+// The four national clouds, with their Graph and login hosts
+// (docs/dependencies.md). USGov and USGovDoD share a login host but not a Graph host.
 var (
 	cloudGlobal = Cloud{
 		Name:          "Global",

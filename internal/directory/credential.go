@@ -13,7 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 )
 
-// AuthMethod is how the enqueuer signs in to the tenant (SPEC.md §4 --auth).
+// AuthMethod is how the enqueuer signs in to the tenant (the --auth values, docs/cli.md).
 type AuthMethod string
 
 // The authentication methods. The string values are the --auth flag values.

@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// The permissions an operator may name (SPEC.md §2), least privileged first.
+// The permissions an operator may name, least privileged first.
 var (
 	DomainPermissions = []string{"Domain.Read.All", "Domain.ReadWrite.All"}
 	UserPermissions   = []string{"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
@@ -68,8 +68,8 @@ func (g Grant) Has(perm string) bool {
 
 // grantFromToken decodes an access token's payload without verifying it:
 // the token is about to be sent to Graph, which does verify it, so this is
-// only an early, readable diagnosis (PITFALLS.md: azidentity exposes no
-// claims).
+// only an early, readable diagnosis (azidentity exposes no claims:
+// docs/dependencies.md).
 func grantFromToken(token string) Grant {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {

@@ -52,8 +52,7 @@ func cpuTime(tb testing.TB) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkWorkerOverhead is `make bench-overhead`: SPEC.md §5's worker
-// overhead bar, at most 3 Redis round trips and 0.5 ms of CPU per address
+// BenchmarkWorkerOverhead is `make bench-overhead`: the worker overhead bar, at most 3 Redis round trips and 0.5 ms of CPU per address
 // checked against an unthrottled local realm service. The run is submitted
 // first; then a worker runs in this process, with every round trip of its
 // Redis client (asynq's included) counted and the process's CPU time

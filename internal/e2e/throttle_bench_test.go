@@ -133,8 +133,8 @@ func runThrottle(b *testing.B, c float64, n, workers int, extra ...string) throt
 	return r
 }
 
-// BenchmarkThrottle is `make bench-throttle`: the throttle-seeking bar of
-// SPEC.md §5 (goodput >= 0.9·C with <= 2% of requests throttled, at 1 to 8
+// BenchmarkThrottle is `make bench-throttle`: the throttle-seeking bar
+// (goodput >= 0.9·C with <= 2% of requests throttled, at 1 to 8
 // worker processes, nothing lost) and the limiter accuracy bar (8 processes
 // at a fixed ceiling R: aggregate <= 1.05·R). C is hidden from the workers:
 // their ceiling is 10·C and they start from the default initial rate (1/s).

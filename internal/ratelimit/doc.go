@@ -55,7 +55,7 @@
 // What was learned of a tenant (estimate, pause) is forgotten after it has
 // been idle for an hour.
 // make bench-throttle measures it against a simulated service of hidden
-// capacity; SPEC.md's bar is goodput >= 0.9·C with <= 2 % throttled.
+// capacity; the bar is goodput >= 0.9·C with <= 2 % throttled.
 //
 // This package does not make requests and does not know about batches.
 package ratelimit

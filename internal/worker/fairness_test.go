@@ -125,7 +125,7 @@ func TestSmallRunIsNotQueuedBehindALargeOne(t *testing.T) {
 
 // BenchmarkFairness prints how much longer a 500-address run takes while a
 // 20,000-address run of another tenant is in progress than alone, at the same
-// per-tenant ceiling (SPEC: within 2x).
+// per-tenant ceiling (the bar: within 2x).
 func BenchmarkFairness(b *testing.B) {
 	for b.Loop() {
 		alone := func() time.Duration {
