@@ -219,6 +219,8 @@ type reportRow struct {
 	Address     string `json:"address"`
 	UserID      string `json:"user_id"`
 	UPN         string `json:"upn"`
+	DisplayName string `json:"display_name"`
+	Mail        string `json:"mail"`
 	Status      string `json:"status"`
 	MSRequestID string `json:"ms_request_id"`
 	CheckedAt   string `json:"checked_at"`
