@@ -38,7 +38,12 @@ func (o *options) Validate() error {
 }
 
 func newRootCommand(lookupEnv func(string) (string, bool)) *cobra.Command {
-	o := &options{Config: worker.DefaultConfig()}
+	return newCommand(&options{Config: worker.DefaultConfig()}, lookupEnv)
+}
+
+// newCommand builds the command over o, which holds the defaults and
+// receives the flags.
+func newCommand(o *options, lookupEnv func(string) (string, bool)) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Check queued addresses against the realm service",
