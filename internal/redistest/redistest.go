@@ -137,12 +137,19 @@ func Client(t testing.TB) *redis.Client {
 // Main runs the package's tests and then stops the shared server; call it
 // from TestMain.
 func Main(m interface{ Run() int }) int {
+	// Tests kill and restart Redis on purpose: go-redis' own lines about
+	// failed dials would only bury the test output.
+	redis.SetLogger(quiet{})
 	code := m.Run()
 	if shared != nil {
 		shared.Stop()
 	}
 	return code
 }
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
