@@ -25,6 +25,7 @@ type simStats struct {
 	PerAddress    map[string]int64 `json:"per_address"`
 	UserPages     map[string]int64 `json:"user_pages"`
 	GraphRequests int64            `json:"graph_requests"`
+	RealmRequests int64            `json:"realm_requests"`
 }
 
 func (s *sim) stats(t *testing.T) simStats {
