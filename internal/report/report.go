@@ -10,6 +10,7 @@
 package report
 
 import (
+	"bufio"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -84,13 +85,28 @@ func Write(w io.Writer, format string, d Data) error {
 	return fmt.Errorf("report format %q: want one of %s", format, strings.Join(Formats, ", "))
 }
 
+// writeJSON writes the rows as one indented array, a row at a time: an
+// encoder given the whole slice would hold all of it, gigabytes for a large
+// tenant, in memory at once.
 func writeJSON(w io.Writer, rows []Row) error {
-	if rows == nil {
-		rows = []Row{}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	if len(rows) == 0 {
+		bw.WriteString("[]\n")
+		return bw.Flush()
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(rows)
+	bw.WriteString("[\n  ")
+	for i := range rows {
+		b, err := json.MarshalIndent(&rows[i], "  ", "  ")
+		if err != nil {
+			return fmt.Errorf("encode report row: %w", err)
+		}
+		if i > 0 {
+			bw.WriteString(",\n  ")
+		}
+		bw.Write(b)
+	}
+	bw.WriteString("\n]\n")
+	return bw.Flush()
 }
 
 var csvHeader = []string{"address", "user_id", "upn", "display_name", "mail", "status", "ms_request_id", "checked_at", "attempts", "error"}
