@@ -19,14 +19,26 @@ type Result struct {
 // Results returns every pair of the run with its address's state, sorted by
 // address then user ID.
 func (s *Store) Results(ctx context.Context, runID string) ([]Result, error) {
+	var out []Result
+	err := s.EachResults(ctx, runID, func(part []Result) error {
+		out = append(out, part...)
+		return nil
+	})
+	return out, err
+}
+
+// EachResults calls fn with the run's results in order, a chunk at a time
+// (fn must not keep the slice), so that a caller converting them holds
+// one chunk of them at once rather than all.
+func (s *Store) EachResults(ctx context.Context, runID string, fn func([]Result) error) error {
 	if _, err := s.GetRun(ctx, runID); err != nil {
-		return nil, err
+		return err
 	}
 	k := runKeys(runID)
 	var pairs []Pair
 	err := s.scanHash(ctx, k.owners, func(f, v string) { pairs = append(pairs, parsePair(f, v)) })
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sort.Slice(pairs, func(i, j int) bool {
 		if pairs[i].Address != pairs[j].Address {
@@ -34,15 +46,20 @@ func (s *Store) Results(ctx context.Context, runID string) ([]Result, error) {
 		}
 		return pairs[i].UserID < pairs[j].UserID
 	})
-	out := make([]Result, len(pairs))
 	const chunk = 1000
+	buf := make([]Result, chunk)
 	for start := 0; start < len(pairs); start += chunk {
 		end := min(start+chunk, len(pairs))
-		if err := s.fillStates(ctx, k, pairs[start:end], out[start:end]); err != nil {
-			return nil, err
+		part := buf[:end-start]
+		if err := s.fillStates(ctx, k, pairs[start:end], part); err != nil {
+			return err
 		}
+		if err := fn(part); err != nil {
+			return err
+		}
+		clear(pairs[start:end]) // the chunk's strings now live in what fn kept
 	}
-	return out, nil
+	return nil
 }
 
 // fillStates looks up the states of pairs into out, one round trip per chunk.
@@ -60,7 +77,11 @@ func (s *Store) fillStates(ctx context.Context, k keys, pairs []Pair, out []Resu
 	}
 	for i, p := range pairs {
 		r := Result{Pair: p, State: "pending"}
-		if st, _ := sts.Val()[i].(string); st != "" && st != statePending {
+		switch st, _ := sts.Val()[i].(string); st {
+		case StatePresent, StateAbsent, StateDead:
+			r.State = canonical[st] // one copy of each, not one per address
+		case "", statePending:
+		default:
 			r.State = st
 		}
 		at, _ := ats.Val()[i].(string)
@@ -74,6 +95,8 @@ func (s *Store) fillStates(ctx context.Context, k keys, pairs []Pair, out []Resu
 	}
 	return nil
 }
+
+var canonical = map[string]string{StatePresent: StatePresent, StateAbsent: StateAbsent, StateDead: StateDead}
 
 // DeadLetter is a dead-lettered address with its last error.
 type DeadLetter struct {
