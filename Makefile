@@ -66,6 +66,10 @@ bench-fairness: ## a 500-address run beside a 20,000-address run of another tena
 bench-enqueue: ## time and peak RSS of submitting a 200,000-user simulated tenant (USERS=n to change)
 	MSAUDIT_BENCH_USERS=$(or $(USERS),200000) $(GO) test -run '^$$' -bench BenchmarkSubmitLargeTenant -benchtime 1x -timeout 30m ./cmd/enqueue
 
+.PHONY: bench-report
+bench-report: ## time and peak RSS of every report format for a 200,000-user run (USERS=n to change)
+	MSAUDIT_BENCH_USERS=$(or $(USERS),200000) $(GO) test -run '^$$' -bench BenchmarkReport200k -benchtime 1x -timeout 30m ./cmd/enqueue
+
 .PHONY: fmt
 fmt: ## gofmt and go mod tidy
 	gofmt -w cmd internal tasks deploy

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -178,16 +177,7 @@ sweeps too; run this from a scheduled job if no submit runs for weeks.`,
 
 // sweepOrphans deletes the tasks of runs whose data expired or was purged.
 func sweepOrphans(ctx context.Context, sess *session) (int, error) {
-	return runqueue.Orphans(ctx, sess.inspector, func(ctx context.Context, id string) (bool, error) {
-		_, err := sess.store.GetRun(ctx, id)
-		if err == nil {
-			return true, nil
-		}
-		if errors.Is(err, runstore.ErrRunNotFound) {
-			return false, nil
-		}
-		return false, err
-	})
+	return runqueue.Orphans(ctx, sess.inspector, sess.store.Exists)
 }
 
 // printable replaces control characters, so that a directory value cannot

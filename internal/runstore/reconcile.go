@@ -95,3 +95,12 @@ func (s *Store) AddBatches(ctx context.Context, runID string, batches map[int][]
 	}
 	return nil
 }
+
+// Exists reports whether the run is still stored (not purged, not expired).
+func (s *Store) Exists(ctx context.Context, runID string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, runKeys(runID).run).Result()
+	if err != nil {
+		return false, fmt.Errorf("look up run %s: %w", runID, err)
+	}
+	return n == 1, nil
+}

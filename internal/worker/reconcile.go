@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/msaudit/msaudit/internal/runqueue"
 	"github.com/msaudit/msaudit/internal/runstore"
 	"github.com/msaudit/msaudit/internal/submit"
 )
@@ -23,7 +24,8 @@ const reconcileBatchSize = 50
 
 // reconcileLoop repairs the open runs that made no progress for an interval
 // (see submit.Reconciler), so that a run whose tasks Redis lost still
-// completes without an operator. Only the worker that takes the lock does it.
+// completes without an operator, and deletes the queued batches of runs
+// whose data is gone. Only the worker that takes the lock does it.
 func (w *Worker) reconcileLoop(ctx context.Context, rdb redis.UniversalClient, every time.Duration) {
 	store := runstore.New(rdb)
 	r := &submit.Reconciler{
@@ -41,6 +43,13 @@ func (w *Worker) reconcileLoop(ctx context.Context, rdb redis.UniversalClient, e
 		ok, err := rdb.SetNX(ctx, reconcileLockKey, 1, every/2).Result()
 		if err != nil || !ok {
 			continue
+		}
+		// Batches of runs purged or past their retention hold addresses
+		// nobody will read again: delete them.
+		if n, err := runqueue.Orphans(ctx, r.Inspector, store.Exists); err != nil {
+			w.log.Warn("reconcile: delete tasks of expired runs", zap.Error(err))
+		} else if n > 0 {
+			w.log.Info("deleted the queued batches of expired or purged runs", zap.Int("tasks", n))
 		}
 		runs, err := store.OpenRuns(ctx)
 		if err != nil {
