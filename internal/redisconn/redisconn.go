@@ -69,6 +69,9 @@ func (o Options) ClientOptions() (*redis.Options, error) {
 	if o.Sentinel() {
 		return nil, fmt.Errorf("redis url %s: a Sentinel URL has no single server's options", Redact(o.URL))
 	}
+	if scheme, _, _ := strings.Cut(o.URL, "://"); scheme != "redis" && scheme != "rediss" && scheme != "unix" {
+		return nil, fmt.Errorf("redis url %s: want redis://, rediss://, redis-sentinel:// or rediss-sentinel://", Redact(o.URL))
+	}
 	opts, err := redis.ParseURL(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("redis url %s: %v", Redact(o.URL), scrub(err, o.URL))
@@ -242,6 +245,8 @@ func findPrimary(ctx context.Context, opts *redis.FailoverOptions) error {
 			return nil
 		case errors.Is(err, redis.Nil):
 			problems = append(problems, fmt.Sprintf("Sentinel %s monitors no primary named %q", addr, opts.MasterName))
+		case strings.Contains(err.Error(), "unknown command"):
+			problems = append(problems, fmt.Sprintf("%s is not a Sentinel (a Redis server, maybe: use redis://)", addr))
 		default:
 			problems = append(problems, fmt.Sprintf("Sentinel %s: %v", addr, err))
 		}

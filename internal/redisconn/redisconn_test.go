@@ -38,7 +38,9 @@ func TestClientOptions(t *testing.T) {
 		{name: "CA file without a certificate", o: Options{URL: "rediss://h:6380/0", CAFile: notPEM}, wantErr: "no PEM certificate"},
 		{name: "client certificate without key", o: Options{URL: "rediss://h:6380/0", CertFile: notPEM}, wantErr: "give both or neither"},
 		{name: "unreadable client certificate", o: Options{URL: "rediss://h:6380/0", CertFile: notPEM, KeyFile: notPEM}, wantErr: "redis client certificate"},
-		{name: "not a URL", o: Options{URL: "http://:url-s3cret@h/"}, wantErr: "redis url"},
+		{name: "another scheme", o: Options{URL: "http://:url-s3cret@h/"}, wantErr: "want redis://, rediss://"},
+		{name: "not a URL", o: Options{URL: "not a url"}, wantErr: "want redis://, rediss://"},
+		{name: "bad database", o: Options{URL: "redis://:url-s3cret@h:6379/zero"}, wantErr: "redis url redis://:xxxxx@h:6379/zero"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
