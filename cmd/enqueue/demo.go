@@ -126,7 +126,7 @@ func runDemo(cmd *cobra.Command, a *app, log *zap.Logger, o *demoOptions) error 
 // or that the run missed or invented. Dead-lettered addresses are not
 // contradictions: they are the honest "no answer".
 func compareTruth(gt tenantsim.GroundTruth, results []runstore.Result) int {
-	got := make(map[string]string)
+	got := make(map[string]runstore.AddressStatus)
 	for _, r := range results {
 		got[r.Address] = r.State
 	}

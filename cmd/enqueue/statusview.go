@@ -14,32 +14,32 @@ const recentWindow = 5 * time.Minute
 
 // statusView is the JSON of 'status' and 'runs'.
 type statusView struct {
-	RunID          string     `json:"run_id"`
-	TenantID       string     `json:"tenant_id"`
-	State          string     `json:"state"`
-	UsersTotal     int64      `json:"users_total"`
-	UsersSeen      int64      `json:"users_seen"`
-	AddressesTotal int64      `json:"addresses_total"`
-	Checked        int64      `json:"checked"`
-	Present        int64      `json:"present"`
-	Absent         int64      `json:"absent"`
-	FailedPending  int64      `json:"failed_pending"`
-	DeadLettered   int64      `json:"dead_lettered"`
-	Remaining      int64      `json:"remaining"`
-	Batches        int64      `json:"batches"`
-	RatePerSecond  float64    `json:"rate_per_second"`         // over the last minutes
-	AverageRate    float64    `json:"average_rate_per_second"` // since the first check
-	ETASeconds     *int64     `json:"eta_seconds"`
-	TenantRate     float64    `json:"tenant_rate_per_second"`
-	RealmRequests  int64      `json:"realm_requests"`
-	Throttles      int64      `json:"throttle_signals"`
-	RecheckOf      string     `json:"recheck_of,omitempty"`
-	StartedAt      time.Time  `json:"started_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
-	EnumeratedAt   *time.Time `json:"enumerated_at,omitempty"`
-	CompletedAt    *time.Time `json:"completed_at,omitempty"`
-	PausedAt       *time.Time `json:"paused_at,omitempty"`
-	LastError      string     `json:"last_error,omitempty"`
+	RunID          string            `json:"run_id"`
+	TenantID       string            `json:"tenant_id"`
+	State          runstore.RunState `json:"state"`
+	UsersTotal     int64             `json:"users_total"`
+	UsersSeen      int64             `json:"users_seen"`
+	AddressesTotal int64             `json:"addresses_total"`
+	Checked        int64             `json:"checked"`
+	Present        int64             `json:"present"`
+	Absent         int64             `json:"absent"`
+	FailedPending  int64             `json:"failed_pending"`
+	DeadLettered   int64             `json:"dead_lettered"`
+	Remaining      int64             `json:"remaining"`
+	Batches        int64             `json:"batches"`
+	RatePerSecond  float64           `json:"rate_per_second"`         // over the last minutes
+	AverageRate    float64           `json:"average_rate_per_second"` // since the first check
+	ETASeconds     *int64            `json:"eta_seconds"`
+	TenantRate     float64           `json:"tenant_rate_per_second"`
+	RealmRequests  int64             `json:"realm_requests"`
+	Throttles      int64             `json:"throttle_signals"`
+	RecheckOf      string            `json:"recheck_of,omitempty"`
+	StartedAt      time.Time         `json:"started_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+	EnumeratedAt   *time.Time        `json:"enumerated_at,omitempty"`
+	CompletedAt    *time.Time        `json:"completed_at,omitempty"`
+	PausedAt       *time.Time        `json:"paused_at,omitempty"`
+	LastError      string            `json:"last_error,omitempty"`
 }
 
 func newStatusView(r *runstore.Run, now time.Time) statusView {
@@ -101,7 +101,7 @@ func (v statusView) phase() string {
 	case runstore.StateIncomplete:
 		return "incomplete: the submit stopped"
 	}
-	return v.State
+	return string(v.State)
 }
 
 func bar(frac float64, width int) string {

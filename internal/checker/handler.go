@@ -250,8 +250,8 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 		o := runstore.Outcome{Address: addr, Rate: slot.Rate, Detail: runstore.Detail{RequestID: res.RequestID, CheckedAt: res.CheckedAt}}
 		answered++
 		if err == nil {
-			o.Status = string(res.Status)
-			h.metrics.checks.WithLabelValues(o.Status).Inc()
+			o.Status = runstore.AddressStatus(res.Status)
+			h.metrics.checks.WithLabelValues(string(res.Status)).Inc()
 			rec.add(o)
 			continue
 		}

@@ -36,11 +36,11 @@ type Comparison struct {
 // lists them, sorted by address then user ID.
 func Compare(oldID string, old []Row, newID string, cur []Row) *Comparison {
 	c := &Comparison{Old: oldID, New: newID, Resolved: []Entry{}, StillPresent: []Entry{}, NewlyPresent: []Entry{}, Unconfirmed: []Entry{}}
-	before := make(map[string]string, len(old))
+	before := make(map[string]runstore.AddressStatus, len(old))
 	for _, r := range old {
 		before[r.Address] = r.Status
 	}
-	after := make(map[string]string, len(cur))
+	after := make(map[string]runstore.AddressStatus, len(cur))
 	for _, r := range cur {
 		after[r.Address] = r.Status
 		var list *[]Entry

@@ -51,7 +51,8 @@ type compareView struct {
 
 type page struct {
 	Run                       *runstore.Run
-	State, Made               string
+	State                     runstore.RunState
+	Made                      string
 	S                         summary
 	Domains                   []domainRow
 	Options                   []option

@@ -27,16 +27,16 @@ var Formats = []string{"json", "csv", "html", "contacts"}
 
 // Row is one user-address pair; its JSON form is the report contract.
 type Row struct {
-	Address     string `json:"address"`
-	UserID      string `json:"user_id"`
-	UPN         string `json:"upn"`
-	DisplayName string `json:"display_name"`
-	Mail        string `json:"mail"`
-	Status      string `json:"status"` // present, absent, dead, pending
-	MSRequestID string `json:"ms_request_id"`
-	CheckedAt   string `json:"checked_at"` // RFC 3339 UTC, empty if never checked
-	Attempts    int    `json:"attempts"`
-	Error       string `json:"error"`
+	Address     string                 `json:"address"`
+	UserID      string                 `json:"user_id"`
+	UPN         string                 `json:"upn"`
+	DisplayName string                 `json:"display_name"`
+	Mail        string                 `json:"mail"`
+	Status      runstore.AddressStatus `json:"status"` // present, absent, dead, pending
+	MSRequestID string                 `json:"ms_request_id"`
+	CheckedAt   string                 `json:"checked_at"` // RFC 3339 UTC, empty if never checked
+	Attempts    int                    `json:"attempts"`
+	Error       string                 `json:"error"`
 }
 
 // Rows converts store results to report rows.
@@ -117,7 +117,7 @@ func writeCSV(w io.Writer, rows []Row) error {
 		return err
 	}
 	for _, r := range rows {
-		if err := cw.write(r.Address, r.UserID, r.UPN, r.DisplayName, r.Mail, r.Status, r.MSRequestID, r.CheckedAt,
+		if err := cw.write(r.Address, r.UserID, r.UPN, r.DisplayName, r.Mail, string(r.Status), r.MSRequestID, r.CheckedAt,
 			strconv.Itoa(r.Attempts), r.Error); err != nil {
 			return err
 		}

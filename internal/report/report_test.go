@@ -112,7 +112,7 @@ func TestContacts(t *testing.T) {
 }
 
 func TestCompare(t *testing.T) {
-	row := func(a, st string) Row { return Row{Address: a, UserID: "u-" + a, Status: st} }
+	row := func(a, st string) Row { return Row{Address: a, UserID: "u-" + a, Status: runstore.AddressStatus(st)} }
 	old := []Row{row("a", "present"), row("b", "present"), row("c", "present"), row("d", "absent"), row("e", "present"), row("f", "dead")}
 	cur := []Row{row("a", "absent"), row("b", "present"), row("c", "dead"), row("d", "present"), row("f", "present"), row("g", "present")}
 	c := Compare("old", old, "new", cur)

@@ -41,7 +41,7 @@ func TestPauseResume(t *testing.T) {
 		name    string
 		do      func() (bool, error)
 		changed bool
-		state   string
+		state   RunState
 	}{
 		{"pause", func() (bool, error) { return s.Pause(ctx, id, time.Now()) }, true, StatePaused},
 		{"pause again", func() (bool, error) { return s.Pause(ctx, id, time.Now()) }, false, StatePaused},

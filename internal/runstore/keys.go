@@ -13,13 +13,42 @@ const runsKey = prefix + "runs"
 // batches back to pending only inside a running worker.
 const OpenRunsKey = prefix + "runs:open"
 
-// Address states as stored in the status hash.
+// AddressStatus is where an address stands in a run.
+type AddressStatus string
+
+// The address states. Only StatePending moves: to present or absent with an
+// answer, to dead after the attempts run out (and back to pending on a
+// requeue).
 const (
-	statePending = "p"
-	StatePresent = "present"
-	StateAbsent  = "absent"
-	StateDead    = "dead"
+	StatePending AddressStatus = "pending"
+	StatePresent AddressStatus = "present"
+	StateAbsent  AddressStatus = "absent"
+	StateDead    AddressStatus = "dead"
+	// StateUnknown is the state of an address the run does not hold (or of
+	// a run that was purged).
+	StateUnknown AddressStatus = "unknown"
 )
+
+// storedPending is how the status hash spells StatePending: one byte for
+// every address still to check of a run of hundreds of thousands.
+const storedPending = "p"
+
+// statusOf reads a state as the status hash stores it. It returns the
+// constants themselves, so that results of a large run hold no copy of the
+// state per address.
+func statusOf(stored string) AddressStatus {
+	switch AddressStatus(stored) {
+	case storedPending:
+		return StatePending
+	case StatePresent:
+		return StatePresent
+	case StateAbsent:
+		return StateAbsent
+	case StateDead:
+		return StateDead
+	}
+	return StateUnknown
+}
 
 // keys are the Redis keys of one run.
 type keys struct {

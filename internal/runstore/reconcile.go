@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Counters are a run's counts of addresses by state.
@@ -33,8 +31,8 @@ func (r *Run) counters() Counters {
 // Input: KEYS: keys.scripted (KEYS[2] status, KEYS[3] attempts). ARGV[1] ->
 // now (unix ms). Output: the counters after, in the order total, checked,
 // present, absent, dead, failed pending.
-var recountScript = redis.NewScript(completeLua + `
-local n = {present = 0, absent = 0, dead = 0, p = 0}
+var recountScript = script(completeLua + `
+local n = {[{present}] = 0, [{absent}] = 0, [{dead}] = 0, [{pending}] = 0}
 local states = redis.call('HVALS', KEYS[2])
 for i = 1, #states do
   n[states[i]] = (n[states[i]] or 0) + 1
@@ -42,13 +40,14 @@ end
 local failed = 0
 local att = redis.call('HGETALL', KEYS[3])
 for i = 1, #att, 2 do
-  if tonumber(att[i+1]) > 0 and redis.call('HGET', KEYS[2], att[i]) == 'p' then failed = failed + 1 end
+  if tonumber(att[i+1]) > 0 and redis.call('HGET', KEYS[2], att[i]) == {pending} then failed = failed + 1 end
 end
-local total = n.present + n.absent + n.dead + n.p
-redis.call('HSET', KEYS[1], 'addresses_total', total, 'checked', n.present + n.absent, 'present', n.present,
-  'absent', n.absent, 'dead', n.dead, 'failed_pending', failed)
+local present, absent, dead = n[{present}], n[{absent}], n[{dead}]
+local total = present + absent + dead + n[{pending}]
+redis.call('HSET', KEYS[1], 'addresses_total', total, 'checked', present + absent, 'present', present,
+  'absent', absent, 'dead', dead, 'failed_pending', failed)
 maybe_complete(ARGV[1])
-return {total, n.present + n.absent, n.present, n.absent, n.dead, failed}
+return {total, present + absent, present, absent, dead, failed}
 `)
 
 // Recount recomputes the run's counters from its address states in one
@@ -70,7 +69,7 @@ func (s *Store) Recount(ctx context.Context, runID string, now time.Time) (befor
 func (s *Store) PendingAddresses(ctx context.Context, runID string) (map[string]bool, error) {
 	out := make(map[string]bool)
 	err := s.scanHash(ctx, runKeys(runID).status, func(a, st string) {
-		if st == statePending {
+		if st == storedPending {
 			out[a] = true
 		}
 	})

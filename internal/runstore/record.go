@@ -18,7 +18,7 @@ type Detail struct {
 // Outcome is the result of one attempt at one address.
 type Outcome struct {
 	Address string
-	Status  string // StatePresent, StateAbsent, or "" for a failed attempt
+	Status  AddressStatus // StatePresent, StateAbsent, or "" for a failed attempt
 	Detail  Detail
 	// Throttled marks a failed attempt the service throttled, counted
 	// apart in the run's throttle signals.
@@ -30,12 +30,12 @@ type Outcome struct {
 
 // AddressState is an address's state after an update.
 type AddressState struct {
-	State    string // "p" (pending), present, absent, dead, or unknown
+	State    AddressStatus
 	Attempts int
 }
 
 // Pending reports whether the address still needs a check.
-func (s AddressState) Pending() bool { return s.State == statePending }
+func (s AddressState) Pending() bool { return s.State == StatePending }
 
 // Final reports whether the address is present, absent or dead.
 func (s AddressState) Final() bool {
@@ -62,12 +62,12 @@ func (s *Store) Record(ctx context.Context, runID string, maxAttempts int, now t
 		if err != nil {
 			return nil, fmt.Errorf("encode detail: %w", err)
 		}
-		status := o.Status
+		status := string(o.Status)
 		switch {
 		case status == "" && o.Throttled:
-			status = "throttle"
+			status = outcomeThrottle
 		case status == "":
-			status = "fail"
+			status = outcomeFail
 		}
 		argv = append(argv, o.Address, status, d)
 	}
@@ -79,7 +79,7 @@ func (s *Store) Record(ctx context.Context, runID string, maxAttempts int, now t
 	for i := 0; i+1 < len(res); i += 2 {
 		st, _ := res[i].(string)
 		n, _ := res[i+1].(int64)
-		states = append(states, AddressState{State: st, Attempts: int(n)})
+		states = append(states, AddressState{State: statusOf(st), Attempts: int(n)})
 	}
 	return states, nil
 }
@@ -106,11 +106,8 @@ func (s *Store) LoadBatch(ctx context.Context, runID string, addrs []string) (Ba
 	bs := BatchState{RunExists: f[0] != nil, Cancelled: f[1] == "1", Paused: f[2] == "1", Addresses: make([]AddressState, len(addrs))}
 	for i := range addrs {
 		st, _ := sts.Val()[i].(string)
-		if st == "" {
-			st = "unknown"
-		}
 		at, _ := ats.Val()[i].(string)
-		bs.Addresses[i] = AddressState{State: st, Attempts: int(atoi(at))}
+		bs.Addresses[i] = AddressState{State: statusOf(st), Attempts: int(atoi(at))}
 	}
 	return bs, nil
 }

@@ -125,7 +125,7 @@ func (s *Store) Register(ctx context.Context, runID string, batch int, payload [
 		if len(addrs) > 0 {
 			fields := make([]any, 0, 2*len(addrs))
 			for _, a := range addrs {
-				fields = append(fields, a, statePending)
+				fields = append(fields, a, storedPending)
 			}
 			p.HSet(ctx, k.status, fields...)
 			p.HIncrBy(ctx, k.run, "addresses_total", int64(len(addrs)))

@@ -11,7 +11,7 @@ import (
 // state, as the report lists it.
 type Result struct {
 	Pair
-	State    string // present, absent, dead, or pending
+	State    AddressStatus // present, absent, dead, or pending
 	Attempts int
 	Detail
 }
@@ -76,13 +76,10 @@ func (s *Store) fillStates(ctx context.Context, k keys, pairs []Pair, out []Resu
 		return fmt.Errorf("load results: %w", err)
 	}
 	for i, p := range pairs {
-		r := Result{Pair: p, State: "pending"}
-		switch st, _ := sts.Val()[i].(string); st {
-		case StatePresent, StateAbsent, StateDead:
-			r.State = canonical[st] // one copy of each, not one per address
-		case "", statePending:
-		default:
-			r.State = st
+		st, _ := sts.Val()[i].(string)
+		r := Result{Pair: p, State: statusOf(st)}
+		if st == "" {
+			r.State = StatePending // a pair registered before its address
 		}
 		at, _ := ats.Val()[i].(string)
 		r.Attempts = int(atoi(at))
@@ -95,8 +92,6 @@ func (s *Store) fillStates(ctx context.Context, k keys, pairs []Pair, out []Resu
 	}
 	return nil
 }
-
-var canonical = map[string]string{StatePresent: StatePresent, StateAbsent: StateAbsent, StateDead: StateDead}
 
 // DeadLetter is a dead-lettered address with its last error.
 type DeadLetter struct {

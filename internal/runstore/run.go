@@ -15,14 +15,18 @@ import (
 // ErrRunNotFound is returned for an unknown (or purged, or expired) run ID.
 var ErrRunNotFound = errors.New("run not found")
 
-// Run states as reported by status.
+// RunState is where a run stands, as status reports it. It is derived from
+// the run record (Run.State), never stored.
+type RunState string
+
+// The run states.
 const (
-	StateEnumerating = "enumerating" // a submit is adding addresses
-	StateIncomplete  = "incomplete"  // a submit stopped before the end; resume with --run-id
-	StateRunning     = "running"     // all addresses queued, some not final
-	StateCompleted   = "completed"   // every address present, absent or dead
-	StateCancelled   = "cancelled"
-	StatePaused      = "paused" // workers send none of its requests until resumed
+	StateEnumerating RunState = "enumerating" // a submit is adding addresses
+	StateIncomplete  RunState = "incomplete"  // a submit stopped before the end; resume with --run-id
+	StateRunning     RunState = "running"     // all addresses queued, some not final
+	StateCompleted   RunState = "completed"   // every address present, absent or dead
+	StateCancelled   RunState = "cancelled"
+	StatePaused      RunState = "paused" // workers send none of its requests until resumed
 )
 
 // Run is the record of one audit run.
@@ -73,7 +77,7 @@ type Run struct {
 }
 
 // State derives the run's state from its record.
-func (r *Run) State() string {
+func (r *Run) State() RunState {
 	switch {
 	case r.Cancelled:
 		return StateCancelled

@@ -37,7 +37,7 @@ func newRunIn(t testing.TB, addrs ...string) (*Store, string) {
 	return s, id
 }
 
-func answer(a, st string) Outcome {
+func answer(a string, st AddressStatus) Outcome {
 	return Outcome{Address: a, Status: st, Detail: Detail{RequestID: "rq-" + a, CheckedAt: time.Now()}}
 }
 
