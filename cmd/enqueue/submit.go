@@ -338,7 +338,11 @@ func recheckSource(ctx context.Context, store *runstore.Store, o *submitOptions)
 	if !strings.EqualFold(old.TenantID, o.TenantID) {
 		return nil, fmt.Errorf("--recheck %s belongs to tenant %s, not %s", o.Recheck, old.TenantID, o.TenantID)
 	}
-	return intake.RecheckSource(ctx, store, o.Recheck)
+	src, err := intake.RecheckSource(ctx, store, o.Recheck)
+	if err != nil {
+		return nil, fmt.Errorf("--recheck: %w", err)
+	}
+	return src, nil
 }
 
 // buildSource validates everything it can against Graph (or reads the
@@ -376,12 +380,19 @@ func buildSource(ctx context.Context, log *zap.Logger, o *submitOptions) (submit
 		return nil, err
 	}
 	doms, err := intake.Domains(ctx, dir, o.Domains)
+	var listErr *intake.ListError
+	if errors.As(err, &listErr) {
+		err = fmt.Errorf("--domain: %w", err)
+	}
 	if err != nil {
 		return nil, dir.ExplainForbidden(err, o.DomainPermission)
 	}
 	log.Info("domains of the run", zap.Strings("domains", intake.DomainNames(doms)))
 	if ids != nil {
 		users, err := intake.ResolveUsers(ctx, dir, ids)
+		if errors.As(err, &listErr) {
+			err = fmt.Errorf("--users-file: %w", err)
+		}
 		if err != nil {
 			return nil, dir.ExplainForbidden(err, o.UserPermission)
 		}

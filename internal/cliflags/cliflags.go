@@ -7,6 +7,9 @@
 package cliflags
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
@@ -46,7 +49,12 @@ func envflagName(flag string) string { return envflag.Name(flag)[len(envflag.Pre
 
 // Logger builds the process logger from the flags (to stderr).
 func (c *Common) Logger() (*zap.Logger, error) {
-	return logging.New(c.LogLevel, c.LogFormat, nil)
+	log, err := logging.New(c.LogLevel, c.LogFormat, nil)
+	var oe *logging.OptionError
+	if errors.As(err, &oe) {
+		return nil, fmt.Errorf("--log-%s %q: want %s", oe.Option, oe.Value, oe.Want)
+	}
+	return log, err
 }
 
 // checkingFlags are the flags of how addresses are checked, which 'worker'

@@ -73,10 +73,17 @@ func Domains(ctx context.Context, dir Directory, requested []string) (addresses.
 		problems = append(problems, "not verified: "+strings.Join(unverified, ", "))
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("--domain: %s", strings.Join(problems, "; "))
+		return nil, &ListError{Problem: strings.Join(problems, "; ")}
 	}
 	return addresses.NewDomainSet(requested...), nil
 }
+
+// ListError is an operator's list (domains, users) naming what the tenant
+// does not have: the list is wrong, not the connection. The caller says
+// which list.
+type ListError struct{ Problem string }
+
+func (e *ListError) Error() string { return e.Problem }
 
 // DomainNames lists a domain set, sorted.
 func DomainNames(s addresses.DomainSet) []string {
@@ -105,7 +112,7 @@ func ResolveUsers(ctx context.Context, dir Directory, ids []string) ([]addresses
 		users = append(users, u)
 	}
 	if len(unknown) > 0 {
-		return nil, fmt.Errorf("--users-file: %d users not found in the tenant: %s", len(unknown), strings.Join(unknown, ", "))
+		return nil, &ListError{Problem: fmt.Sprintf("%d users not found in the tenant: %s", len(unknown), strings.Join(unknown, ", "))}
 	}
 	return users, nil
 }

@@ -31,7 +31,7 @@ func RecheckSource(ctx context.Context, store *runstore.Store, runID string) (su
 		}
 	}
 	if len(cands) == 0 {
-		return nil, fmt.Errorf("--recheck %s: the run found no consumer account to check again", runID)
+		return nil, fmt.Errorf("run %s found no consumer account to check again", runID)
 	}
 	return func(ctx context.Context, emit submit.Emit) error {
 		return emit(len(users), cands)

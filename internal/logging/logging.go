@@ -14,12 +14,19 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
+// OptionError is a level or format New does not know.
+type OptionError struct{ Option, Value, Want string }
+
+func (e *OptionError) Error() string {
+	return fmt.Sprintf("log %s %q: want %s", e.Option, e.Value, e.Want)
+}
+
 // New returns a logger writing to w (stderr if nil). format is json or
 // console; level is debug, info, warn or error.
 func New(level, format string, w io.Writer) (*zap.Logger, error) {
 	var lvl zapcore.Level
 	if err := lvl.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+		return nil, &OptionError{Option: "level", Value: level, Want: "debug, info, warn or error"}
 	}
 	ec := zap.NewProductionEncoderConfig()
 	ec.TimeKey = "ts"
@@ -32,7 +39,7 @@ func New(level, format string, w io.Writer) (*zap.Logger, error) {
 		ec.EncodeLevel = zapcore.CapitalLevelEncoder
 		enc = zapcore.NewConsoleEncoder(ec)
 	default:
-		return nil, fmt.Errorf("--log-format %q: want json or console", format)
+		return nil, &OptionError{Option: "format", Value: format, Want: "json or console"}
 	}
 	if w == nil {
 		w = os.Stderr
