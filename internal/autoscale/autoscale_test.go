@@ -2,16 +2,14 @@ package autoscale
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/msaudit/msaudit/internal/ratelimit"
 	"github.com/msaudit/msaudit/internal/redistest"
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/runstore/runstoretest"
 )
 
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
@@ -64,7 +62,7 @@ func TestComputeFromTheRunStore(t *testing.T) {
 	src := Source{Store: store, Rate: lim.Rate, SlotsPerWorker: 10,
 		Latency: func(string) time.Duration { return 300 * time.Millisecond }}
 
-	run := newRun(t, rdb, store, 400, 5) // 400 batches of 5 addresses
+	run := runstoretest.NewRun(t, store, runstoretest.Run{TenantID: "tenant-a", N: 2000, BatchSize: 5}).ID // 400 batches
 	got, err := src.Compute(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -75,10 +73,8 @@ func TestComputeFromTheRunStore(t *testing.T) {
 
 	// Every address fails once: all of them wait in asynq's retry set.
 	var fails []runstore.Outcome
-	for b := 0; b < 400; b++ {
-		for i := 0; i < 5; i++ {
-			fails = append(fails, runstore.Outcome{Address: addr(b, i), Detail: runstore.Detail{Error: "HTTP 503"}})
-		}
+	for i := 0; i < 2000; i++ {
+		fails = append(fails, runstore.Outcome{Address: runstoretest.Address(i), Detail: runstore.Detail{Error: "HTTP 503"}})
 	}
 	if _, err := store.Record(ctx, run, 5, time.Now(), fails); err != nil {
 		t.Fatal(err)
@@ -98,33 +94,4 @@ func TestComputeFromTheRunStore(t *testing.T) {
 	if got, _ := src.Compute(ctx); got != (Result{}) {
 		t.Errorf("after the run completed: %+v, want zero", got)
 	}
-}
-
-func addr(batch, i int) string { return fmt.Sprintf("u%d-%d@contoso.com", batch, i) }
-
-func newRun(t *testing.T, rdb *redis.Client, store *runstore.Store, batches, size int) string {
-	t.Helper()
-	ctx := context.Background()
-	id := runstore.NewRunID(time.Now())
-	if err := store.CreateRun(ctx, &runstore.Run{ID: id, TenantID: "tenant-a", Source: "graph", Retention: time.Hour}, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	for b := 0; b < batches; b++ {
-		var addrs []string
-		var pairs []runstore.Pair
-		for i := 0; i < size; i++ {
-			addrs = append(addrs, addr(b, i))
-			pairs = append(pairs, runstore.Pair{Address: addr(b, i), UserID: addr(b, i), UPN: addr(b, i)})
-		}
-		if _, err := store.NextBatch(ctx, id, 1); err != nil {
-			t.Fatal(err)
-		}
-		if err := store.Register(ctx, id, b, []byte(`{}`), addrs, pairs, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := store.FinishEnumeration(ctx, id, int64(batches*size), time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	return id
 }

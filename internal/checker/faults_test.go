@@ -15,7 +15,7 @@ import (
 	"github.com/msaudit/msaudit/internal/realmtest"
 	"github.com/msaudit/msaudit/internal/redistest"
 	"github.com/msaudit/msaudit/internal/runstore"
-	"github.com/msaudit/msaudit/tasks"
+	"github.com/msaudit/msaudit/internal/runstore/runstoretest"
 )
 
 // TestRealmFaultsEndDeadLettered runs the handler with the real realm client
@@ -41,24 +41,8 @@ func TestRealmFaultsEndDeadLettered(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := runstore.New(rdb)
-			id := runstore.NewRunID(time.Now())
-			p := tasks.CheckBatchPayload{RunID: id, TenantID: "tenant-" + id}
-			for _, a := range addrs {
-				p.Entries = append(p.Entries, tasks.Entry{Address: a})
-			}
-			if err := st.CreateRun(ctx, &runstore.Run{ID: id, TenantID: p.TenantID}, time.Now()); err != nil {
-				t.Fatal(err)
-			}
-			var pairs []runstore.Pair
-			for _, a := range addrs {
-				pairs = append(pairs, runstore.Pair{Address: a, UserID: "user-" + a})
-			}
-			if err := st.Register(ctx, id, 0, nil, addrs, pairs, nil); err != nil {
-				t.Fatal(err)
-			}
-			if err := st.FinishEnumeration(ctx, id, 1, time.Now()); err != nil {
-				t.Fatal(err)
-			}
+			run := runstoretest.NewRun(t, st, runstoretest.Run{Addresses: addrs, BatchSize: len(addrs)})
+			id, p := run.ID, run.Batches[0]
 			lim, err := ratelimit.New(rdb, ratelimit.Config{TenantRate: 1000, MaxWait: time.Second})
 			if err != nil {
 				t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/msaudit/msaudit/internal/realm"
 	"github.com/msaudit/msaudit/internal/redistest"
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/runstore/runstoretest"
 	"github.com/msaudit/msaudit/tasks"
 )
 
@@ -54,20 +55,9 @@ func (f *fakeRealm) Check(_ context.Context, addr string) (realm.Result, error) 
 
 func setup(t *testing.T, rdb *redis.Client, lim ratelimit.Config, fr *fakeRealm, addrs ...string) (*Handler, tasks.CheckBatchPayload) {
 	t.Helper()
-	ctx := context.Background()
 	st := runstore.New(rdb)
-	id := runstore.NewRunID(time.Now())
-	if err := st.CreateRun(ctx, &runstore.Run{ID: id, TenantID: "tenant-" + id}, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	p := tasks.CheckBatchPayload{RunID: id, TenantID: "tenant-" + id, Batch: 0}
-	for _, a := range addrs {
-		p.Entries = append(p.Entries, tasks.Entry{Address: a})
-	}
-	if err := st.Register(ctx, id, 0, nil, addrs, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	st.FinishEnumeration(ctx, id, 1, time.Now())
+	run := runstoretest.NewRun(t, st, runstoretest.Run{Addresses: addrs, BatchSize: len(addrs)})
+	p := run.Batches[0]
 	l, err := ratelimit.New(rdb, lim)
 	if err != nil {
 		t.Fatal(err)
