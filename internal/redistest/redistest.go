@@ -1,7 +1,8 @@
 // Package redistest starts a private redis-server for tests: on a free
 // loopback port, with its own temporary directory, stopped when the test
-// binary's tests end. Set TEST_REDIS_URL to use an existing server instead
-// (it is flushed per test). It is imported only by tests.
+// binary's tests end. Each test gets a database of its own (URL, Client), so
+// tests may run in parallel. Set TEST_REDIS_URL to use an existing server
+// instead (one database, flushed per test). It is imported only by tests.
 package redistest
 
 import (
@@ -97,17 +98,33 @@ func (s *Server) Stop() {
 	os.RemoveAll(s.Dir)
 }
 
-// URL returns the URL of the shared test Redis (TEST_REDIS_URL, or a private
-// server started once per test binary), flushed for this test.
+// sharedDatabases is how many databases the shared server has: each test
+// gets one of its own (the first is left unused), so tests that use it may
+// run in parallel.
+const sharedDatabases = 256
+
+var (
+	dbMu   sync.Mutex
+	nextDB int
+)
+
+// URL returns the URL of a database of the shared test Redis for this test
+// alone, flushed: a private server started once per test binary, or
+// TEST_REDIS_URL (then its one database, and tests using it must not run in
+// parallel).
 func URL(t testing.TB) string {
 	t.Helper()
 	url := os.Getenv("TEST_REDIS_URL")
 	if url == "" {
-		once.Do(func() { shared, errRun = Start() })
+		once.Do(func() { shared, errRun = Start(fmt.Sprintf("databases %d", sharedDatabases)) })
 		if errRun != nil {
 			t.Fatal(errRun)
 		}
-		url = shared.URL
+		dbMu.Lock()
+		db := nextDB%(sharedDatabases-1) + 1
+		nextDB++
+		dbMu.Unlock()
+		url = fmt.Sprintf("redis://%s/%d", shared.Addr, db)
 	}
 	opts, err := redis.ParseURL(url)
 	if err != nil {
