@@ -70,3 +70,42 @@ func TestOpenRunsIndex(t *testing.T) {
 		t.Errorf("after cancel and purge the index holds %d runs", n)
 	}
 }
+
+// TestExtendingACompletedRunReopensIt: a submit --run-id that adds to a
+// completed run makes it open again, with no expiry, until the new
+// addresses are final.
+func TestExtendingACompletedRunReopensIt(t *testing.T) {
+	ctx := context.Background()
+	s, id := newRun(t, "a@x.com")
+	if err := s.FinishEnumeration(ctx, id, 1, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Record(ctx, id, 1, time.Now(), []Outcome{answer("a@x.com", StateAbsent)}); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := s.rdb.TTL(ctx, runKeys(id).run).Val(); ttl <= 0 || openIDs(t, s)[id] {
+		t.Fatalf("completed run: ttl %s, open %v", ttl, openIDs(t, s)[id])
+	}
+	if err := s.StartEnumeration(ctx, id, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := s.GetRun(ctx, id)
+	if ttl := s.rdb.TTL(ctx, runKeys(id).run).Val(); ttl != -1 || !openIDs(t, s)[id] || !r.CompletedAt.IsZero() || r.Enumerated {
+		t.Errorf("extended run: ttl %s, open %v, completed at %v, enumerated %v", ttl, openIDs(t, s)[id], r.CompletedAt, r.Enumerated)
+	}
+}
+
+// TestCancelStartsTheRetention: a cancelled run's data expires like a
+// completed one's.
+func TestCancelStartsTheRetention(t *testing.T) {
+	ctx := context.Background()
+	s, id := newRun(t, "a@x.com")
+	if err := s.Cancel(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range runKeys(id).data() {
+		if s.rdb.Exists(ctx, key).Val() == 1 && s.rdb.TTL(ctx, key).Val() <= 0 {
+			t.Errorf("%s does not expire after cancel", key)
+		}
+	}
+}

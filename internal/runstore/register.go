@@ -62,9 +62,27 @@ func (s *Store) Unlock(ctx context.Context, runID, holder string) error {
 
 // StartEnumeration stamps the start of an enumeration pass.
 func (s *Store) StartEnumeration(ctx context.Context, runID string, now time.Time) error {
-	ms := now.UnixMilli()
-	return s.rdb.HSet(ctx, runKeys(runID).run, "enumeration_started_at", ms, "updated_at", ms).Err()
+	if err := startScript.Run(ctx, s.rdb, runKeys(runID).scripted(), now.UnixMilli()).Err(); err != nil {
+		return fmt.Errorf("start enumeration: %w", err)
+	}
+	return nil
 }
+
+// startScript marks a submit adding to a run. A completed run that a
+// submit extends (--run-id) is reopened: it is not complete until the new
+// addresses are final, and its data must not expire meanwhile.
+//
+// Input: KEYS: keys.scripted. ARGV[1] -> now (unix ms). Output: 1.
+var startScript = script(runIDLua + `
+redis.call('HSET', KEYS[1], 'enumeration_started_at', ARGV[1], 'updated_at', ARGV[1])
+if redis.call('HEXISTS', KEYS[1], 'completed_at') == 1 then
+  redis.call('HDEL', KEYS[1], 'completed_at')
+  redis.call('HSET', KEYS[1], 'enumerated', 0)
+  for i = 1, #KEYS - 1 do redis.call('PERSIST', KEYS[i]) end
+  redis.call('ZADD', KEYS[#KEYS], redis.call('HGET', KEYS[1], 'created_at') or ARGV[1], run_id())
+end
+return 1
+`)
 
 // SetError keeps why the last submit stopped, for status.
 func (s *Store) SetError(ctx context.Context, runID, msg string) error {

@@ -209,12 +209,21 @@ func (s *Store) loadRuns(ctx context.Context, index string, ids []string) ([]*Ru
 
 // Cancel marks a run cancelled: workers drop its remaining tasks.
 func (s *Store) Cancel(ctx context.Context, id string) error {
-	if _, err := s.GetRun(ctx, id); err != nil {
+	r, err := s.GetRun(ctx, id)
+	if err != nil {
 		return err
 	}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, runKeys(id).run, "cancelled", 1, "updated_at", time.Now().UnixMilli())
+	k := runKeys(id)
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, k.run, "cancelled", 1, "updated_at", time.Now().UnixMilli())
 		p.ZRem(ctx, OpenRunsKey, id)
+		// What it found is personal data like any run's: it expires after
+		// the retention from now.
+		if r.Retention > 0 {
+			for _, key := range k.data() {
+				p.Expire(ctx, key, r.Retention)
+			}
+		}
 		return nil
 	})
 	if err != nil {
