@@ -35,7 +35,7 @@ demo: ## audit a simulated tenant end to end (no Azure, no Redis needed)
 .PHONY: test
 test: ## vet, then all tests (integration tests start their own redis-server), then the deploy/ manifests
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 30m $(PKGS)
+	$(GO) test -count=1 -parallel 4 -timeout 30m $(PKGS)
 	cd deploy && $(GO) vet ./... && $(GO) test -count=1 -timeout 30m ./...
 
 .PHONY: test-deploy

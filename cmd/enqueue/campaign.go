@@ -94,8 +94,9 @@ one (NEW), typically 'submit --recheck OLD':
   unconfirmed    a consumer account in OLD, no answer in NEW (dead-lettered,
                  pending or not checked): neither resolved nor not
 Counts are addresses; the lists have one entry per user and address. With
--o json: {"resolved": [...], "still_present": [...], "newly_present": [...],
-"unconfirmed": [...]}, each entry {address, user_id, upn, display_name}.`,
+-o json: {"old_run": OLD, "new_run": NEW, "resolved": [...], "still_present":
+[...], "newly_present": [...], "unconfirmed": [...]}, each entry {address,
+user_id, upn, display_name}.`,
 		Example: "  enqueue compare 20261001T000000Z-aaaaaa 20261101T000000Z-bbbbbb\n  enqueue compare OLD NEW -o json | jq '.resolved[].address'",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -67,7 +67,7 @@ Redis with 'submit' and 'worker'. Takes the flags of 'submit' and 'worker'.`,
 	}
 	addSubmitFlags(cmd, a, &o.submitOptions)
 	cliflags.RegisterChecking(cmd.Flags(), &o.Worker)
-	cmd.Flags().StringVar(&o.ReportDir, "report-dir", "audit-report", "directory for report.html, report.csv and report.json")
+	cmd.Flags().StringVar(&o.ReportDir, "report-dir", "audit-report", "directory for report.html, report.csv, report.json and contacts.csv")
 	return cmd
 }
 

@@ -1,7 +1,8 @@
 // Package autoscale computes how many worker processes the open runs can
 // use: the figure the Kubernetes autoscaler scales the worker Deployment on.
 // Every worker serves it (GET /scaler, and the msaudit_scaler_* gauges) from
-// the state in Redis, so any replica gives the same answer.
+// the state in Redis, so any replica gives about the same answer (the
+// request latency in it is each process's own measure).
 //
 // Queue depth is the wrong measure: ten thousand batches of one tenant paced
 // at 5 requests/s keep one worker busy, not a hundred. A tenant at rate R
