@@ -21,6 +21,7 @@ import (
 // TestBadInputLeavesNothing: every refused submit names its problem, exits
 // non-zero and leaves Redis empty — no run, no task.
 func TestBadInputLeavesNothing(t *testing.T) {
+	t.Parallel() // a Redis database, simulator and workers of its own
 	dir := t.TempDir()
 	redisURL := newRedis(t)
 	s := startSim(t, dir, "--users", "200", "--seed", "3")

@@ -42,6 +42,7 @@ func graphArgs(s *sim) []string {
 // HTML reports of both runs render in Chromium with the hostile users shown
 // as text, and no CSV cell can run as a formula.
 func TestRecheckAndCompare(t *testing.T) {
+	t.Parallel() // a Redis database, simulator and workers of its own
 	dir := t.TempDir()
 	redisURL := newRedis(t)
 	s := startSim(t, dir, "--users", "400", "--seed", "21", "--hostile-users", "--fault-5xx", "0.01")

@@ -53,6 +53,7 @@ var redisAOF = []string{"appendonly yes", "appendfsync everysec", "auto-aof-rewr
 // reconcile'. The run must end with every address in exactly one final
 // state, equal to the simulator's ground truth.
 func TestChaos(t *testing.T) {
+	t.Parallel() // a Redis database, simulator and workers of its own
 	size := chaosConfig()
 	dir := t.TempDir()
 	srv := privateRedis(t, redisAOF...)

@@ -58,6 +58,7 @@ func (s *sim) perAddress(t testing.TB) map[string]int64 {
 // service recovers, requeue resolves them all; a second requeue checks
 // nothing again.
 func TestDeadLetterWorkflow(t *testing.T) {
+	t.Parallel() // a Redis database, simulator and workers of its own
 	dir := t.TempDir()
 	redisURL := newRedis(t)
 	// First run a simulator only to learn the ground truth, then pick the

@@ -64,6 +64,7 @@ func redisKeys(t *testing.T, redisURL string) []string {
 // stops submit before anything is written, naming the permission and the
 // consent steps; so does a Graph 403 for a permission the token lacks.
 func TestMissingPermissionLeavesNothing(t *testing.T) {
+	t.Parallel() // a Redis database, simulator and workers of its own
 	dir := t.TempDir()
 	redisURL := newRedis(t)
 	s := startSim(t, dir, "--users", "50", "--roles", "Domain.Read.All")
@@ -104,6 +105,7 @@ func TestMissingPermissionLeavesNothing(t *testing.T) {
 // on every 10th users page. The run's addresses equal the ground truth and
 // every page was served successfully exactly once.
 func TestEnumerationUnderGraphThrottling(t *testing.T) {
+	t.Parallel() // a Redis database, simulator and workers of its own
 	dir := t.TempDir()
 	redisURL := newRedis(t)
 	s := startSim(t, dir, "--users", "50000", "--seed", "5", "--graph-throttle-every", "10")
@@ -155,6 +157,7 @@ func TestEnumerationUnderGraphThrottling(t *testing.T) {
 // users; 'submit --run-id RUN' with the same options finishes the run, and
 // workers check every address of the tenant exactly once.
 func TestSubmitKilledMidEnumerationResumes(t *testing.T) {
+	t.Parallel() // a Redis database, simulator and workers of its own
 	dir := t.TempDir()
 	redisURL := newRedis(t)
 	// Every 2nd users page answers 429 with Retry-After: 1, so reading the
@@ -232,6 +235,7 @@ func TestSubmitKilledMidEnumerationResumes(t *testing.T) {
 // Graph's own 400 text reaches the operator for a malformed filter, and that
 // an advanced filter works without --advanced-query.
 func TestSubmitWithOtherMethods(t *testing.T) {
+	t.Parallel() // a Redis database, simulator and workers of its own
 	dir := t.TempDir()
 	redisURL := newRedis(t)
 	certFile := filepath.Join(dir, "app.pem")
@@ -295,6 +299,7 @@ func TestSubmitWithOtherMethods(t *testing.T) {
 // is incomplete, and once Graph is back 'submit --run-id RUN' finishes it
 // with no address checked twice.
 func TestGraphOutageThenResume(t *testing.T) {
+	t.Parallel() // a Redis database, simulator and workers of its own
 	dir := t.TempDir()
 	redisURL := newRedis(t)
 	s := startSim(t, dir, "--users", "3000", "--seed", "9", "--graph-fail-after-pages", "2")

@@ -21,6 +21,7 @@ import (
 // archived or dead-lettered; then the run completes and matches the ground
 // truth. Meanwhile 'status --watch' under tmux redraws one block in place.
 func TestPauseResume(t *testing.T) {
+	t.Parallel() // a Redis database, simulator and workers of its own
 	dir := t.TempDir()
 	redisURL := newRedis(t)
 	s := startSim(t, dir, "--users", "600", "--seed", "5")

@@ -17,6 +17,7 @@ func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 // address once per owner, with the right status, and nothing else — even
 // with faults injected and one worker killed with SIGKILL mid-run.
 func TestAuditMatchesGroundTruth(t *testing.T) {
+	t.Parallel() // a Redis database, simulator and workers of its own
 	dir := t.TempDir()
 	redisURL := newRedis(t)
 	s := startSim(t, dir, "--users", "2000", "--seed", "7", "--realm-rate", "400", "--realm-penalty", "200ms",

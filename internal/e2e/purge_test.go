@@ -20,6 +20,7 @@ import (
 // (archived batches) and completed batches, no Redis key or value holds
 // any of its addresses, and another run's data and tasks are untouched.
 func TestPurgeLeavesNoTrace(t *testing.T) {
+	t.Parallel() // a Redis database, simulator and workers of its own
 	dir := t.TempDir()
 	redisURL := newRedis(t)
 	gt := startSim(t, t.TempDir(), "--users", "200", "--seed", "9").truth(t)
