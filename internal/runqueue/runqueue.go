@@ -189,7 +189,9 @@ func Wake(ctx context.Context, in Inspector, runID string, lane int) (int, error
 		switch err := in.RunTask(q, id); {
 		case err == nil:
 			n++
-		case errors.Is(err, asynq.ErrTaskNotFound) || strings.Contains(err.Error(), "pending") || strings.Contains(err.Error(), "active"):
+		case errors.Is(err, asynq.ErrTaskNotFound) || strings.Contains(err.Error(), "already"):
+			// Gone, or moved on by a worker meanwhile (asynq v0.26: "task is
+			// already running", "task is already in pending state").
 		default:
 			return n, fmt.Errorf("wake task %s: %w", id, err)
 		}
