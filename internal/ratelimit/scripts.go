@@ -29,9 +29,17 @@ local function load(key)
 end
 `
 
-// reserveScript: KEYS tenant state, global tat. ARGV ceiling, global rate,
-// max wait (us), initial, adaptive (0|1), doubling (s), recovery (s), probe,
-// min rate, ttl (ms). Returns {ok, wait us, rate*1000, epoch}.
+// reserveScript takes the tenant's next request slot if it is within the
+// max wait, on the GCRA schedule of the tenant (and of all tenants, with a
+// global rate).
+//
+// Input: KEYS[1] -> the tenant's state hash, KEYS[2] -> the global
+// theoretical arrival time. ARGV[1] -> ceiling (requests/s), ARGV[2] ->
+// global rate (0: none), ARGV[3] -> max wait (us), ARGV[4] -> initial rate,
+// ARGV[5] -> adaptive (0|1), ARGV[6] -> doubling time (s), ARGV[7] ->
+// recovery time constant (s), ARGV[8] -> probe (fraction/s), ARGV[9] -> min
+// rate, ARGV[10] -> state TTL (ms).
+// Output: {1 if a slot was taken else 0, wait (us), rate*1000, epoch}.
 var reserveScript = redis.NewScript(rateLua + `
 local ceiling, grate, maxwait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local initial, adaptive = tonumber(ARGV[4]), ARGV[5] == '1'
@@ -62,13 +70,21 @@ end
 return {1, math.floor(wait), math.floor(r * 1000), s.epoch}
 `)
 
-// throttleScript: KEYS tenant state. ARGV ceiling, initial, retry-after (us),
-// backoff, pause (us), max pause (us), doubling, recovery, probe, min rate,
-// ttl (ms), epoch of the throttled request's slot, estimate margin, and the
-// estimate and cut factors on leaving slow start, and the short-pause margin.
-// Returns the pause still in force (us). Every reaction starts a new epoch; a report
-// from a slot of an older epoch was sent before that reaction and is ignored,
-// so requests in flight during a cut do not cut again or lengthen the pause.
+// throttleScript reacts to a throttle signal: it pauses the tenant, cuts its
+// rate and re-estimates its capacity. Every reaction starts a new epoch; a
+// report from a slot of an older epoch was sent before that reaction and is
+// ignored, so requests in flight during a cut do not cut again or lengthen
+// the pause.
+//
+// Input: KEYS[1] -> the tenant's state hash. ARGV[1] -> ceiling, ARGV[2] ->
+// initial rate, ARGV[3] -> the service's Retry-After (us), ARGV[4] ->
+// backoff factor, ARGV[5] -> base pause (us), ARGV[6] -> max pause (us),
+// ARGV[7] -> doubling time (s), ARGV[8] -> recovery (s), ARGV[9] -> probe,
+// ARGV[10] -> min rate, ARGV[11] -> state TTL (ms), ARGV[12] -> epoch of
+// the throttled request's slot, ARGV[13] -> estimate margin, ARGV[14] and
+// ARGV[15] -> estimate and cut factors on leaving slow start, ARGV[16] ->
+// short-pause margin.
+// Output: the pause still in force (us).
 var throttleScript = redis.NewScript(rateLua + `
 local ceiling, initial, retry = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local backoff, basepause, maxpause = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -110,19 +126,24 @@ redis.call('PEXPIRE', KEYS[1], ARGV[11])
 return math.floor(p)
 `)
 
-// staleScript: KEYS tenant state. ARGV epoch of a slot. Returns how long
-// (us) the tenant stays paused if a throttle reaction happened since the
-// slot was given (0 if the pause is already over), or -1 if the slot is
-// still good.
+// staleScript tells whether a slot was given before a throttle reaction.
+//
+// Input: KEYS[1] -> the tenant's state hash. ARGV[1] -> the slot's epoch.
+// Output: -1 if the slot is still good; else how long (us) the tenant stays
+// paused (0 if the pause is already over).
 var staleScript = redis.NewScript(rateLua + `
 local s = load(KEYS[1])
 if s.epoch <= tonumber(ARGV[1]) then return -1 end
 return math.floor(math.max(0, (tonumber(s['until']) or 0) - now_us()))
 `)
 
-// rateScript: KEYS tenant state. ARGV ceiling, initial, doubling (s),
-// recovery (s), probe, min rate. Returns the tenant's current rate * 1000
-// without taking a slot or changing anything (the autoscaler reads it).
+// rateScript reads the tenant's current rate without taking a slot or
+// changing anything (the autoscaler reads it).
+//
+// Input: KEYS[1] -> the tenant's state hash. ARGV[1] -> ceiling, ARGV[2] ->
+// initial rate, ARGV[3] -> doubling time (s), ARGV[4] -> recovery (s),
+// ARGV[5] -> probe, ARGV[6] -> min rate.
+// Output: the rate * 1000.
 var rateScript = redis.NewScript(rateLua + `
 local s = load(KEYS[1])
 return math.floor(1000 * current_rate(s, now_us(), tonumber(ARGV[1]), tonumber(ARGV[2]),
