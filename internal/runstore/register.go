@@ -35,10 +35,18 @@ func (s *Store) Lock(ctx context.Context, runID, holder string) error {
 	return nil
 }
 
+// unlockScript releases the submit lock if this holder still has it.
+//
+// Input: KEYS[1] -> the run's lock, ARGV[1] -> the holder.
+// Output: 1 if released, else 0.
 var unlockScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`)
 
+// refreshScript extends the submit lock if this holder still has it.
+//
+// Input: KEYS[1] -> the run's lock, ARGV[1] -> the holder, ARGV[2] -> the
+// new TTL (ms). Output: 1 if extended, else 0.
 var refreshScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`)
