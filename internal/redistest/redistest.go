@@ -38,6 +38,19 @@ var (
 // Start starts a new redis-server with the given extra config lines (e.g.
 // "appendonly yes"); the caller stops it. Tests that restart Redis use this.
 func Start(extra ...string) (*Server, error) {
+	s, err := newServer()
+	if err != nil {
+		return nil, err
+	}
+	s.URL = "redis://" + s.Addr + "/0"
+	if err := s.Restart(extra...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newServer finds redis-server, a free port and a directory for a server.
+func newServer() (*Server, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return nil, fmt.Errorf("redis-server not installed (apt-get install redis-server, or set TEST_REDIS_URL): %w", err)
 	}
@@ -49,12 +62,7 @@ func Start(extra ...string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir}
-	s.URL = "redis://" + s.Addr + "/0"
-	if err := s.Restart(extra...); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir}, nil
 }
 
 // Restart (re)starts the server process on the same port and directory.

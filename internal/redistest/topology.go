@@ -22,19 +22,12 @@ import (
 // URL is then rediss://. It waits for the server's "Ready to accept
 // connections" rather than a ping, which TLS or an ACL would refuse.
 func StartConf(tlsPort bool, lines ...string) (*Server, error) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		return nil, fmt.Errorf("redis-server not installed: %w", err)
-	}
-	dir, err := os.MkdirTemp("", "redistest-")
+	s, err := newServer()
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir}
-	p := strconv.Itoa(port)
+	dir := s.Dir
+	_, p, _ := net.SplitHostPort(s.Addr)
 	base := []string{"bind 127.0.0.1", "dir " + dir, `save ""`, "maxmemory-policy noeviction", "protected-mode no",
 		"logfile " + filepath.Join(dir, "redis.log")}
 	if tlsPort {
