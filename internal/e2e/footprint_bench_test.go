@@ -45,7 +45,6 @@ func footprint(b *testing.B, users int) {
 	defer srv.Stop()
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer rdb.Close()
-	ctx := context.Background()
 	empty := usedMemory(b, rdb)
 
 	s := startSim(b, dir, "--users", strconv.Itoa(users), "--seed", "17")
@@ -73,7 +72,6 @@ func footprint(b *testing.B, users int) {
 	b.ReportMetric(float64(queued)/n, "queued-B/address")
 	b.ReportMetric(float64(done)/n, "completed-B/address")
 	b.ReportMetric(n, "addresses")
-	_ = ctx
 }
 
 // usedMemory is INFO memory's used_memory.
