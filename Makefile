@@ -33,9 +33,10 @@ demo: ## audit a simulated tenant end to end (no Azure, no Redis needed)
 	$(GO) run ./cmd/enqueue demo --users 3000 --report-dir out/demo
 
 .PHONY: test
-test: ## vet, then all tests (integration tests start their own redis-server), then the deploy/ manifests
+test: ## vet, all tests (integration tests start their own redis-server), the concurrent packages under -race, the deploy/ manifests
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -parallel 4 -timeout 30m $(PKGS)
+	$(GO) test -race -short -count=1 ./internal/checker ./internal/ratelimit ./internal/realm ./internal/worker ./internal/tenantsim ./internal/autoscale ./internal/redisconn ./internal/submit
 	cd deploy && $(GO) vet ./... && $(GO) test -count=1 -timeout 30m ./...
 
 .PHONY: test-deploy

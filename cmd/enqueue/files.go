@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/msaudit/msaudit/internal/addresses"
 )
 
 type ioWriter = io.Writer
@@ -29,15 +31,20 @@ func readListFile(name string, parse func(io.Reader) ([]string, error)) ([]strin
 // lines and '#' comment lines ignored (a UPN may itself contain '#').
 func readIdentities(r io.Reader) ([]string, error) {
 	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), addresses.MaxLine)
 	var out []string
 	seen := make(map[string]bool)
-	for sc.Scan() {
+	n := 1
+	for ; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
+		if why := addresses.BadText(line); why != "" {
+			return nil, fmt.Errorf("line %d: %s", n, why)
+		}
 		if strings.ContainsAny(line, " \t,;") {
-			return nil, fmt.Errorf("%q is not a UPN or object ID", line)
+			return nil, fmt.Errorf("line %d: %q is not a UPN or object ID", n, line)
 		}
 		if k := strings.ToLower(line); !seen[k] {
 			seen[k] = true
@@ -45,7 +52,7 @@ func readIdentities(r io.Reader) ([]string, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, err
+		return nil, addresses.ScanErr(err, n)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no users listed")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -83,9 +84,15 @@ func (o *submitOptions) Validate() error {
 	return nil
 }
 
+// tenantPattern is a directory (tenant) ID: a GUID.
+var tenantPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
 func (o *submitOptions) validateFlags() error {
 	if strings.TrimSpace(o.TenantID) == "" {
 		return errors.New("--tenant-id is required (the directory (tenant) ID, or AZURE_TENANT_ID)")
+	}
+	if !tenantPattern.MatchString(o.TenantID) && !addresses.Valid("x@"+o.TenantID) {
+		return fmt.Errorf("--tenant-id %q: want the directory (tenant) ID, a GUID, or a domain of the tenant such as contoso.onmicrosoft.com", o.TenantID)
 	}
 	if _, err := directory.CloudByName(o.Environment); err != nil {
 		return fmt.Errorf("--environment: %w", err)

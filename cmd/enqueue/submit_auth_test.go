@@ -37,7 +37,7 @@ func clearAuthEnv(t *testing.T) {
 }
 
 func baseOptions() submitOptions {
-	return submitOptions{TenantID: "t", Environment: "Global", ClientID: testClientID, Addresses: "all",
+	return submitOptions{TenantID: "contoso.onmicrosoft.com", Environment: "Global", ClientID: testClientID, Addresses: "all",
 		BatchSize: 50, Output: "text", Retention: 24 * time.Hour}
 }
 

@@ -86,3 +86,15 @@ func TestReadListRejectsEveryBadLine(t *testing.T) {
 		t.Errorf("error names a good line: %v", err)
 	}
 }
+
+func TestReadListRefusesWhatIsNoText(t *testing.T) {
+	for name, in := range map[string]string{
+		"not UTF-8":     "a@contoso.com\ncaf\xe9@contoso.com\n",
+		"control bytes": "a\x00b@contoso.com\n",
+		"too long":      "a@contoso.com\n" + strings.Repeat("x", MaxLine+1) + "\n",
+	} {
+		if got, err := ReadList(strings.NewReader(in)); err == nil {
+			t.Errorf("%s: read %q without error", name, got)
+		}
+	}
+}

@@ -117,6 +117,8 @@ func TestBadInputSuite(t *testing.T) {
 	}
 	hugeLine := writeFile(t, dir, "huge.txt", "a@contoso.com\n"+strings.Repeat("x", 10<<20)+"@contoso.com\n")
 	nonUTF8Users := writeFile(t, dir, "latin1-users.txt", "caf\xe9@contoso.com\n")
+	nonUTF8 := writeFile(t, dir, "latin1.txt", "a@contoso.com\ncaf\xe9@contoso.com\n")
+	binary := writeFile(t, dir, "binary.txt", "a\x00\x01b@contoso.com\n")
 	empty := writeFile(t, dir, "empty.txt", "")
 	comments := writeFile(t, dir, "comments.txt", "# nothing but comments\n\n   \n# here\n")
 	malformed := writeFile(t, dir, "malformed.txt", "a@contoso.com\nnot-an-address\nc@@contoso.com\n")
@@ -144,21 +146,15 @@ func TestBadInputSuite(t *testing.T) {
 		{"malformed address file", enq, nil, file("--addresses-file", malformed), "line 2"},
 		{"empty address file", enq, nil, file("--addresses-file", empty), "no addresses"},
 		{"address file of comments only", enq, nil, file("--addresses-file", comments), "no addresses"},
-		{"address file with a 10 MB line", enq, nil, file("--addresses-file", hugeLine), "too long"},
-		// TODO(addresses.ReadList): a non-UTF-8 or binary line ("caf\xe9@contoso.com",
-		// control bytes) is taken for an address and queued, and its JSON payload
-		// then carries U+FFFD instead, an address the run store does not hold.
-		// Re-add when ReadList refuses them:
-		//   {"non-UTF-8 address file", enq, nil, file("--addresses-file", nonUTF8), "line 2"},
-		//   {"binary address file", enq, nil, file("--addresses-file", binary), "line 1"},
+		{"address file with a 10 MB line", enq, nil, file("--addresses-file", hugeLine), "line 2 is longer than"},
+		{"non-UTF-8 address file", enq, nil, file("--addresses-file", nonUTF8), "line 2: not UTF-8 text"},
+		{"binary address file", enq, nil, file("--addresses-file", binary), "line 1: holds control characters"},
 		{"address file is a directory", enq, nil, file("--addresses-file", dir), "is a directory"},
 		{"missing address file", enq, nil, file("--addresses-file", missing), "--addresses-file"},
 		{"users file with addresses file", enq, nil, g("--users-file", users, "--addresses-file", good), "exclude each other"},
 		{"empty users file", enq, nil, g("--users-file", empty), "no users listed"},
-		{"users file with a 10 MB line", enq, nil, g("--users-file", hugeLine), "too long"},
-		// TODO(cmd/enqueue readIdentities): refuse the line as not UTF-8 before
-		// Graph is asked; today Graph is asked and the user is "not found".
-		{"non-UTF-8 users file", enq, nil, g("--users-file", nonUTF8Users), "not found in the tenant"},
+		{"users file with a 10 MB line", enq, nil, g("--users-file", hugeLine), "line 2 is longer than"},
+		{"non-UTF-8 users file", enq, nil, g("--users-file", nonUTF8Users), "not UTF-8 text"},
 		// Numbers and durations, flags and environment.
 		{"batch size 0", enq, nil, file("--batch-size", "0"), "--batch-size 0"},
 		{"batch size 1001", enq, nil, file("--batch-size", "1001"), "--batch-size 1001"},
@@ -187,11 +183,8 @@ func TestBadInputSuite(t *testing.T) {
 		{"secret as an argument", enq, nil, g("--client-secret", "s3cret-arg"), "--client-secret is refused"},
 		{"malformed tenant ID", enq, nil, []string{"submit", "--tenant-id", "not a tenant!", "--client-id", clientID,
 			"--graph-url", s.GraphURL, "--authority-host", s.Authority}, "tenant"},
-		// TODO(cmd/enqueue submitOptions.validateFlags): with --addresses-file a
-		// malformed tenant ID is never checked (Graph is not asked) and a run is
-		// created for it. Re-add when validateFlags refuses it:
-		//   {"malformed tenant ID with an address file", enq, nil, []string{"submit", "--tenant-id", "not a tenant!",
-		//   	"--addresses-file", good}, "--tenant-id"},
+		{"malformed tenant ID with an address file", enq, nil, []string{"submit", "--tenant-id", "not a tenant!",
+			"--addresses-file", good}, "--tenant-id"},
 		{"missing tenant ID", enq, nil, []string{"submit", "--addresses-file", good}, "--tenant-id is required"},
 		// Redis.
 		{"malformed Redis URL", enq, nil, []string{"runs", "--redis-url", "not a url"}, "want redis://, rediss://"},
