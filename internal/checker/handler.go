@@ -274,7 +274,7 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 	}
 
 	// Record even when stopping early, so no answer is thrown away.
-	outs, states, err := rec.close()
+	outs, states, err := rec.close(ctx)
 	if err != nil {
 		return passResult{}, err
 	}

@@ -89,11 +89,28 @@ func (r *recorder) flush() error {
 	return nil
 }
 
+// holdOnFor is how long the last write of a pass keeps trying while Redis
+// is unreachable: long enough for a Sentinel failover, after which the
+// answers and asynq's own bookkeeping of the task reach the new primary. A
+// task that gave up at once would instead wait for its lease to expire and
+// for asynq's recoverer, a minute and a half, and its answers would be
+// asked again.
+const holdOnFor = 30 * time.Second
+
 // close stops the periodic writes, writes the rest, and returns every
-// outcome of the pass with its resulting state.
-func (r *recorder) close() ([]runstore.Outcome, []runstore.AddressState, error) {
+// outcome of the pass with its resulting state. ctx ends the retries of a
+// failing write early (the task's own context: asynq gave up on it).
+func (r *recorder) close(ctx context.Context) ([]runstore.Outcome, []runstore.AddressState, error) {
 	close(r.stop)
 	<-r.done
 	err := r.flush()
+	for deadline := time.Now().Add(holdOnFor); err != nil && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return r.outs, r.states, err
+		case <-time.After(500 * time.Millisecond):
+		}
+		err = r.flush()
+	}
 	return r.outs, r.states, err
 }
