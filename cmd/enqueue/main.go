@@ -3,19 +3,11 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/msaudit/msaudit/internal/cmdrun"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCommand(os.Stdout, os.Stderr, os.LookupEnv).ExecuteContext(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "enqueue:", err)
-		os.Exit(1)
-	}
+	os.Exit(cmdrun.Main("enqueue", newRootCommand(os.Stdout, os.Stderr, os.LookupEnv), os.Stderr))
 }

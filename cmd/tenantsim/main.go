@@ -3,19 +3,11 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/msaudit/msaudit/internal/cmdrun"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCommand(os.Stdout, os.Stderr, os.Getenv).ExecuteContext(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tenantsim:", err)
-		os.Exit(1)
-	}
+	os.Exit(cmdrun.Main("tenantsim", newRootCommand(os.Stdout, os.Stderr, os.Getenv), os.Stderr))
 }

@@ -137,19 +137,31 @@ var grantHandlers = map[string]grantHandler{
 	"device_code": (*Server).grantDeviceCode,
 }
 
-func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, tenant string) {
+// formPost checks what every endpoint of the authority's wants: a POST to
+// a known tenant with a form body (allowed names the methods the endpoint
+// says it accepts). It answers the request itself when not, and returns
+// the tenant ID.
+func (s *Server) formPost(w http.ResponseWriter, r *http.Request, tenant, allowed string) (string, bool) {
 	if r.Method != http.MethodPost {
-		s.aadError(w, http.StatusMethodNotAllowed, "invalid_request", 900561, "The endpoint only accepts POST, OPTIONS requests.")
-		return
+		s.aadError(w, http.StatusMethodNotAllowed, "invalid_request", 900561, "The endpoint only accepts "+allowed+" requests.")
+		return "", false
 	}
 	tid, ok := s.resolveTenant(tenant)
 	if !ok {
 		s.aadError(w, http.StatusBadRequest, "invalid_request", 90002, unknownTenantText(tenant))
-		return
+		return "", false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 	if err := r.ParseForm(); err != nil {
 		s.aadError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must be form-encoded: "+err.Error())
+		return "", false
+	}
+	return tid, true
+}
+
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, tenant string) {
+	tid, ok := s.formPost(w, r, tenant, "POST, OPTIONS")
+	if !ok {
 		return
 	}
 	tr := &tokenRequest{tenantID: tid, tenantSeg: tenant, form: r.PostForm}

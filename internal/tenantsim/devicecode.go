@@ -31,17 +31,8 @@ type pendingCode struct {
 }
 
 func (s *Server) serveDeviceCode(w http.ResponseWriter, r *http.Request, tenant string) {
-	if r.Method != http.MethodPost {
-		s.aadError(w, http.StatusMethodNotAllowed, "invalid_request", 900561, "The endpoint only accepts POST requests.")
-		return
-	}
-	tid, ok := s.resolveTenant(tenant)
+	tid, ok := s.formPost(w, r, tenant, "POST")
 	if !ok {
-		s.aadError(w, http.StatusBadRequest, "invalid_request", 90002, unknownTenantText(tenant))
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		s.aadError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must be form-encoded: "+err.Error())
 		return
 	}
 	clientID := r.PostForm.Get("client_id")
