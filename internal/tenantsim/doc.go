@@ -16,7 +16,10 @@
 // it does not know the product's packages and must not import them, so that
 // it stays an independent referee.
 //
-// It is a test double only. Its tokens are unsigned look-alikes, its CA lives
+// It is a product feature as much as a test double: it powers 'enqueue demo'
+// (make demo), the tests and the benchmarks, and bin/tenantsim serves it on
+// its own for experiments against the real binaries. It is no replacement
+// for the real services: its tokens are unsigned look-alikes, its CA lives
 // in memory, its admin endpoints (/_sim/...) are unauthenticated and its
 // behaviour is a model, not a copy, of the real services' limits. Never expose
 // it beyond the loopback interface, never point a product binary at it with
