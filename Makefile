@@ -71,6 +71,10 @@ bench-enqueue: ## time and peak RSS of submitting a 200,000-user simulated tenan
 bench-report: ## time and peak RSS of every report format for a 200,000-user run (USERS=n to change)
 	MSAUDIT_BENCH_USERS=$(or $(USERS),200000) $(GO) test -run '^$$' -bench BenchmarkReport200k -benchtime 1x -timeout 30m ./cmd/enqueue
 
+.PHONY: bench-footprint
+bench-footprint: ## Redis memory per address of a 200,000-user run, queued and completed, by key family
+	$(GO) test -run '^$$' -bench '^BenchmarkRedisFootprint$$' -benchtime 1x -timeout 30m ./internal/e2e
+
 .PHONY: fmt
 fmt: ## gofmt and go mod tidy
 	gofmt -w cmd internal tasks deploy
