@@ -30,14 +30,7 @@ import (
 // of 'make test' (benchmarks only run with -bench) nor of 'make bench' (which
 // covers ./internal/...).
 func BenchmarkSubmitLargeTenant(b *testing.B) {
-	users := 200000
-	if v := os.Getenv("MSAUDIT_BENCH_USERS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			b.Fatalf("MSAUDIT_BENCH_USERS=%q: %v", v, err)
-		}
-		users = n
-	}
+	users := benchUsers(b)
 	dir := b.TempDir()
 	build := exec.Command("go", "build", "-o", dir+"/", "github.com/msaudit/msaudit/cmd/enqueue", "github.com/msaudit/msaudit/cmd/tenantsim")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -189,4 +182,18 @@ func firstPageTime(b *testing.B, logPath string) time.Time {
 	}
 	b.Fatalf("no 'users page read' line for page 1 in %s", logPath)
 	return time.Time{}
+}
+
+// benchUsers is the size of a benchmark's simulated tenant:
+// MSAUDIT_BENCH_USERS, default 200,000.
+func benchUsers(b *testing.B) int {
+	v := os.Getenv("MSAUDIT_BENCH_USERS")
+	if v == "" {
+		return 200000
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		b.Fatalf("MSAUDIT_BENCH_USERS=%q: %v", v, err)
+	}
+	return n
 }

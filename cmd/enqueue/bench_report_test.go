@@ -23,14 +23,7 @@ import (
 // real binary against a private redis-server: wall time and peak RSS
 // (getrusage of the child). The bar for HTML is 30 s and 500 MB.
 func BenchmarkReport200k(b *testing.B) {
-	users := 200000
-	if v := os.Getenv("MSAUDIT_BENCH_USERS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			b.Fatalf("MSAUDIT_BENCH_USERS=%q: %v", v, err)
-		}
-		users = n
-	}
+	users := benchUsers(b)
 	dir := b.TempDir()
 	if out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/msaudit/msaudit/cmd/enqueue").CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
