@@ -84,8 +84,9 @@ func Plan(tenants []Tenant, openRuns, slotsPerWorker int, globalRate float64) Re
 // Source reads what Plan needs.
 type Source struct {
 	Store *runstore.Store
-	// Rate returns a tenant's current rate (the limiter's Rate).
-	Rate func(ctx context.Context, tenant string) (float64, error)
+	// Rate returns a tenant's current rate and the capacity the tenants
+	// were found to share, 0 if none (the limiter's Rate).
+	Rate func(ctx context.Context, tenant string) (rate, shared float64, err error)
 	// Latency returns a tenant's measured latency, 0 if unknown.
 	Latency        func(tenant string) time.Duration
 	SlotsPerWorker int
@@ -100,12 +101,19 @@ func (s Source) Compute(ctx context.Context) (Result, error) {
 	}
 	byTenant := make(map[string]*Tenant)
 	var order []*Tenant
+	ceiling := s.GlobalRate
 	for _, r := range runs {
 		t := byTenant[r.TenantID]
 		if t == nil {
 			t = &Tenant{ID: r.TenantID}
-			if t.Rate, err = s.Rate(ctx, r.TenantID); err != nil {
+			var shared float64
+			if t.Rate, shared, err = s.Rate(ctx, r.TenantID); err != nil {
 				return Result{}, err
+			}
+			// A capacity the tenants share caps them together, as the
+			// operator's global rate does.
+			if shared > 0 && (ceiling <= 0 || shared < ceiling) {
+				ceiling = shared
 			}
 			if s.Latency != nil {
 				t.Latency = s.Latency(r.TenantID)
@@ -119,7 +127,7 @@ func (s Source) Compute(ctx context.Context) (Result, error) {
 	for i, t := range order {
 		tenants[i] = *t
 	}
-	return Plan(tenants, len(runs), s.SlotsPerWorker, s.GlobalRate), nil
+	return Plan(tenants, len(runs), s.SlotsPerWorker, ceiling), nil
 }
 
 // outstandingBatches bounds the batches of r that hold a pending address:

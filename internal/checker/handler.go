@@ -262,7 +262,7 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 		if o.Throttled {
 			h.metrics.checks.WithLabelValues("throttled").Inc()
 			h.metrics.throttles.WithLabelValues(p.TenantID).Inc()
-			pause, terr := h.limiter.Throttled(ctx, p.TenantID, te.RetryAfter, slot.Epoch)
+			pause, terr := h.limiter.Throttled(ctx, p.TenantID, te.RetryAfter, slot)
 			if terr != nil {
 				log.Warn("report throttle", zap.Error(terr))
 			}

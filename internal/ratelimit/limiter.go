@@ -11,24 +11,65 @@ import (
 
 // Constants of the adaptive algorithm (see the package comment).
 const (
-	DoublingTime = 2 * time.Second
-	Backoff      = 0.9
-	Margin       = 0.85
-	// SlowStartMargin and SlowStartBackoff replace Margin and Backoff at the
-	// first throttle, which ends the doubling: the rate that throttled is up
-	// to twice the capacity.
-	SlowStartMargin  = 0.7
-	SlowStartBackoff = 0.6
-	// ShortPauseMargin: a pause never decays below this much more than the
-	// longest pause that proved shorter than the service's penalty.
-	ShortPauseMargin = 1.25
-	Recovery         = 3 * time.Second
-	Probe            = 0.005
-	Pause            = time.Second
+	// DoublingTime is how fast slow start doubles the rate when the
+	// workers use it.
+	DoublingTime = time.Second
+	// SlowStartMargin and SlowStartBackoff: at the first throttle, which
+	// ends the doubling, the estimate and the restart rate are these
+	// fractions of the rate that throttled: it is up to a few times the
+	// capacity, the feedback coming a latency and a burst allowance late.
+	SlowStartMargin  = 0.42
+	SlowStartBackoff = 0.42
+	// After a pause the rate restarts at Backoff times the estimate and
+	// returns to it with the time constant Recovery; it then creeps above
+	// it by Probe (a fraction per second) and, after ProbeQuiet without a
+	// throttle, accelerates (ProbeAcceleration, per second squared): a
+	// capacity that grew is found within a minute, a steady one is met
+	// about once every 45 s.
+	Backoff           = 1.0
+	Recovery          = 3 * time.Second
+	Probe             = 0.001
+	ProbeQuiet        = 30 * time.Second
+	ProbeAcceleration = 0.002
+	// A throttle sets a new estimate from the rate r that throttled, by how
+	// long the rate held since the last pause. Within ProbeQuiet the
+	// plateau was over the capacity, the more so the shorter it held: a rate
+	// x times the capacity empties a burst allowance of b seconds in
+	// b/(x-1) seconds, so the estimate becomes r·held/(held+BurstGuess),
+	// between DeepestCut·r (a capacity that dropped) and PlateauCut·r.
+	// Later, the accelerating probe found the capacity: Margin·r, but never
+	// below the plateau that held.
+	DeepestCut = 0.5
+	PlateauCut = 0.95
+	BurstGuess = time.Second
+	Margin     = 0.85
+	// Pause is the first pause; a throttle of a request sent within
+	// PauseTooShort of a pause's end grows it by PauseGrowth (up to
+	// MaxPause); otherwise it decays by PauseDecay, but never below
+	// ShortPauseMargin times the longest pause that proved too short.
+	Pause            = 2 * time.Second
+	PauseTooShort    = 500 * time.Millisecond
+	PauseGrowth      = 1.5
+	PauseDecay       = 0.95
 	MaxPause         = time.Minute
-	MinRate          = 0.05
-	// stateTTL forgets a tenant's learned rate after an idle hour.
-	stateTTL = time.Hour
+	ShortPauseMargin = 1.1
+	// Coincidence: throttles of two tenants this close together mean they
+	// share one capacity (the service limits the source address).
+	Coincidence = 750 * time.Millisecond
+	MinRate     = 0.05
+	// A scope idle for IdleRestart starts again from ResumeRate times
+	// ResumeEstimate times its estimate (ResumeStale once the estimate is
+	// older than Fresh). What was learned is kept for learnedTTL.
+	IdleRestart    = 5 * time.Minute
+	Fresh          = 7 * 24 * time.Hour
+	ResumeEstimate = 0.9
+	ResumeStale    = 0.6
+	ResumeRate     = 0.6
+	learnedTTL     = 90 * 24 * time.Hour
+	// window is the span of the sliding count of all tenants' slots.
+	window = 4 * time.Second
+	// maxRate stands for "no limit" in the scripts.
+	maxRate = 1e6
 )
 
 // Config sets the limits.
@@ -64,11 +105,12 @@ func (c Config) Validate() error {
 type Limiter struct {
 	rdb redis.UniversalClient
 	cfg Config
+	now func() time.Time
 
-	// paused is this process's copy of each tenant's pause, so that a
-	// request that took its slot before a throttle and is sleeping until it
-	// does not fire into the pause. Other processes learn of the pause at
-	// their next Reserve.
+	// paused is this process's copy of each tenant's pause (and of the
+	// source's, under ""), so that a request that took its slot before a
+	// throttle and is sleeping until it does not fire into the pause. Other
+	// processes learn of the pause at their next Reserve or Stale.
 	mu     sync.Mutex
 	paused map[string]time.Time
 }
@@ -78,7 +120,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Limiter{rdb: rdb, cfg: cfg, paused: make(map[string]time.Time)}, nil
+	return &Limiter{rdb: rdb, cfg: cfg, now: time.Now, paused: make(map[string]time.Time)}, nil
 }
 
 // Reservation is the answer to Reserve.
@@ -87,61 +129,74 @@ type Reservation struct {
 	OK bool
 	// Wait is how long until the slot (OK) or until one could be had (!OK).
 	Wait time.Duration
-	// Rate is the tenant's current rate, requests/s.
+	// Rate is the tenant's current rate, requests/s (the shared rate when
+	// that is lower).
 	Rate float64
-	// Epoch identifies the limiter's state the slot was given under; pass
-	// it to Throttled.
-	Epoch int64
+	// Epoch and SourceEpoch identify the tenant's and the source's state
+	// the slot was given under, and At is the slot's time on the Redis
+	// clock (us): pass the reservation to Throttled and Stale.
+	Epoch, SourceEpoch int64
+	At                 int64
 }
 
 const stateKeyPrefix = "msaudit:rl:"
 
 func stateKey(tenant string) string { return stateKeyPrefix + "tenant:" + tenant }
 
-const globalKey = stateKeyPrefix + "global"
+// sourceKey is the state every tenant shares: the operator's global rate
+// and the shared capacity the limiter learned.
+const sourceKey = stateKeyPrefix + "source"
+
+// sourcePause is the key of the source's pause in Limiter.paused.
+const sourcePause = ""
 
 // Reserve takes a slot for one request of tenant, if one is within MaxWait.
 func (l *Limiter) Reserve(ctx context.Context, tenant string) (Reservation, error) {
 	if until := l.pausedUntil(tenant); !until.IsZero() {
-		if w := time.Until(until); w > 0 {
+		if w := until.Sub(l.now()); w > 0 {
 			return Reservation{Wait: w}, nil
 		}
 	}
 	c := l.cfg
-	adaptive := 0
-	if c.Adaptive {
-		adaptive = 1
-	}
-	res, err := reserveScript.Run(ctx, l.rdb, []string{stateKey(tenant), globalKey},
-		c.TenantRate, c.GlobalRate, c.MaxWait.Microseconds(), c.Initial, adaptive,
-		DoublingTime.Seconds(), Recovery.Seconds(), Probe, MinRate, stateTTL.Milliseconds()).Int64Slice()
+	res, err := reserveScript.Run(ctx, l.rdb, []string{stateKey(tenant), sourceKey},
+		c.TenantRate, c.GlobalRate, c.MaxWait.Microseconds(), c.Initial, flag(c.Adaptive)).Int64Slice()
 	if err != nil {
 		return Reservation{}, fmt.Errorf("rate limit: %w", err)
 	}
 	return Reservation{
-		OK:    res[0] == 1,
-		Wait:  time.Duration(res[1]) * time.Microsecond,
-		Rate:  float64(res[2]) / 1000,
-		Epoch: res[3],
+		OK:          res[0] == 1,
+		Wait:        time.Duration(res[1]) * time.Microsecond,
+		Rate:        float64(res[2]) / 1000,
+		Epoch:       res[3],
+		SourceEpoch: res[4],
+		At:          res[5],
 	}, nil
+}
+
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Paused reports whether a throttle seen by this process pauses tenant now;
 // call it after sleeping for a slot, before sending.
 func (l *Limiter) Paused(tenant string) bool {
-	return time.Now().Before(l.pausedUntil(tenant))
+	return l.now().Before(l.pausedUntil(tenant))
 }
 
-// Stale reports whether any worker reacted to a throttle of tenant since the
-// slot r was given, and for how much longer the tenant is paused. A slot
-// taken before a reaction must not be used: a request sent into the
-// service's penalty window lengthens it. One round trip; callers skip it for
-// slots so near that no reaction can have happened in between.
+// Stale reports whether any worker reacted to a throttle of tenant, or of
+// all tenants, since the slot r was given, and for how much longer the
+// pause lasts. A slot taken before a reaction must not be used: a request
+// sent into the service's penalty window lengthens it. One round trip;
+// callers skip it for slots so near that no reaction can have happened in
+// between.
 func (l *Limiter) Stale(ctx context.Context, tenant string, r Reservation) (bool, time.Duration, error) {
 	if !l.cfg.Adaptive {
 		return false, 0, nil
 	}
-	us, err := staleScript.Run(ctx, l.rdb, []string{stateKey(tenant)}, r.Epoch).Int64()
+	us, err := staleScript.Run(ctx, l.rdb, []string{stateKey(tenant), sourceKey}, r.Epoch, r.SourceEpoch).Int64()
 	if err != nil {
 		return false, 0, fmt.Errorf("rate limit: %w", err)
 	}
@@ -151,31 +206,39 @@ func (l *Limiter) Stale(ctx context.Context, tenant string, r Reservation) (bool
 	return true, time.Duration(us) * time.Microsecond, nil
 }
 
+// pausedUntil is the later of tenant's and the source's pause as this
+// process knows them.
 func (l *Limiter) pausedUntil(tenant string) time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.paused[tenant]
+	t, s := l.paused[tenant], l.paused[sourcePause]
+	if s.After(t) {
+		return s
+	}
+	return t
 }
 
 // Throttled reports a throttle signal for tenant on a request sent in the
-// slot of epoch; retryAfter is the service's Retry-After (0 if none). It
-// returns the pause now in force.
-func (l *Limiter) Throttled(ctx context.Context, tenant string, retryAfter time.Duration, epoch int64) (time.Duration, error) {
+// slot r; retryAfter is the service's Retry-After (0 if none). It returns
+// the pause now in force.
+func (l *Limiter) Throttled(ctx context.Context, tenant string, retryAfter time.Duration, r Reservation) (time.Duration, error) {
 	if !l.cfg.Adaptive {
 		return 0, nil
 	}
 	c := l.cfg
-	pause, err := throttleScript.Run(ctx, l.rdb, []string{stateKey(tenant)},
-		c.TenantRate, c.Initial, retryAfter.Microseconds(), Backoff, Pause.Microseconds(), MaxPause.Microseconds(),
-		DoublingTime.Seconds(), Recovery.Seconds(), Probe, MinRate, stateTTL.Milliseconds(), epoch, Margin, SlowStartMargin, SlowStartBackoff,
-		ShortPauseMargin).Int64()
+	res, err := throttleScript.Run(ctx, l.rdb, []string{stateKey(tenant), sourceKey},
+		c.TenantRate, c.Initial, retryAfter.Microseconds(), r.Epoch, r.SourceEpoch, r.At, tenant, max(r.Rate, MinRate)).Int64Slice()
 	if err != nil {
 		return 0, fmt.Errorf("report throttle: %w", err)
 	}
-	d := time.Duration(pause) * time.Microsecond
+	d := time.Duration(res[0]) * time.Microsecond
+	who := tenant
+	if res[1] == 1 {
+		who = sourcePause
+	}
 	l.mu.Lock()
-	if until := time.Now().Add(d); until.After(l.paused[tenant]) {
-		l.paused[tenant] = until
+	if until := l.now().Add(d); until.After(l.paused[who]) {
+		l.paused[who] = until
 	}
 	l.mu.Unlock()
 	return d, nil
@@ -183,18 +246,18 @@ func (l *Limiter) Throttled(ctx context.Context, tenant string, retryAfter time.
 
 // Rate is tenant's current rate in requests/s, as the next Reserve would
 // pace it: the ceiling when the rate is not adaptive, the initial rate for a
-// tenant not seen yet. It takes no slot.
-func (l *Limiter) Rate(ctx context.Context, tenant string) (float64, error) {
+// tenant not seen yet. Shared is the capacity the tenants were found to
+// share (0: none learned). It takes no slot.
+func (l *Limiter) Rate(ctx context.Context, tenant string) (rate, shared float64, err error) {
 	c := l.cfg
 	if !c.Adaptive {
-		return c.TenantRate, nil
+		return c.TenantRate, 0, nil
 	}
-	r, err := rateScript.Run(ctx, l.rdb, []string{stateKey(tenant)},
-		c.TenantRate, c.Initial, DoublingTime.Seconds(), Recovery.Seconds(), Probe, MinRate).Int64()
+	r, err := rateScript.Run(ctx, l.rdb, []string{stateKey(tenant), sourceKey}, c.TenantRate, c.Initial).Int64Slice()
 	if err != nil {
-		return 0, fmt.Errorf("rate limit: %w", err)
+		return 0, 0, fmt.Errorf("rate limit: %w", err)
 	}
-	return float64(r) / 1000, nil
+	return float64(r[0]) / 1000, float64(r[1]) / 1000, nil
 }
 
 // Reset forgets what was learned about tenant (tests and operators).

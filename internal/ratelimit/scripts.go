@@ -1,151 +1,354 @@
 package ratelimit
 
-import "github.com/redis/go-redis/v9"
+import (
+	"fmt"
+	"strings"
 
-// rateLua computes a tenant's current rate from its state hash fields (see
-// the package comment). All times are microseconds of the Redis clock.
-const rateLua = `
+	"github.com/redis/go-redis/v9"
+)
+
+// prelude is shared by every script: the algorithm's constants, spelled from
+// the Go ones, and the functions that read a scope's state and compute its
+// rate. All times are microseconds of the Redis clock; rates are requests/s.
+//
+// A scope's state hash (a tenant's, or the source's shared by all tenants):
+// tat (next free slot, GCRA), rate and changed (the rate at its last change,
+// and when), est (the estimated capacity; absent: slow start), pause and
+// short (the learned pause, the longest pause that proved too short), till
+// (end of the current pause), epoch (reactions so far), n (slots since the
+// last pause ended), seen (the last slot). A tenant's also holds a cut
+// waiting for the scope decision: pat, pest, prate. The source's also holds
+// the last throttle report (lt: tenant, la: when, lr: its rate), the last shared event
+// (sf..st) and a sliding count of all tenants' slots (wt, wn, wp).
+var prelude = constants() + `
 local function now_us()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local function current_rate(s, now, ceiling, initial, doubling, recovery, probe, minrate)
-  local rate = tonumber(s.rate) or initial
-  local changed = tonumber(s.changed) or now
-  local est = tonumber(s.est) or 0
-  local dt = math.max(0, now - changed) / 1000000
+local function num(v, d) return tonumber(v) or d end
+
+local FIELDS = {'tat', 'rate', 'changed', 'est', 'pause', 'short', 'till', 'epoch', 'n', 'seen',
+  'pat', 'pest', 'prate', 'lt', 'la', 'lr', 'sf', 'st', 'wt', 'wn', 'wp'}
+local function load(key)
+  local v = redis.call('HMGET', key, unpack(FIELDS))
+  local s = {}
+  for i, f in ipairs(FIELDS) do s[f] = v[i] end
+  return s
+end
+local function save(key, s)
+  local args = {}
+  for _, f in ipairs(FIELDS) do
+    if s[f] ~= nil and s[f] ~= false then
+      args[#args + 1] = f
+      args[#args + 1] = type(s[f]) == 'number' and string.format('%.17g', s[f]) or s[f]
+    end
+  end
+  redis.call('DEL', key)
+  if #args > 0 then
+    redis.call('HSET', key, unpack(args))
+    redis.call('PEXPIRE', key, TTL)
+  end
+end
+
+-- The scope's rate at time t. In slow start it is the rate field, which
+-- every slot taken raises (see reserve). Otherwise the rate moves from its restart value to the estimate and probes above it,
+-- slowly at first and faster the longer no throttle came.
+local function current_rate(s, t, ceiling, initial)
+  local rate = num(s.rate, initial)
+  local dt = math.max(0, t - num(s.changed, t)) / 1000000
+  local est = num(s.est, 0)
   local r
   if est <= 0 then
-    r = rate * math.pow(2, dt / doubling)
+    r = rate
   else
-    r = est - (est - rate) * math.exp(-dt / recovery) + est * probe * dt
+    local q = math.max(0, dt - QUIET)
+    r = (est - (est - rate) * math.exp(-dt / RECOVERY) + est * PROBE * dt) * math.exp(math.min(50, ACCEL * q * q / 2))
   end
-  return math.max(minrate, math.min(r, ceiling))
+  return math.max(MINRATE, math.min(r, ceiling, MAXRATE))
 end
-local function load(key)
-  local v = redis.call('HMGET', key, 'tat', 'rate', 'changed', 'est', 'pause', 'until', 'epoch', 'short')
-  return {tat = v[1], rate = v[2], changed = v[3], est = v[4], pause = v[5], ['until'] = v[6],
-    epoch = tonumber(v[7]) or 0, short = tonumber(v[8]) or 0}
+
+-- A scope idle for longer than IDLE starts again from what it learned: the
+-- rate from a safe fraction of the estimate, discounted when it is old.
+local function resume(s, now)
+  if not s.seen or now - tonumber(s.seen) <= IDLE then return end
+  local est = num(s.est, 0)
+  if est > 0 then
+    local keep = RESUMEEST
+    if now - tonumber(s.seen) > FRESH then keep = RESUMESTALE end
+    s.est = est * keep
+    s.rate = s.est * RESUMERATE
+  else
+    s.rate = nil
+  end
+  s.changed, s.till, s.n, s.tat = now, nil, 0, nil
+  s.pat, s.pest, s.prate = nil, nil, nil
+end
+
+-- A tenant's cut waits COINCIDE after its throttle: if another tenant was
+-- throttled with it, the source took the cut (a shared capacity) and the
+-- tenant keeps its rate; otherwise the tenant's own capacity was reached.
+local function resolve(s, g, now)
+  if not s.pat or now < tonumber(s.pat) + COINCIDE then return end
+  local pat = tonumber(s.pat)
+  local shared = g.st and tonumber(g.st) >= pat - COINCIDE and tonumber(g.sf) <= pat + COINCIDE
+  -- Leaving slow start is the tenant's own either way: the doubling has to
+  -- end, and its cut is about its share of what was sent.
+  if not shared or num(s.est, 0) <= 0 then
+    s.est, s.rate = s.pest, s.prate
+    s.changed = math.max(num(s.till, 0), pat)
+  end
+  s.pat, s.pest, s.prate = nil, nil, nil
+end
+
+-- The state a tenant's rate follows: while its cut waits for the scope
+-- decision, the cut (the cautious guess).
+local function view(s)
+  if not s.pat then return s end
+  return {rate = s.prate, est = s.pest, changed = math.max(num(s.till, 0), tonumber(s.pat))}
+end
+
+-- All tenants' slots per second over the last WINDOW (sliding count).
+local function window_rate(g, now)
+  local wt = num(g.wt, now)
+  local frac = math.max(0, 1 - (now - wt) / WINDOW)
+  return (num(g.wn, 0) + num(g.wp, 0) * frac) / (WINDOW / 1000000)
+end
+
+-- The reaction of a scope to a throttle of a request sent at time slot, r
+-- being the scope's rate then: it pauses, and unless the pause proved too short it
+-- re-estimates the capacity. Returns the pause to apply (us) and, if the
+-- rate was too high, the new estimate and restart rate.
+local function react(s, now, slot, r, retry)
+  local pause = num(s.pause, BASEPAUSE)
+  local untl = num(s.till, 0)
+  local short = num(s.short, 0)
+  -- A request sent right after a pause and throttled means the pause was
+  -- shorter than the service's penalty, not that the rate was too high.
+  local toolong = untl > 0 and slot < untl + PAUSEFAIL
+  if toolong then
+    short = math.max(short, pause)
+    pause = math.min(pause * PAUSEGROWTH, MAXPAUSE)
+  else
+    pause = math.max(BASEPAUSE, pause * PAUSEDECAY, short * SHORTMARGIN)
+  end
+  s.pause, s.short = pause, short
+  local p = math.max(pause, retry)
+  s.till = now + p
+  s.tat = math.max(num(s.tat, 0), s.till)
+  s.epoch = num(s.epoch, 0) + 1
+  s.n = 0
+  if toolong then
+    -- The rate stays: it restarts where it was when the pause ends.
+    s.rate, s.changed = r, s.till
+    return p, nil, nil
+  end
+  local est = num(s.est, 0)
+  if est <= 0 then
+    -- Leaving slow start: the rate has just doubled.
+    return p, r * SSMARGIN, r * SSBACKOFF
+  end
+  local held = math.huge
+  if untl > 0 then held = (slot - untl) / 1000000 end
+  if held <= QUIET then
+    -- The plateau was over the capacity. The shorter it held, the further
+    -- over: a rate x times the capacity empties a burst allowance of b
+    -- seconds in b/(x-1) seconds.
+    local cut = math.max(DEEPEST, math.min(PLATEAUCUT, held / (held + BURST)))
+    return p, r * cut, r * cut * BACKOFF
+  end
+  -- The accelerating probe found the capacity: somewhere between the
+  -- plateau, which held, and the rate that throttled.
+  local est = math.max(est, r * MARGIN)
+  return p, est, est * BACKOFF
 end
 `
 
+// constants spells the algorithm's constants for Lua from the Go ones.
+func constants() string {
+	var b strings.Builder
+	for _, c := range []struct {
+		name  string
+		value float64
+	}{
+		{"DOUBLING", DoublingTime.Seconds()},
+		{"RECOVERY", Recovery.Seconds()},
+		{"PROBE", Probe},
+		{"QUIET", ProbeQuiet.Seconds()},
+		{"ACCEL", ProbeAcceleration},
+		{"MINRATE", MinRate},
+		{"MAXRATE", maxRate},
+		{"BASEPAUSE", float64(Pause.Microseconds())},
+		{"MAXPAUSE", float64(MaxPause.Microseconds())},
+		{"SHORTMARGIN", ShortPauseMargin},
+		{"PAUSEFAIL", float64(PauseTooShort.Microseconds())},
+		{"SSMARGIN", SlowStartMargin},
+		{"SSBACKOFF", SlowStartBackoff},
+		{"DEEPEST", DeepestCut},
+		{"BURST", BurstGuess.Seconds()},
+		{"PLATEAUCUT", PlateauCut},
+		{"PAUSEGROWTH", PauseGrowth},
+		{"PAUSEDECAY", PauseDecay},
+		{"MARGIN", Margin},
+		{"BACKOFF", Backoff},
+		{"COINCIDE", float64(Coincidence.Microseconds())},
+		{"WINDOW", float64(window.Microseconds())},
+		{"IDLE", float64(IdleRestart.Microseconds())},
+		{"FRESH", float64(Fresh.Microseconds())},
+		{"RESUMEEST", ResumeEstimate},
+		{"RESUMESTALE", ResumeStale},
+		{"RESUMERATE", ResumeRate},
+		{"TTL", float64(learnedTTL.Milliseconds())},
+	} {
+		fmt.Fprintf(&b, "local %s = %.17g\n", c.name, c.value)
+	}
+	return b.String()
+}
+
 // reserveScript takes the tenant's next request slot if it is within the
-// max wait, on the GCRA schedule of the tenant (and of all tenants, with a
-// global rate).
+// max wait, on the GCRA schedules of the tenant and, when one applies, of
+// the source (all tenants together: the operator's global rate, or a shared
+// capacity the limiter learned).
 //
-// Input: KEYS[1] -> the tenant's state hash, KEYS[2] -> the global
-// theoretical arrival time. ARGV[1] -> ceiling (requests/s), ARGV[2] ->
-// global rate (0: none), ARGV[3] -> max wait (us), ARGV[4] -> initial rate,
-// ARGV[5] -> adaptive (0|1), ARGV[6] -> doubling time (s), ARGV[7] ->
-// recovery time constant (s), ARGV[8] -> probe (fraction/s), ARGV[9] -> min
-// rate, ARGV[10] -> state TTL (ms).
-// Output: {1 if a slot was taken else 0, wait (us), rate*1000, epoch}.
-var reserveScript = redis.NewScript(rateLua + `
+// Input: KEYS[1] -> the tenant's state hash, KEYS[2] -> the source's state
+// hash. ARGV[1] -> the tenant's ceiling, ARGV[2] -> global ceiling (0:
+// none), ARGV[3] -> max wait (us), ARGV[4] -> initial rate, ARGV[5] ->
+// adaptive (0|1).
+// Output: {1 if a slot was taken else 0, wait (us), rate*1000, tenant epoch,
+// source epoch, the slot's time (us)}.
+var reserveScript = redis.NewScript(prelude + `
 local ceiling, grate, maxwait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local initial, adaptive = tonumber(ARGV[4]), ARGV[5] == '1'
 local now = now_us()
-local s = load(KEYS[1])
-local r = ceiling
+local s, g = load(KEYS[1]), load(KEYS[2])
+local r, rg = ceiling, nil
 if adaptive then
-  r = current_rate(s, now, ceiling, initial, tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]))
+  resume(s, now)
+  resume(g, now)
+  resolve(s, g, now)
+  r = current_rate(view(s), now, ceiling, initial)
+  if num(g.est, 0) > 0 then rg = current_rate(g, now, MAXRATE, initial) end
 end
-local start = math.max(tonumber(s.tat) or 0, now)
-local gtat = 0
-if grate > 0 then
-  gtat = tonumber(redis.call('GET', KEYS[2]) or 0)
-  start = math.max(start, gtat)
-end
+if grate > 0 then rg = math.min(rg or grate, grate) end
+-- Each schedule advances from its own last slot (or now, or the end of a
+-- pause), not from the slot it was given: a tenant held back by the
+-- shared schedule keeps its place, and so does the shared schedule when a
+-- tenant is the slower one. Advancing both from the slot would lose a
+-- part of each whenever the two fall out of step.
+local paused = math.max(num(s.till, 0), num(g.till, 0), now)
+local base = math.max(num(s.tat, 0), paused)
+local gbase = math.max(num(g.tat, 0), paused)
+local start = base
+if rg then start = math.max(base, gbase) end
 local wait = start - now
+local eff = math.min(r, rg or r)
 if wait > maxwait then
-  return {0, math.floor(wait - maxwait), math.floor(r * 1000), s.epoch}
+  return {0, math.floor(wait - maxwait), math.floor(eff * 1000), num(s.epoch, 0), num(g.epoch, 0), math.floor(start)}
 end
-redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', start + 1000000 / r))
-if adaptive and not s.rate then
-  redis.call('HSET', KEYS[1], 'rate', initial, 'changed', string.format('%.0f', now))
+s.tat = base + 1000000 / r
+if adaptive and num(s.est, 0) <= 0 and not s.pat then
+  -- Slow start grows with use, not with time: DOUBLING seconds of slots
+  -- taken at the rate double it, so a rate the workers cannot fill does
+  -- not run away from what they send.
+  s.rate, s.changed = math.min(ceiling, r * math.pow(2, 1 / (r * DOUBLING))), now
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[10])
-if grate > 0 then
-  redis.call('SET', KEYS[2], string.format('%.0f', start + 1000000 / grate), 'PX', ARGV[10])
+s.n, s.seen = num(s.n, 0) + 1, start
+if rg then g.tat = gbase + 1000000 / rg end
+if now - num(g.wt, 0) >= WINDOW then
+  g.wp = (now - num(g.wt, 0) < 2 * WINDOW) and num(g.wn, 0) or 0
+  g.wt, g.wn = now, 0
 end
-return {1, math.floor(wait), math.floor(r * 1000), s.epoch}
+g.wn, g.n, g.seen = num(g.wn, 0) + 1, num(g.n, 0) + 1, start
+save(KEYS[1], s)
+save(KEYS[2], g)
+return {1, math.floor(wait), math.floor(eff * 1000), num(s.epoch, 0), num(g.epoch, 0), math.floor(start)}
 `)
 
-// throttleScript reacts to a throttle signal: it pauses the tenant, cuts its
-// rate and re-estimates its capacity. Every reaction starts a new epoch; a
-// report from a slot of an older epoch was sent before that reaction and is
-// ignored, so requests in flight during a cut do not cut again or lengthen
-// the pause.
+// throttleScript reacts to a throttle signal. A report from a slot given
+// before the tenant's or the source's last reaction came from a request
+// already in flight then, and is ignored. A report that follows another
+// tenant's within the coincidence window means the tenants share one
+// capacity: the source reacts (every tenant pauses, the shared rate is
+// cut). Otherwise the tenant pauses, and its cut waits for the scope
+// decision (see resolve).
 //
-// Input: KEYS[1] -> the tenant's state hash. ARGV[1] -> ceiling, ARGV[2] ->
-// initial rate, ARGV[3] -> the service's Retry-After (us), ARGV[4] ->
-// backoff factor, ARGV[5] -> base pause (us), ARGV[6] -> max pause (us),
-// ARGV[7] -> doubling time (s), ARGV[8] -> recovery (s), ARGV[9] -> probe,
-// ARGV[10] -> min rate, ARGV[11] -> state TTL (ms), ARGV[12] -> epoch of
-// the throttled request's slot, ARGV[13] -> estimate margin, ARGV[14] and
-// ARGV[15] -> estimate and cut factors on leaving slow start, ARGV[16] ->
-// short-pause margin.
-// Output: the pause still in force (us).
-var throttleScript = redis.NewScript(rateLua + `
+// Input: KEYS[1] -> the tenant's state hash, KEYS[2] -> the source's state
+// hash. ARGV[1] -> the tenant's ceiling, ARGV[2] -> initial rate, ARGV[3] ->
+// the service's Retry-After (us), ARGV[4] -> the slot's tenant epoch,
+// ARGV[5] -> the slot's source epoch, ARGV[6] -> the slot's time (us),
+// ARGV[7] -> the tenant's name, ARGV[8] -> the rate the slot was paced at.
+// Output: {the pause in force (us), 1 if every tenant pauses else 0}.
+var throttleScript = redis.NewScript(prelude + `
 local ceiling, initial, retry = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local backoff, basepause, maxpause = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local minrate, margin = tonumber(ARGV[10]), tonumber(ARGV[13])
+local epoch, gepoch, slot, tenant = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local paced = tonumber(ARGV[8])
 local now = now_us()
-local s = load(KEYS[1])
-local pause = tonumber(s.pause) or basepause
-local untl = tonumber(s['until']) or 0
-if tonumber(ARGV[12]) < s.epoch then
-  return math.floor(math.max(0, untl - now))
+local s, g = load(KEYS[1]), load(KEYS[2])
+resolve(s, g, now)
+local left = math.max(0, num(s.till, 0) - now, num(g.till, 0) - now)
+if epoch < num(s.epoch, 0) or gepoch < num(g.epoch, 0) then
+  save(KEYS[1], s)
+  return {math.floor(left), 0}
 end
-local short = s.short
--- A signal right after a pause means the pause was shorter than the
--- service's penalty, not that the rate was too high.
-local pausefail = untl > 0 and now < untl + basepause
-if pausefail then
-  short = math.max(short, pause)
-  pause = math.min(pause * 2, maxpause)
-else
-  pause = math.max(basepause, pause * 0.9, short * tonumber(ARGV[16]))
+local coincide = g.lt and g.lt ~= tenant and now - num(g.la, 0) < COINCIDE
+local first, other = num(g.la, now), num(g.lr, 0)
+g.lt, g.la, g.lr = tenant, now, paced
+if coincide then
+  -- What all tenants sent: the two reports' rates, or the sliding count
+  -- when more tenants were sending.
+  local r = math.max(window_rate(g, now), paced + other)
+  if num(g.est, 0) > 0 then
+    r = math.min(current_rate(g, slot, MAXRATE, initial), r)
+  end
+  local p, est, cut = react(g, now, slot, r, retry)
+  if est then g.est, g.rate, g.changed = math.max(MINRATE, est), math.max(MINRATE, cut), g.till end
+  g.sf = (g.st and now - tonumber(g.st) < COINCIDE) and tonumber(g.sf) or first
+  g.st = now
+  -- The tenant's own cut from this event, if it was the first to report,
+  -- is dropped when it resolves.
+  save(KEYS[1], s)
+  save(KEYS[2], g)
+  return {math.floor(p), 1}
 end
-local r = current_rate(s, now, ceiling, initial, tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), minrate)
-local p = math.max(pause, retry)
-untl = now + p
-local tat = math.max(tonumber(s.tat) or 0, untl)
-local est, cut = tonumber(s.est) or 0, r
-if est <= 0 then
-  -- Leaving slow start: the rate has just doubled, and half of it was
-  -- running clean a moment ago.
-  est, cut = r * tonumber(ARGV[14]), r * tonumber(ARGV[15])
-elseif not pausefail then
-  est, cut = r * margin, r * backoff
+local r = math.min(current_rate(s, slot, ceiling, initial), paced)
+local p, est, cut = react(s, now, slot, r, retry)
+if est then
+  s.pat, s.pest, s.prate = now, math.max(MINRATE, est), math.max(MINRATE, cut)
 end
-redis.call('HSET', KEYS[1], 'est', string.format('%.4f', math.max(minrate, est)),
-  'rate', string.format('%.4f', math.max(minrate, cut)), 'changed', string.format('%.0f', untl),
-  'pause', string.format('%.0f', pause), 'until', string.format('%.0f', untl), 'short', string.format('%.0f', short),
-  'tat', string.format('%.0f', tat), 'epoch', s.epoch + 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[11])
-return math.floor(p)
+save(KEYS[1], s)
+save(KEYS[2], g)
+return {math.floor(p), 0}
 `)
 
-// staleScript tells whether a slot was given before a throttle reaction.
+// staleScript tells whether a slot was given before a throttle reaction of
+// its tenant or of the source.
 //
-// Input: KEYS[1] -> the tenant's state hash. ARGV[1] -> the slot's epoch.
-// Output: -1 if the slot is still good; else how long (us) the tenant stays
-// paused (0 if the pause is already over).
-var staleScript = redis.NewScript(rateLua + `
-local s = load(KEYS[1])
-if s.epoch <= tonumber(ARGV[1]) then return -1 end
-return math.floor(math.max(0, (tonumber(s['until']) or 0) - now_us()))
+// Input: KEYS[1] -> the tenant's state hash, KEYS[2] -> the source's state
+// hash. ARGV[1] -> the slot's tenant epoch, ARGV[2] -> its source epoch.
+// Output: -1 if the slot is still good; else how long (us) the pause in
+// force lasts (0 if it is already over).
+var staleScript = redis.NewScript(prelude + `
+local v = redis.call('HMGET', KEYS[1], 'epoch', 'till')
+local w = redis.call('HMGET', KEYS[2], 'epoch', 'till')
+if num(v[1], 0) <= tonumber(ARGV[1]) and num(w[1], 0) <= tonumber(ARGV[2]) then return -1 end
+local now = now_us()
+return math.floor(math.max(0, num(v[2], 0) - now, num(w[2], 0) - now))
 `)
 
-// rateScript reads the tenant's current rate without taking a slot or
-// changing anything (the autoscaler reads it).
+// rateScript reads the rate the tenant's next slot would be paced at,
+// without taking a slot or changing anything (the autoscaler reads it), and
+// the source's learned shared rate.
 //
-// Input: KEYS[1] -> the tenant's state hash. ARGV[1] -> ceiling, ARGV[2] ->
-// initial rate, ARGV[3] -> doubling time (s), ARGV[4] -> recovery (s),
-// ARGV[5] -> probe, ARGV[6] -> min rate.
-// Output: the rate * 1000.
-var rateScript = redis.NewScript(rateLua + `
-local s = load(KEYS[1])
-return math.floor(1000 * current_rate(s, now_us(), tonumber(ARGV[1]), tonumber(ARGV[2]),
-  tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])))
+// Input: KEYS[1] -> the tenant's state hash, KEYS[2] -> the source's state
+// hash. ARGV[1] -> ceiling, ARGV[2] -> initial rate.
+// Output: {the tenant's rate*1000, the shared rate*1000 (0: none learned)}.
+var rateScript = redis.NewScript(prelude + `
+local ceiling, initial = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = now_us()
+local s, g = load(KEYS[1]), load(KEYS[2])
+resume(s, now)
+resume(g, now)
+resolve(s, g, now)
+local shared = 0
+if num(g.est, 0) > 0 then shared = current_rate(g, now, MAXRATE, initial) end
+return {math.floor(1000 * current_rate(view(s), now, ceiling, initial)), math.floor(1000 * shared)}
 `)

@@ -1,0 +1,364 @@
+package ratelimit
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// The adaptive tests run the scripts on miniredis, whose clock they set, so
+// that seconds and days pass without sleeping.
+
+type clockBundle struct {
+	mr  *miniredis.Miniredis
+	rdb *redis.Client
+	now time.Time
+	ctx context.Context
+}
+
+func setupClock(t *testing.T) *clockBundle {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	b := &clockBundle{mr: mr, rdb: rdb, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), ctx: context.Background()}
+	mr.SetTime(b.now)
+	return b
+}
+
+func (b *clockBundle) advance(d time.Duration) {
+	b.now = b.now.Add(d)
+	b.mr.SetTime(b.now)
+}
+
+// limiter returns a limiter (a worker process) on the bundle's clock.
+func (b *clockBundle) limiter(t *testing.T, cfg Config) *Limiter {
+	t.Helper()
+	if cfg.MaxWait == 0 {
+		cfg.MaxWait = time.Hour
+	}
+	cfg.Adaptive = true
+	l, err := New(b.rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.now = func() time.Time { return b.now }
+	return l
+}
+
+func (b *clockBundle) reserve(t *testing.T, l *Limiter, tenant string) Reservation {
+	t.Helper()
+	r, err := l.Reserve(b.ctx, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (b *clockBundle) throttled(t *testing.T, l *Limiter, tenant string, r Reservation) time.Duration {
+	t.Helper()
+	p, err := l.Throttled(b.ctx, tenant, 0, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// field reads a number of a scope's state hash (0 if absent).
+func (b *clockBundle) field(t *testing.T, key, name string) float64 {
+	t.Helper()
+	v, err := b.rdb.HGet(b.ctx, key, name).Float64()
+	if err != nil && err != redis.Nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// sendFor takes slots at rate for d of the bundle's time, as busy workers
+// do, and returns the last reservation.
+func (b *clockBundle) sendFor(t *testing.T, l *Limiter, tenant string, d time.Duration) Reservation {
+	t.Helper()
+	end := b.now.Add(d)
+	var r Reservation
+	for b.now.Before(end) {
+		r = b.reserve(t, l, tenant)
+		if !r.OK {
+			t.Fatalf("slot refused: %+v", r)
+		}
+		b.advance(max(r.Wait, time.Millisecond))
+	}
+	return r
+}
+
+func near(got, want, tolerance float64) bool { return math.Abs(got-want) <= tolerance*want }
+
+func TestSlowStartGrowsWithUse(t *testing.T) {
+	b := setupClock(t)
+	l := b.limiter(t, Config{TenantRate: 1000, Initial: 2})
+	b.reserve(t, l, "t")
+	// Idle time does not grow the rate: only slots taken do.
+	b.advance(10 * time.Second)
+	if r := b.reserve(t, l, "t"); r.Rate > 2*1.5 {
+		t.Fatalf("rate %g after 10 idle seconds, want still about the initial 2/s", r.Rate)
+	}
+	// Slots taken for DoublingTime at the rate double it: from 2/s, busy
+	// for 3 s, about 2·2^3.
+	r := b.sendFor(t, l, "t", 3*DoublingTime)
+	if r.Rate < 12 || r.Rate > 26 {
+		t.Errorf("rate %g after 3 doubling times of use, want about 16", r.Rate)
+	}
+}
+
+func TestThrottleEndsSlowStartAndPauses(t *testing.T) {
+	b := setupClock(t)
+	l := b.limiter(t, Config{TenantRate: 1000, Initial: 40})
+	other := b.limiter(t, Config{TenantRate: 1000, Initial: 40}) // another worker process
+	r := b.reserve(t, l, "t")
+	early := b.reserve(t, other, "t") // a slot given before the reaction
+	if stale, _, _ := other.Stale(b.ctx, "t", early); stale {
+		t.Fatal("a fresh slot is stale")
+	}
+	b.advance(300 * time.Millisecond)
+	if p := b.throttled(t, l, "t", r); p != Pause {
+		t.Fatalf("pause %s, want %s", p, Pause)
+	}
+	if !l.Paused("t") {
+		t.Error("the reporting process does not know of the pause")
+	}
+	if stale, left, _ := other.Stale(b.ctx, "t", early); !stale || left < Pause-300*time.Millisecond {
+		t.Errorf("slot from before the reaction: stale=%v, %s of pause left", stale, left)
+	}
+	// A report from a request already in flight at the reaction changes
+	// nothing.
+	if p := b.throttled(t, other, "t", early); p > Pause {
+		t.Errorf("an in-flight report lengthened the pause to %s", p)
+	}
+	// The other process is held until the pause ends, then paced at the
+	// first estimate: SlowStartMargin of the rate that throttled.
+	if r2 := b.reserve(t, other, "t"); r2.Wait < Pause-400*time.Millisecond {
+		t.Errorf("slot during the pause only %s ahead", r2.Wait)
+	}
+	b.advance(Pause)
+	b.reserve(t, other, "t")
+	want := r.Rate * SlowStartMargin
+	if got := b.field(t, stateKey("t"), "est"); !near(got, want, 0.01) {
+		t.Errorf("estimate %g, want %g", got, want)
+	}
+	// Retry-After longer than the pause wins.
+	if p, _ := l.Throttled(b.ctx, "u", 5*time.Second, b.reserve(t, l, "u")); p != 5*time.Second {
+		t.Errorf("pause with Retry-After 5s = %s", p)
+	}
+}
+
+// steady brings tenant out of slow start with the estimate rate and past
+// its first pause.
+func (b *clockBundle) steady(t *testing.T, l *Limiter, tenant string, rate float64) {
+	t.Helper()
+	r := b.reserve(t, l, tenant)
+	r.Rate = rate / SlowStartMargin
+	p := b.throttled(t, l, tenant, r)
+	b.advance(p + Coincidence)
+	b.reserve(t, l, tenant) // resolves the cut
+	if got := b.field(t, stateKey(tenant), "est"); !near(got, rate, 0.01) {
+		t.Fatalf("estimate %g after slow start, want %g", got, rate)
+	}
+}
+
+func TestPauseTooShortGrowsThePause(t *testing.T) {
+	b := setupClock(t)
+	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
+	b.steady(t, l, "t", 20)
+	key := stateKey("t")
+	b.sendFor(t, l, "t", 10*time.Second)
+	p := b.throttled(t, l, "t", b.reserve(t, l, "t"))
+	// The first request after that pause (from another process, which
+	// books its slot for the pause's end) is throttled: the penalty was
+	// still on. The pause grows, the estimate stays.
+	other := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
+	r := b.reserve(t, other, "t")
+	b.advance(r.Wait + 200*time.Millisecond)
+	est := b.field(t, key, "pest")
+	if p2 := b.throttled(t, other, "t", r); p2 != time.Duration(float64(p)*PauseGrowth) {
+		t.Fatalf("pause %s after a throttle right after a pause of %s, want %s", p2, p, time.Duration(float64(p)*PauseGrowth))
+	}
+	b.advance(5 * time.Second)
+	b.reserve(t, l, "t")
+	if got := b.field(t, key, "est"); !near(got, est, 0.001) {
+		t.Errorf("a pause too short changed the estimate from %g to %g", est, got)
+	}
+	// Later pauses decay, but not below ShortPauseMargin times the pause
+	// that proved too short.
+	floor := time.Duration(float64(Pause) * ShortPauseMargin)
+	for range 20 {
+		b.sendFor(t, l, "t", 10*time.Second)
+		r := b.reserve(t, l, "t")
+		p := b.throttled(t, l, "t", r)
+		if p < floor-time.Millisecond {
+			t.Fatalf("pause decayed to %s, below %s", p, floor)
+		}
+		b.advance(p + Coincidence)
+	}
+	if p := b.field(t, key, "pause"); !near(p, float64(floor.Microseconds()), 0.01) {
+		t.Errorf("pause settled at %gus, want %s", p, floor)
+	}
+}
+
+func TestCutDependsOnHowLongTheRateHeld(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		held time.Duration
+		want float64 // new estimate over the rate that throttled
+	}{
+		{"at once: the capacity dropped far", Coincidence, DeepestCut},
+		{"after 4s", 4 * time.Second, 0.8},
+		{"after 15s", 15 * time.Second, 15.0 / 16},
+		{"on the plateau, long", ProbeQuiet - 2*time.Second, PlateauCut},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := setupClock(t)
+			l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
+			b.steady(t, l, "t", 20)
+			b.sendFor(t, l, "t", c.held-Coincidence)
+			r := b.reserve(t, l, "t")
+			b.advance(300 * time.Millisecond)
+			p := b.throttled(t, l, "t", r)
+			b.advance(p)
+			b.reserve(t, l, "t")
+			if got := b.field(t, stateKey("t"), "est"); !near(got, r.Rate*c.want, 0.02) {
+				t.Errorf("estimate %g after the rate %g held %s, want %g", got, r.Rate, c.held, r.Rate*c.want)
+			}
+		})
+	}
+}
+
+func TestProbeFindsMoreCapacity(t *testing.T) {
+	b := setupClock(t)
+	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
+	b.steady(t, l, "t", 20)
+	rateAt := func(after time.Duration) float64 {
+		b.sendFor(t, l, "t", after)
+		r, _, err := l.Rate(b.ctx, "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// A plateau near the estimate first, so a steady capacity is met
+	// rarely...
+	if r := rateAt(20 * time.Second); r < 20 || r > 20*1.05 {
+		t.Errorf("rate %g 20s after the pause, want just over the estimate 20", r)
+	}
+	// ...then faster and faster: a capacity that grew is found within a
+	// minute.
+	if r := rateAt(40 * time.Second); r < 20*2.3 {
+		t.Errorf("rate %g a minute after the pause, want over %g", r, 20*2.3)
+	}
+}
+
+func TestCoincidentThrottlesPauseEveryTenant(t *testing.T) {
+	b := setupClock(t)
+	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
+	b.steady(t, l, "a", 20)
+	b.steady(t, l, "b", 20)
+	b.sendFor(t, l, "a", 10*time.Second)
+	ra := b.reserve(t, l, "a")
+	rb := b.reserve(t, l, "b")
+	b.advance(300 * time.Millisecond)
+	b.throttled(t, l, "a", ra)
+	b.advance(200 * time.Millisecond)
+	// b's throttle comes with a's: the tenants share one capacity.
+	b.throttled(t, l, "b", rb)
+	if est := b.field(t, sourceKey, "est"); est <= 0 {
+		t.Fatal("no shared capacity learned from two coincident throttles")
+	}
+	// Every tenant pauses, one that was not throttled too.
+	if r := b.reserve(t, l, "c"); r.OK && r.Wait < Pause/2 {
+		t.Errorf("a third tenant is not paused: %+v", r)
+	}
+	// The tenants' own estimates stay: the cut was the shared one.
+	b.advance(5 * time.Second)
+	b.reserve(t, l, "a")
+	b.reserve(t, l, "b")
+	for _, tenant := range []string{"a", "b"} {
+		if got := b.field(t, stateKey(tenant), "est"); !near(got, 20, 0.001) {
+			t.Errorf("tenant %s estimate %g after a shared throttle, want 20 kept", tenant, got)
+		}
+	}
+	if _, shared, _ := l.Rate(b.ctx, "a"); shared <= 0 {
+		t.Error("Rate does not report the shared capacity")
+	}
+}
+
+func TestSolitaryThrottleCutsOnlyTheTenant(t *testing.T) {
+	b := setupClock(t)
+	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
+	b.steady(t, l, "a", 20)
+	b.steady(t, l, "b", 20)
+	b.sendFor(t, l, "a", 10*time.Second)
+	ra := b.reserve(t, l, "a")
+	b.advance(300 * time.Millisecond)
+	b.throttled(t, l, "a", ra)
+	b.advance(Coincidence)
+	if r := b.reserve(t, l, "b"); !r.OK || r.Wait > 100*time.Millisecond {
+		t.Errorf("tenant b paused by a's throttle: %+v", r)
+	}
+	b.advance(5 * time.Second)
+	b.reserve(t, l, "a")
+	if got := b.field(t, stateKey("a"), "est"); got >= ra.Rate*PlateauCut*1.001 {
+		t.Errorf("tenant a's estimate %g not cut below %g", got, ra.Rate)
+	}
+	if est := b.field(t, sourceKey, "est"); est != 0 {
+		t.Errorf("a solitary throttle set a shared capacity %g", est)
+	}
+}
+
+func TestSharedScheduleKeepsEachTenantsPlace(t *testing.T) {
+	b := setupClock(t)
+	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
+	b.steady(t, l, "a", 23)
+	b.steady(t, l, "b", 19)
+	b.rdb.HSet(b.ctx, sourceKey, "est", 46, "rate", 46, "changed", b.now.UnixMicro())
+	// Busy workers of both tenants book slots in turn, far ahead.
+	last := map[string]time.Duration{}
+	count := map[string]int{}
+	for i := range 400 {
+		tenant := []string{"a", "b"}[i%2]
+		r := b.reserve(t, l, tenant)
+		last[tenant] = r.Wait
+		count[tenant]++
+	}
+	for tenant, want := range map[string]float64{"a": 23, "b": 19} {
+		got := float64(count[tenant]) / last[tenant].Seconds()
+		if !near(got, want, 0.1) {
+			t.Errorf("tenant %s paced at %.1f/s beside the other under a shared 46/s, want its own %g", tenant, got, want)
+		}
+	}
+}
+
+func TestLearnedStateResumesAfterIdle(t *testing.T) {
+	b := setupClock(t)
+	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
+	b.steady(t, l, "t", 40)
+	b.advance(IdleRestart + time.Minute)
+	r := b.reserve(t, l, "t")
+	if want := 40 * ResumeEstimate * ResumeRate; !near(r.Rate, want, 0.01) {
+		t.Errorf("rate %g after an idle spell, want %g", r.Rate, want)
+	}
+	if got := b.field(t, stateKey("t"), "est"); !near(got, 40*ResumeEstimate, 0.01) {
+		t.Errorf("estimate %g after an idle spell, want %g", got, 40*ResumeEstimate)
+	}
+	// It is kept for months, and a month later the next audit starts from a
+	// smaller share of it.
+	if ttl := b.mr.TTL(stateKey("t")); ttl < learnedTTL-time.Minute {
+		t.Fatalf("the learned state expires in %s, want %s", ttl, learnedTTL)
+	}
+	b.advance(30 * 24 * time.Hour)
+	r = b.reserve(t, l, "t")
+	if want := 40 * ResumeEstimate * ResumeStale * ResumeRate; !near(r.Rate, want, 0.01) {
+		t.Errorf("rate %g a month later, want %g", r.Rate, want)
+	}
+}
