@@ -1,61 +1,93 @@
-// Package ratelimit paces realm requests per tenant across every worker
-// process, with state held in Redis and time read from the Redis server's
-// clock (so worker clocks do not matter).
+// Package ratelimit paces realm requests across every worker process, with
+// state held in Redis and time read from the Redis server's clock (so worker
+// clocks do not matter). Each operation is one Lua script (scripts.go).
 //
 // # Pacing
 //
-// Each request reserves a slot with a GCRA ("generic cell rate") schedule:
-// the tenant's theoretical arrival time (tat) advances by 1/rate per request,
+// Each request reserves a slot on a GCRA ("generic cell rate") schedule:
+// the tenant's theoretical arrival time (tat) advances by 1/rate per slot,
 // and a caller whose slot is at most MaxWait ahead takes it and sleeps until
 // then. A caller whose slot is further ahead takes nothing and is told how
 // long to wait, so a task can give its worker slot to another tenant instead
 // of sleeping. Requests are thus spaced evenly, never bursty, and the
-// aggregate rate of any number of processes stays at or below the rate. An
-// optional global schedule applies the same way across all tenants (a shared
-// egress IP).
+// aggregate rate of any number of processes stays at or below the rate.
 //
-// # Adapting the rate
+// A second schedule, the source's, spans all tenants: it applies when the
+// operator sets a global rate (one egress address) or when the limiter has
+// learned that the tenants share one capacity (below). Each schedule
+// advances from its own last slot, so a tenant held back by the shared
+// schedule keeps its place in its own.
 //
-// The rate of a tenant is not fixed: the service's sustainable rate is
-// unknown and changes. It is a function of time since the last change:
+// # Two scopes
 //
-//   - Before any throttle is seen, it doubles every DoublingTime from
-//     Initial (slow start).
-//   - A throttle signal (MicrosoftAccount 2, HTTP 429) from any worker
-//     records Margin (0.85) times the current rate as the estimated
-//     capacity (the service let the rate get there only by spending its
-//     burst allowance), restarts the rate from Backoff (0.9) times its
-//     value, and pauses the tenant for the learned pause (or the service's
-//     Retry-After, if longer): no slot is handed out during the pause, since
-//     requests sent into a penalty window only lengthen it. The first signal
-//     ends slow start: the rate has just doubled, so the estimate is
-//     SlowStartMargin (0.7) and the restart SlowStartBackoff (0.6) of the
-//     rate that throttled.
-//   - Each reaction starts a new epoch, and every slot carries the epoch it
-//     was given in: a signal from a slot of an older epoch comes from a
-//     request sent before the reaction and is ignored. A slot given before a
-//     reaction is not used either: after waiting for its slot, a request
-//     checks the epoch (Stale) unless the wait was too short for a reaction
-//     to have happened, and a worker process also keeps the pause locally.
-//   - The pause starts at Pause (1 s). A signal within Pause of the end of a
-//     pause means the pause was shorter than the service's penalty, not that
-//     the rate was too high: the pause doubles (up to MaxPause) and the
-//     estimate stays. Otherwise the pause decays by 10 % per event, but never
-//     below ShortPauseMargin (1.25) times the longest pause that proved too
-//     short.
-//   - When the pause ends, the rate moves towards the estimate exponentially
-//     (time constant Recovery, 3 s), plus a linear probe of Probe (0.5 %) of
-//     the estimate per second, so a capacity that grew is found again and one
-//     that shrank is re-measured by the next throttle. Against a steady
-//     capacity C with a burst allowance this settles into one throttle event
-//     every 30 to 40 s, the rate rising from just under C to a little above
-//     it between events.
+// Whether the realm service limits each audited tenant or the source
+// address is not documented, and it may be either. The limiter keeps an
+// adaptive state per tenant and one for the source, and decides per
+// throttle which one the service meant:
 //
-// The rate never exceeds the operator's ceiling and never drops below MinRate.
-// What was learned of a tenant (estimate, pause) is forgotten after it has
-// been idle for an hour.
-// make bench-throttle measures it against a simulated service of hidden
-// capacity; the bar is goodput >= 0.9·C with <= 2 % throttled.
+//   - A throttle that follows another tenant's within Coincidence means the
+//     tenants share one capacity: the source reacts. Every tenant pauses
+//     together (a tenant resuming while another still sends would only
+//     prolong the service's penalty for both), and the shared rate is cut.
+//     The tenants keep their own estimates.
+//   - Otherwise the tenant reacts alone: it pauses at once, and its cut
+//     waits Coincidence for the decision (a pause is needed in either case;
+//     the cut is applied only if no other tenant was throttled with it).
+//
+// With one tenant, or tenants throttled each on their own capacity, no
+// shared capacity is ever learned and each tenant finds its own; with one
+// shared capacity, every overshoot throttles all tenants at once and the
+// shared rate is what settles. Leaving slow start is always the tenant's own
+// cut, so two tenants starting together under separate capacities do not
+// stay in slow start.
+//
+// # Adapting a rate
+//
+// The same rules drive a tenant's rate and the shared one:
+//
+//   - Slow start: from Initial, the rate doubles for every DoublingTime of
+//     slots taken at it. It grows with use, not time, so a rate the workers
+//     cannot fill does not run away from what they send.
+//   - A throttle (MicrosoftAccount 2, HTTP 429) pauses the scope for the
+//     learned pause (or the service's Retry-After, if longer): no slot is
+//     handed out during it, since requests sent into a penalty window only
+//     lengthen it. Each reaction starts a new epoch, and every slot carries
+//     the epochs it was given in: a report from a slot of an older epoch
+//     came from a request sent before the reaction and is ignored, and a
+//     sleeping slot of an older epoch is not used (Stale).
+//   - Which throttle it is decides the new estimate, from the rate r the
+//     throttled request was paced at and how long the rate held since the
+//     last pause ended:
+//     the first (leaving slow start): SlowStartMargin·r, since the feedback
+//     comes a latency and a burst allowance late;
+//     a request sent within PauseTooShort of the pause's end: the pause was
+//     shorter than the service's penalty, not the rate too high — the pause
+//     grows by PauseGrowth and the estimate stays;
+//     within ProbeQuiet: the plateau was over the capacity, and a rate x
+//     times the capacity empties a burst allowance of b seconds in b/(x-1)
+//     seconds, so r·held/(held+BurstGuess), between DeepestCut·r (a capacity
+//     that dropped: a few events settle on it) and PlateauCut·r;
+//     later: the accelerating probe found it, Margin·r but never below the
+//     plateau that held.
+//   - After the pause the rate returns to the estimate (time constant
+//     Recovery), creeps above it by Probe per second, and after ProbeQuiet
+//     without a throttle accelerates, so a capacity that grew is found
+//     within about a minute while a steady one is met about once in 50 s.
+//   - Otherwise the pause decays by PauseDecay per throttle, never below
+//     ShortPauseMargin times the longest pause that proved too short.
+//
+// # What is kept
+//
+// A scope's state is kept for learnedTTL (90 days) after its last use. A
+// scope idle for IdleRestart starts again from a safe fraction of what it
+// learned (ResumeRate·ResumeEstimate of the estimate, ResumeStale less once
+// it is older than Fresh), so a monthly re-audit does not begin blind.
+// The rate never exceeds the operator's ceiling and never drops below
+// MinRate.
+//
+// BenchmarkLimiterModel runs these scripts against a simulated service in
+// virtual time (minutes in seconds); make bench-throttle measures the whole
+// system against the tenant simulator.
 //
 // This package does not make requests and does not know about batches.
 package ratelimit

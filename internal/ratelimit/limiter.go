@@ -24,12 +24,12 @@ const (
 	// returns to it with the time constant Recovery; it then creeps above
 	// it by Probe (a fraction per second) and, after ProbeQuiet without a
 	// throttle, accelerates (ProbeAcceleration, per second squared): a
-	// capacity that grew is found within a minute, a steady one is met
-	// about once every 45 s.
+	// capacity that grew is found within about a minute, a steady one is
+	// met about once in 50 s.
 	Backoff           = 1.0
 	Recovery          = 3 * time.Second
 	Probe             = 0.001
-	ProbeQuiet        = 30 * time.Second
+	ProbeQuiet        = 40 * time.Second
 	ProbeAcceleration = 0.002
 	// A throttle sets a new estimate from the rate r that throttled, by how
 	// long the rate held since the last pause. Within ProbeQuiet the

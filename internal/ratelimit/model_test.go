@@ -331,7 +331,7 @@ func newModel(seed uint64, capacity float64, tenants int, perTenant bool, proces
 		avail *= float64(tenants)
 	}
 	m := &modelRun{
-		cfg:       Config{TenantRate: 10 * capacity, Initial: 1, Adaptive: true, MaxWait: 2 * time.Second},
+		cfg:       Config{TenantRate: 10 * capacity, Initial: 5, Adaptive: true, MaxWait: 2 * time.Second},
 		svc:       &modelService{perTenant: perTenant, capacity: func(time.Duration) float64 { return capacity }, penalty: 2 * time.Second},
 		slots:     int(2*capacity*0.4) + 6,
 		processes: processes,

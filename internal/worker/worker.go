@@ -50,7 +50,7 @@ func DefaultConfig() Config {
 		RealmTimeout: 10 * time.Second,
 		Limits: ratelimit.Config{
 			TenantRate: 5,
-			Initial:    1,
+			Initial:    5,
 			Adaptive:   true,
 			MaxWait:    2 * time.Second,
 		},
