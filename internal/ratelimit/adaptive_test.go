@@ -252,10 +252,10 @@ func TestProbeFindsMoreCapacity(t *testing.T) {
 	if r := rateAt(20 * time.Second); r < 20 || r > 20*1.05 {
 		t.Errorf("rate %g 20s after the pause, want just over the estimate 20", r)
 	}
-	// ...then faster and faster: a capacity that grew is found within a
-	// minute.
-	if r := rateAt(40 * time.Second); r < 20*2.3 {
-		t.Errorf("rate %g a minute after the pause, want over %g", r, 20*2.3)
+	// ...then faster and faster: a capacity that grew to more than twice
+	// the estimate is found within ProbeQuiet and half a minute.
+	if r := rateAt(ProbeQuiet + 30*time.Second - 20*time.Second); r < 20*2.3 {
+		t.Errorf("rate %g %s after the pause, want over %g", r, ProbeQuiet+30*time.Second, 20*2.3)
 	}
 }
 

@@ -72,7 +72,7 @@
 //   - After the pause the rate returns to the estimate (time constant
 //     Recovery), creeps above it by Probe per second, and after ProbeQuiet
 //     without a throttle accelerates, so a capacity that grew is found
-//     within about a minute while a steady one is met about once in 50 s.
+//     within 40 to 70 s while a steady one is met about once in 50 s.
 //   - Otherwise the pause decays by PauseDecay per throttle, never below
 //     ShortPauseMargin times the longest pause that proved too short.
 //

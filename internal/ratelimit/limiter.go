@@ -24,8 +24,8 @@ const (
 	// returns to it with the time constant Recovery; it then creeps above
 	// it by Probe (a fraction per second) and, after ProbeQuiet without a
 	// throttle, accelerates (ProbeAcceleration, per second squared): a
-	// capacity that grew is found within about a minute, a steady one is
-	// met about once in 50 s.
+	// capacity that grew is found within 40 to 70 s, a steady one is met
+	// about once in 50 s.
 	Backoff           = 1.0
 	Recovery          = 3 * time.Second
 	Probe             = 0.001
