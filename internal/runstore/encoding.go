@@ -127,15 +127,20 @@ func encodeRef(userID string) (string, error) {
 	return string([]byte{byte(len(userID))}) + userID, nil
 }
 
-// splitRefs returns the references of an owners value. refsLua walks them
-// the same way.
+// refLen is the length of the reference that starts with byte b;
+// refLenLua is the same in Lua.
+func refLen(b byte) int {
+	if b == refGUID {
+		return 17
+	}
+	return 1 + int(b)
+}
+
+// splitRefs returns the references of an owners value.
 func splitRefs(v string) []string {
 	var out []string
 	for len(v) > 0 {
-		n := 1 + int(v[0])
-		if v[0] == refGUID {
-			n = 17
-		}
+		n := refLen(v[0])
 		if n > len(v) {
 			break
 		}
@@ -160,10 +165,19 @@ func decodeRef(ref string) string {
 // cannot contain it; display names and mail are stripped of it.
 const pairSep = "\x1f"
 
+// splitUser splits an element of a users bucket into the user's reference
+// and value.
+func splitUser(e string) (ref, value string) {
+	if e == "" {
+		return "", ""
+	}
+	n := min(refLen(e[0]), len(e))
+	return e[:n], e[n:]
+}
+
 // userValue is a user's value in the users buckets: the UPN alone when
 // nothing else is known (address pairs of tests and simple sources), the
-// UPN and display name when the mail is the UPN (most users: it keeps the
-// value under the listpack limit of 64 bytes more often), else all three.
+// UPN and display name when the mail is the UPN, else all three.
 func userValue(p Pair) string {
 	clean := func(s string) string { return strings.ReplaceAll(s, pairSep, " ") }
 	switch {

@@ -65,15 +65,18 @@ func statusOf(stored string) AddressStatus {
 
 // keys are the Redis keys of one run.
 //
-// What is kept per address and per user is spread over buckets: n hashes
-// per family, an address in bucket fnv(address) mod n of the state and
-// owners families, a user in bucket fnv(user) mod n of the users family.
-// Redis stores a hash of at most hash-max-listpack-entries fields (128 to
-// 512 depending on the server) whose fields and values are at most
+// What is kept per address and per user is spread over buckets: n keys per
+// family, an address in bucket fnv(address) mod n of the state and owners
+// families, a user in bucket fnv(user) mod n of the users family. Redis
+// stores a hash of at most hash-max-listpack-entries fields (128 to 512
+// depending on the server) whose fields and values are at most
 // hash-max-listpack-value bytes (64) as one flat listpack, a few bytes per
 // field, where one large hash costs some 60 bytes of pointers per field on
-// top of the strings. n is chosen when the run is created and stored in the
-// run hash ("buckets"), so that a run's layout never changes under it.
+// top of the strings. A user's UPN, display name and mail are longer than
+// 64 bytes more often than not, so the users buckets are lists, which
+// have listpacks of 8 KB whatever the length of an element. n is chosen
+// when the run is created and stored in the run hash ("buckets"), so that
+// a run's layout never changes under it.
 type keys struct {
 	run     string // hash: the run record and its counters
 	errors  string // hash: address -> last error, while its last attempt failed
@@ -91,7 +94,7 @@ const runKeyPrefix = prefix + "run:"
 const (
 	famState  = "s" // address -> state value (encodeState)
 	famOwners = "o" // address -> the users it was found on (encodeRef, concatenated)
-	famUsers  = "u" // user (encodeRef) -> upn, display name, mail (userValue)
+	famUsers  = "u" // list of users: reference (encodeRef) then userValue
 )
 
 var families = []string{famState, famOwners, famUsers}

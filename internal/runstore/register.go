@@ -116,6 +116,15 @@ func (s *Store) NextBatch(ctx context.Context, runID string, n int) (int, error)
 	return int(last) - n, nil
 }
 
+// refLenLua defines ref_len(b), the length of the user reference that
+// starts with byte b (see refLen).
+var refLenLua = `
+local function ref_len(b)
+  if b == ` + strconv.Itoa(refGUID) + ` then return 17 end
+  return b + 1
+end
+`
+
 // Register atomically adds new addresses (as pending), pairs, and the batch
 // that carries the addresses (as unsent), and marks earlier batches sent.
 // batch < 0 registers only pairs. The caller guarantees addrs are new to the
@@ -165,7 +174,9 @@ func (s *Store) Register(ctx context.Context, runID string, batch int, payload [
 }
 
 // registerScript is Register's one step. An address's owners value is its
-// user references (encodeRef) concatenated, each once.
+// user references (encodeRef) concatenated, each once; a users bucket is a
+// list of users, each its reference followed by its value, found by a walk
+// of the bucket (some tens of users).
 //
 // Input: KEYS[1] -> the run hash, KEYS[2] -> unsent, then the buckets
 // written. ARGV[1] -> now (unix ms), ARGV[2] -> the batch number ("":
@@ -176,17 +187,28 @@ func (s *Store) Register(ctx context.Context, runID string, batch int, payload [
 // reference, ARGV[j+3] -> the index of the user's users bucket (0: no
 // user), ARGV[j+4] -> the user's value (userValue); then ns batch numbers
 // sent. Output: 1, or 0 if the run does not exist (nothing written).
-var registerScript = script(`
+var registerScript = script(refLenLua + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local function has_ref(refs, ref)
   local p = 1
   while p <= #refs do
-    local b = string.byte(refs, p)
-    local len = (b == ` + strconv.Itoa(refGUID) + `) and 17 or b + 1
+    local len = ref_len(string.byte(refs, p))
     if string.sub(refs, p, p + len - 1) == ref then return true end
     p = p + len
   end
   return false
+end
+-- set_user replaces the user's element of the users bucket, or adds it.
+local function set_user(key, ref, e)
+  local users = redis.call('LRANGE', key, 0, -1)
+  for j = 1, #users do
+    local u = users[j]
+    if string.sub(u, 1, ref_len(string.byte(u, 1))) == ref then
+      if u ~= e then redis.call('LSET', key, j - 1, e) end
+      return
+    end
+  end
+  redis.call('RPUSH', key, e)
 end
 local na, np, ns = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local i = 7
@@ -199,7 +221,7 @@ for _ = 1, np do
   local key, a, ref, users = KEYS[tonumber(ARGV[i])], ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3])
   local refs = redis.call('HGET', key, a) or ''
   if not has_ref(refs, ref) then redis.call('HSET', key, a, refs .. ref) end
-  if users > 0 then redis.call('HSET', KEYS[users], ref, ARGV[i+4]) end
+  if users > 0 then set_user(KEYS[users], ref, ref .. ARGV[i+4]) end
   i = i + 5
 end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end

@@ -39,8 +39,8 @@ func (s *Store) EachResults(ctx context.Context, runID string, fn func([]Result)
 	if err != nil {
 		return err
 	}
-	users := make(map[string]string)
-	if err := s.eachBucket(ctx, k, famUsers, func(ref, v string) { users[ref] = v }); err != nil {
+	users, err := s.users(ctx, k)
+	if err != nil {
 		return err
 	}
 	errs, err := s.rdb.HGetAll(ctx, k.errors).Result()
@@ -78,6 +78,29 @@ func (s *Store) EachResults(ctx context.Context, runID string, fn func([]Result)
 		clear(rows[start : start+len(part)])
 	}
 	return nil
+}
+
+// users reads every user of the run: reference -> value (userValue).
+func (s *Store) users(ctx context.Context, k keys) (map[string]string, error) {
+	const group = 128
+	users := make(map[string]string)
+	for first := 0; first < k.buckets; first += group {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.StringSliceCmd, 0, group)
+		for i := first; i < min(first+group, k.buckets); i++ {
+			cmds = append(cmds, pipe.LRange(ctx, k.bucket(famUsers, i), 0, -1))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("load results: %w", err)
+		}
+		for _, c := range cmds {
+			for _, e := range c.Val() {
+				ref, v := splitUser(e)
+				users[ref] = v
+			}
+		}
+	}
+	return users, nil
 }
 
 // pairRow is one user-address pair with its address's state value.
