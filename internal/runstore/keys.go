@@ -68,8 +68,8 @@ func statusOf(stored string) AddressStatus {
 // What is kept per address and per user is spread over buckets: n keys per
 // family, an address in bucket fnv(address) mod n of the state and owners
 // families, a user in bucket fnv(user) mod n of the users family. Redis
-// stores a hash of at most hash-max-listpack-entries fields (128 to 512
-// depending on the server) whose fields and values are at most
+// stores a hash of at most hash-max-listpack-entries fields (512 by
+// default, lower if an operator set it so) whose fields and values are at most
 // hash-max-listpack-value bytes (64) as one flat listpack, a few bytes per
 // field, where one large hash costs some 60 bytes of pointers per field on
 // top of the strings. A user's UPN, display name and mail are longer than
@@ -90,7 +90,7 @@ type keys struct {
 const runKeyPrefix = prefix + "run:"
 
 // The bucket families, as the suffix of their keys: <run hash>:<family>:<i>.
-// stateLua and bucketsLua spell them too.
+// Scripts spell them {s}, {o} and {u} (luaNames).
 const (
 	famState  = "s" // address -> state value (encodeState)
 	famOwners = "o" // address -> the users it was found on (encodeRef, concatenated)
@@ -170,9 +170,9 @@ type Store struct {
 func New(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
 
 // defaultBuckets is the bucket count of a new run: a 430,000-address run
-// (a 200,000-user tenant) puts some 53 addresses in a bucket, far from the
-// smallest listpack limit of 128 fields, and a run up to about 2 million
-// addresses stays within the default 512. The keys cost some 200 bytes
+// (a 200,000-user tenant) puts some 53 addresses in a bucket, well under
+// 128 fields, and a run up to about 2 million addresses stays within the
+// default listpack limit of 512. The keys cost some 200 bytes
 // each, which only small runs notice.
 const defaultBuckets = 8192
 
