@@ -131,13 +131,15 @@ func keyShares(b *testing.B, rdb *redis.Client) (asynqBytes, storeBytes float64)
 	return asynqBytes, storeBytes
 }
 
-// family replaces the run and task IDs of a key by placeholders.
+// family replaces the run and task IDs of a key, and the numbers after a
+// run ID (task and bucket numbers), by placeholders.
 func family(k string) string {
 	parts := strings.Split(k, ":")
+	run := false
 	for i, p := range parts {
 		if len(p) == 23 && p[8] == 'T' && p[15] == 'Z' { // a run ID
-			parts[i] = "RUN"
-		} else if _, err := strconv.Atoi(p); err == nil && i > 0 && parts[i-1] == "RUN" {
+			parts[i], run = "RUN", true
+		} else if _, err := strconv.Atoi(p); err == nil && run {
 			parts[i] = "N"
 		}
 	}

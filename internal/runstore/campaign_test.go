@@ -83,7 +83,7 @@ func TestRecordAfterPurgeWritesNothing(t *testing.T) {
 	if err != nil || len(st) != 1 || st[0].State != "unknown" {
 		t.Fatalf("record after purge: %+v, %v", st, err)
 	}
-	if n, _ := s.rdb.Exists(ctx, runKeys(id).data()...).Result(); n != 0 {
+	if n, _ := s.rdb.Exists(ctx, keysFor(id).all()...).Result(); n != 0 {
 		t.Errorf("%d keys of the purged run came back", n)
 	}
 }

@@ -103,9 +103,7 @@ func TestCancelStartsTheRetention(t *testing.T) {
 	if err := s.Cancel(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range runKeys(id).data() {
-		if s.rdb.Exists(ctx, key).Val() == 1 && s.rdb.TTL(ctx, key).Val() <= 0 {
-			t.Errorf("%s does not expire after cancel", key)
-		}
+	if n := lasting(t, s, id); n != 0 {
+		t.Errorf("%d keys do not expire after cancel", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -25,22 +26,23 @@ func (r *Run) counters() Counters {
 // recountScript recomputes a run's counters from its address states, so
 // that after a Redis failure that lost or mixed writes they agree with what
 // the report lists again, and completes the run if every address is final.
-// It reads the whole status and attempts hashes: an operator's repair (or a
-// stalled run's), not a hot path.
+// It reads every state bucket, which it names as bucketsLua does: an
+// operator's repair (or a stalled run's), not a hot path.
 //
-// Input: KEYS: keys.scripted (KEYS[2] status, KEYS[3] attempts). ARGV[1] ->
-// now (unix ms). Output: the counters after, in the order total, checked,
-// present, absent, dead, failed pending.
-var recountScript = script(completeLua + `
+// Input: KEYS: keys.scripted (KEYS[1] run). ARGV[1] -> now (unix ms).
+// Output: the counters after, in the order total, checked, present, absent,
+// dead, failed pending.
+var recountScript = script(completeLua + stateLua + `
 local n = {[{present}] = 0, [{absent}] = 0, [{dead}] = 0, [{pending}] = 0}
-local states = redis.call('HVALS', KEYS[2])
-for i = 1, #states do
-  n[states[i]] = (n[states[i]] or 0) + 1
-end
 local failed = 0
-local att = redis.call('HGETALL', KEYS[3])
-for i = 1, #att, 2 do
-  if tonumber(att[i+1]) > 0 and redis.call('HGET', KEYS[2], att[i]) == {pending} then failed = failed + 1 end
+local buckets = tonumber(redis.call('HGET', KEYS[1], 'buckets') or 0)
+for i = 0, buckets - 1 do
+  local vals = redis.call('HVALS', KEYS[1] .. ':' .. {s} .. ':' .. i)
+  for j = 1, #vals do
+    local st, a = parse(vals[j])
+    n[st] = (n[st] or 0) + 1
+    if st == {pending} and a > 0 then failed = failed + 1 end
+  end
 end
 local present, absent, dead = n[{present}], n[{absent}], n[{dead}]
 local total = present + absent + dead + n[{pending}]
@@ -67,9 +69,13 @@ func (s *Store) Recount(ctx context.Context, runID string, now time.Time) (befor
 
 // PendingAddresses returns the run's addresses that still need a check.
 func (s *Store) PendingAddresses(ctx context.Context, runID string) (map[string]bool, error) {
+	k, err := s.keysOf(ctx, runID)
+	if err != nil {
+		return nil, fmt.Errorf("list pending addresses: %w", err)
+	}
 	out := make(map[string]bool)
-	err := s.scanHash(ctx, runKeys(runID).status, func(a, st string) {
-		if st == storedPending {
+	err = s.eachBucket(ctx, k, famState, func(a, v string) {
+		if strings.HasPrefix(v, storedPending) {
 			out[a] = true
 		}
 	})

@@ -2,10 +2,11 @@ package runstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Detail is what is kept of an address's last attempt.
@@ -48,20 +49,27 @@ func (s *Store) Record(ctx context.Context, runID string, maxAttempts int, now t
 	if len(outs) == 0 {
 		return nil, nil
 	}
-	k := runKeys(runID)
+	k, err := s.keysOf(ctx, runID)
+	if err != nil {
+		return nil, fmt.Errorf("record results: %w", err)
+	}
+	if k.buckets == 0 { // purged, or never created: nothing to write to
+		states := make([]AddressState, len(outs))
+		for i := range states {
+			states[i].State = StateUnknown
+		}
+		return states, nil
+	}
 	rate := 0.0
 	for _, o := range outs {
 		if o.Rate > 0 {
 			rate = o.Rate
 		}
 	}
-	argv := make([]any, 0, 3+3*len(outs))
+	kl := newKeyList(k.scripted())
+	argv := make([]any, 0, 3+5*len(outs))
 	argv = append(argv, maxAttempts, now.UnixMilli(), strconv.FormatFloat(rate, 'f', 3, 64))
 	for _, o := range outs {
-		d, err := json.Marshal(o.Detail)
-		if err != nil {
-			return nil, fmt.Errorf("encode detail: %w", err)
-		}
 		status := string(o.Status)
 		switch {
 		case status == "" && o.Throttled:
@@ -69,9 +77,9 @@ func (s *Store) Record(ctx context.Context, runID string, maxAttempts int, now t
 		case status == "":
 			status = outcomeFail
 		}
-		argv = append(argv, o.Address, status, d)
+		argv = append(argv, kl.add(k.bucket(famState, k.bucketOf(o.Address))), o.Address, status, encodeDetail(o.Detail), o.Detail.Error)
 	}
-	res, err := recordScript.Run(ctx, s.rdb, k.scripted(), argv...).Slice()
+	res, err := recordScript.Run(ctx, s.rdb, kl.keys, argv...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("record results: %w", err)
 	}
@@ -94,20 +102,59 @@ type BatchState struct {
 
 // LoadBatch returns the run's flags and the state of addrs in one round trip.
 func (s *Store) LoadBatch(ctx context.Context, runID string, addrs []string) (BatchState, error) {
-	k := runKeys(runID)
+	k, err := s.keysOf(ctx, runID)
+	if err != nil {
+		return BatchState{}, fmt.Errorf("load batch state: %w", err)
+	}
 	pipe := s.rdb.Pipeline()
 	flags := pipe.HMGet(ctx, k.run, "tenant_id", "cancelled", "paused")
-	sts := pipe.HMGet(ctx, k.status, addrs...)
-	ats := pipe.HMGet(ctx, k.attempts, addrs...)
+	vals := s.hmgetStates(ctx, pipe, k, addrs)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return BatchState{}, fmt.Errorf("load batch state: %w", err)
 	}
 	f := flags.Val()
 	bs := BatchState{RunExists: f[0] != nil, Cancelled: f[1] == "1", Paused: f[2] == "1", Addresses: make([]AddressState, len(addrs))}
-	for i := range addrs {
-		st, _ := sts.Val()[i].(string)
-		at, _ := ats.Val()[i].(string)
-		bs.Addresses[i] = AddressState{State: statusOf(st), Attempts: int(atoi(at))}
+	for i, v := range vals() {
+		st, n, _ := decodeState(v)
+		bs.Addresses[i] = AddressState{State: st, Attempts: n}
 	}
 	return bs, nil
+}
+
+// hmgetStates queues on pipe one HMGET per state bucket that holds some of
+// addrs; once the pipe ran, the returned function gives each address's
+// value in the order of addrs ("" if none). A run that does not exist
+// queues nothing.
+func (s *Store) hmgetStates(ctx context.Context, pipe redis.Pipeliner, k keys, addrs []string) func() []string {
+	if k.buckets == 0 {
+		return func() []string { return make([]string, len(addrs)) }
+	}
+	type group struct {
+		at  []int
+		cmd *redis.SliceCmd
+	}
+	byBucket := make(map[int]*group)
+	fields := make(map[int][]string)
+	for i, a := range addrs {
+		b := k.bucketOf(a)
+		g := byBucket[b]
+		if g == nil {
+			g = &group{}
+			byBucket[b] = g
+		}
+		g.at = append(g.at, i)
+		fields[b] = append(fields[b], a)
+	}
+	for b, g := range byBucket {
+		g.cmd = pipe.HMGet(ctx, k.bucket(famState, b), fields[b]...)
+	}
+	return func() []string {
+		out := make([]string, len(addrs))
+		for _, g := range byBucket {
+			for j, v := range g.cmd.Val() {
+				out[g.at[j]], _ = v.(string)
+			}
+		}
+		return out
+	}
 }

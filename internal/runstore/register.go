@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -80,14 +79,15 @@ func (s *Store) StartEnumeration(ctx context.Context, runID string, now time.Tim
 // submit extends (--run-id) is reopened: it is not complete until the new
 // addresses are final, and its data must not expire meanwhile.
 //
-// Input: KEYS: keys.scripted. ARGV[1] -> now (unix ms). Output: 1.
-var startScript = script(runIDLua + `
+// Input: KEYS: keys.scripted (KEYS[1] run, KEYS[5] the open-runs index).
+// ARGV[1] -> now (unix ms). Output: 1.
+var startScript = script(runIDLua + bucketsLua + `
 redis.call('HSET', KEYS[1], 'enumeration_started_at', ARGV[1], 'updated_at', ARGV[1])
 if redis.call('HEXISTS', KEYS[1], 'completed_at') == 1 then
   redis.call('HDEL', KEYS[1], 'completed_at')
   redis.call('HSET', KEYS[1], 'enumerated', 0)
-  for i = 1, #KEYS - 1 do redis.call('PERSIST', KEYS[i]) end
-  redis.call('ZADD', KEYS[#KEYS], redis.call('HGET', KEYS[1], 'created_at') or ARGV[1], run_id())
+  each_key(function(k) redis.call('PERSIST', k) end)
+  redis.call('ZADD', KEYS[5], redis.call('HGET', KEYS[1], 'created_at') or ARGV[1], run_id())
 end
 return 1
 `)
@@ -107,31 +107,6 @@ type Pair struct {
 	Mail        string
 }
 
-// pairSep separates address and user ID in the owners hash field, and UPN,
-// display name and mail in its value. Addresses, IDs and UPNs cannot contain
-// it; display names and mail are stripped of it.
-const pairSep = "\x1f"
-
-// ownerValue is the owners hash value of p: the UPN alone when nothing else
-// is known, so that the hash stays as small as before for address lists.
-func ownerValue(p Pair) string {
-	if p.DisplayName == "" && p.Mail == "" {
-		return p.UPN
-	}
-	clean := func(s string) string { return strings.ReplaceAll(s, pairSep, " ") }
-	return p.UPN + pairSep + clean(p.DisplayName) + pairSep + clean(p.Mail)
-}
-
-// parsePair is the inverse of the owners hash field and ownerValue.
-func parsePair(field, value string) Pair {
-	addr, uid, _ := strings.Cut(field, pairSep)
-	p := Pair{Address: addr, UserID: uid}
-	var rest string
-	p.UPN, rest, _ = strings.Cut(value, pairSep)
-	p.DisplayName, p.Mail, _ = strings.Cut(rest, pairSep)
-	return p
-}
-
 // NextBatch reserves n batch numbers and returns the first.
 func (s *Store) NextBatch(ctx context.Context, runID string, n int) (int, error) {
 	last, err := s.rdb.HIncrBy(ctx, runKeys(runID).run, "batches", int64(n)).Result()
@@ -141,42 +116,122 @@ func (s *Store) NextBatch(ctx context.Context, runID string, n int) (int, error)
 	return int(last) - n, nil
 }
 
+// refLenLua defines ref_len(b), the length of the user reference that
+// starts with byte b (see refLen).
+var refLenLua = `
+local function ref_len(b)
+  if b == ` + strconv.Itoa(refGUID) + ` then return 17 end
+  return b + 1
+end
+`
+
 // Register atomically adds new addresses (as pending), pairs, and the batch
 // that carries the addresses (as unsent), and marks earlier batches sent.
 // batch < 0 registers only pairs. The caller guarantees addrs are new to the
-// run (it holds the submit lock and the run's known addresses).
+// run (it holds the submit lock and the run's known addresses). A pair
+// registered again changes nothing but the user's UPN, display name and
+// mail, which are kept once per user ID: the last registered win.
 func (s *Store) Register(ctx context.Context, runID string, batch int, payload []byte, addrs []string, pairs []Pair, sent []int) error {
-	k := runKeys(runID)
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		if len(addrs) > 0 {
-			fields := make([]any, 0, 2*len(addrs))
-			for _, a := range addrs {
-				fields = append(fields, a, storedPending)
-			}
-			p.HSet(ctx, k.status, fields...)
-			p.HIncrBy(ctx, k.run, "addresses_total", int64(len(addrs)))
-		}
-		if len(pairs) > 0 {
-			fields := make([]any, 0, 2*len(pairs))
-			for _, pr := range pairs {
-				fields = append(fields, pr.Address+pairSep+pr.UserID, ownerValue(pr))
-			}
-			p.HSet(ctx, k.owners, fields...)
-		}
-		if batch >= 0 {
-			p.HSet(ctx, k.unsent, strconv.Itoa(batch), payload)
-		}
-		if len(sent) > 0 {
-			p.HDel(ctx, k.unsent, batchFields(sent)...)
-		}
-		p.HSet(ctx, k.run, "updated_at", time.Now().UnixMilli())
-		return nil
-	})
+	k, err := s.keysOf(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("register batch: %w", err)
 	}
+	if k.buckets == 0 {
+		return fmt.Errorf("register batch: %w: %s", ErrRunNotFound, runID)
+	}
+	kl := newKeyList([]string{k.run, k.unsent})
+	argv := make([]any, 0, 6+2*len(addrs)+5*len(pairs)+len(sent))
+	b := ""
+	if batch >= 0 {
+		b = strconv.Itoa(batch)
+	}
+	argv = append(argv, time.Now().UnixMilli(), b, payload, len(addrs), len(pairs), len(sent))
+	for _, a := range addrs {
+		argv = append(argv, kl.add(k.bucket(famState, k.bucketOf(a))), a)
+	}
+	for _, p := range pairs {
+		ref, err := encodeRef(p.UserID)
+		if err != nil {
+			return fmt.Errorf("register batch: %w", err)
+		}
+		users := 0
+		if p.UserID != "" {
+			users = kl.add(k.bucket(famUsers, k.bucketOf(ref)))
+		}
+		argv = append(argv, kl.add(k.bucket(famOwners, k.bucketOf(p.Address))), p.Address, ref, users, userValue(p))
+	}
+	for _, n := range sent {
+		argv = append(argv, n)
+	}
+	ok, err := registerScript.Run(ctx, s.rdb, kl.keys, argv...).Int()
+	if err != nil {
+		return fmt.Errorf("register batch: %w", err)
+	}
+	if ok == 0 {
+		return fmt.Errorf("register batch: %w: %s", ErrRunNotFound, runID)
+	}
 	return nil
 }
+
+// registerScript is Register's one step. An address's owners value is its
+// user references (encodeRef) concatenated, each once; a users bucket is a
+// list of users, each its reference followed by its value, found by a walk
+// of the bucket (some tens of users).
+//
+// Input: KEYS[1] -> the run hash, KEYS[2] -> unsent, then the buckets
+// written. ARGV[1] -> now (unix ms), ARGV[2] -> the batch number ("":
+// none), ARGV[3] -> its payload, ARGV[4] -> na, ARGV[5] -> np, ARGV[6] ->
+// ns; then na pairs of ARGV[i] -> the index in KEYS of the address's state
+// bucket, ARGV[i+1] -> address; then np groups of ARGV[j] -> the index of
+// the address's owners bucket, ARGV[j+1] -> address, ARGV[j+2] -> user
+// reference, ARGV[j+3] -> the index of the user's users bucket (0: no
+// user), ARGV[j+4] -> the user's value (userValue); then ns batch numbers
+// sent. Output: 1, or 0 if the run does not exist (nothing written).
+var registerScript = script(refLenLua + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local function has_ref(refs, ref)
+  local p = 1
+  while p <= #refs do
+    local len = ref_len(string.byte(refs, p))
+    if string.sub(refs, p, p + len - 1) == ref then return true end
+    p = p + len
+  end
+  return false
+end
+-- set_user replaces the user's element of the users bucket, or adds it.
+local function set_user(key, ref, e)
+  local users = redis.call('LRANGE', key, 0, -1)
+  for j = 1, #users do
+    local u = users[j]
+    if string.sub(u, 1, ref_len(string.byte(u, 1))) == ref then
+      if u ~= e then redis.call('LSET', key, j - 1, e) end
+      return
+    end
+  end
+  redis.call('RPUSH', key, e)
+end
+local na, np, ns = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local i = 7
+for _ = 1, na do
+  redis.call('HSET', KEYS[tonumber(ARGV[i])], ARGV[i+1], {pending})
+  i = i + 2
+end
+if na > 0 then redis.call('HINCRBY', KEYS[1], 'addresses_total', na) end
+for _ = 1, np do
+  local key, a, ref, users = KEYS[tonumber(ARGV[i])], ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3])
+  local refs = redis.call('HGET', key, a) or ''
+  if not has_ref(refs, ref) then redis.call('HSET', key, a, refs .. ref) end
+  if users > 0 then set_user(KEYS[users], ref, ref .. ARGV[i+4]) end
+  i = i + 5
+end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
+for _ = 1, ns do
+  redis.call('HDEL', KEYS[2], ARGV[i])
+  i = i + 1
+end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
+return 1
+`)
 
 // Unsent returns the stored batches not yet known to be enqueued, by number.
 func (s *Store) Unsent(ctx context.Context, runID string) (map[int][]byte, error) {
@@ -214,7 +269,11 @@ func batchFields(batches []int) []string {
 // KnownAddresses calls fn for every address the run already has, so that a
 // resumed submit adds only new ones.
 func (s *Store) KnownAddresses(ctx context.Context, runID string, fn func(addr string)) error {
-	return s.scanHash(ctx, runKeys(runID).status, func(f, _ string) { fn(f) })
+	k, err := s.keysOf(ctx, runID)
+	if err != nil {
+		return err
+	}
+	return s.eachBucket(ctx, k, famState, func(f, _ string) { fn(f) })
 }
 
 // FinishEnumeration marks the run fully enqueued.
@@ -225,21 +284,27 @@ func (s *Store) FinishEnumeration(ctx context.Context, runID string, users int64
 	return nil
 }
 
-func (s *Store) scanHash(ctx context.Context, key string, fn func(field, value string)) error {
-	var cursor uint64
-	for {
-		kv, next, err := s.rdb.HScan(ctx, key, cursor, "", 1000).Result()
-		if err != nil {
-			return fmt.Errorf("scan %s: %w", key, err)
+// eachBucket calls fn with every field and value of the run's buckets of
+// family fam, a bucket at a time in bucket order, some hundred buckets a
+// round trip.
+func (s *Store) eachBucket(ctx context.Context, k keys, fam string, fn func(field, value string)) error {
+	const group = 128
+	for first := 0; first < k.buckets; first += group {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.MapStringStringCmd, 0, group)
+		for i := first; i < min(first+group, k.buckets); i++ {
+			cmds = append(cmds, pipe.HGetAll(ctx, k.bucket(fam, i)))
 		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			fn(kv[i], kv[i+1])
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("read run buckets: %w", err)
 		}
-		if next == 0 {
-			return nil
+		for _, c := range cmds {
+			for f, v := range c.Val() {
+				fn(f, v)
+			}
 		}
-		cursor = next
 	}
+	return nil
 }
 
 // sortedInts returns the keys of m in order.

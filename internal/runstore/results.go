@@ -2,9 +2,10 @@ package runstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Result is one user-address pair with its address's final (or current)
@@ -34,63 +35,104 @@ func (s *Store) EachResults(ctx context.Context, runID string, fn func([]Result)
 	if _, err := s.GetRun(ctx, runID); err != nil {
 		return err
 	}
-	k := runKeys(runID)
-	var pairs []Pair
-	err := s.scanHash(ctx, k.owners, func(f, v string) { pairs = append(pairs, parsePair(f, v)) })
+	k, err := s.keysOf(ctx, runID)
 	if err != nil {
 		return err
 	}
-	sort.Slice(pairs, func(i, j int) bool {
-		if pairs[i].Address != pairs[j].Address {
-			return pairs[i].Address < pairs[j].Address
+	users, err := s.users(ctx, k)
+	if err != nil {
+		return err
+	}
+	errs, err := s.rdb.HGetAll(ctx, k.errors).Result()
+	if err != nil {
+		return fmt.Errorf("load results: %w", err)
+	}
+	rows, err := s.pairRows(ctx, k)
+	if err != nil {
+		return err
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].addr != rows[j].addr {
+			return rows[i].addr < rows[j].addr
 		}
-		return pairs[i].UserID < pairs[j].UserID
+		return rows[i].userID < rows[j].userID
 	})
 	const chunk = 1000
 	buf := make([]Result, chunk)
-	for start := 0; start < len(pairs); start += chunk {
-		end := min(start+chunk, len(pairs))
-		part := buf[:end-start]
-		if err := s.fillStates(ctx, k, pairs[start:end], part); err != nil {
-			return err
+	for start := 0; start < len(rows); start += chunk {
+		part := buf[:min(start+chunk, len(rows))-start]
+		for i, row := range rows[start : start+len(part)] {
+			r := Result{Pair: Pair{Address: row.addr, UserID: row.userID}, State: StatePending}
+			if row.userID != "" {
+				parseUser(&r.Pair, users[row.ref])
+			}
+			if row.state != "" { // else a pair registered before its address
+				r.State, r.Attempts, r.Detail = decodeState(row.state)
+			}
+			r.Error = errs[row.addr]
+			part[i] = r
 		}
 		if err := fn(part); err != nil {
 			return err
 		}
-		clear(pairs[start:end]) // the chunk's strings now live in what fn kept
+		clear(rows[start : start+len(part)])
 	}
 	return nil
 }
 
-// fillStates looks up the states of pairs into out, one round trip per chunk.
-func (s *Store) fillStates(ctx context.Context, k keys, pairs []Pair, out []Result) error {
-	addrs := make([]string, len(pairs))
-	for i, p := range pairs {
-		addrs[i] = p.Address
-	}
-	pipe := s.rdb.Pipeline()
-	sts := pipe.HMGet(ctx, k.status, addrs...)
-	ats := pipe.HMGet(ctx, k.attempts, addrs...)
-	dts := pipe.HMGet(ctx, k.detail, addrs...)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("load results: %w", err)
-	}
-	for i, p := range pairs {
-		st, _ := sts.Val()[i].(string)
-		r := Result{Pair: p, State: statusOf(st)}
-		if st == "" {
-			r.State = StatePending // a pair registered before its address
+// users reads every user of the run: reference -> value (userValue).
+func (s *Store) users(ctx context.Context, k keys) (map[string]string, error) {
+	const group = 128
+	users := make(map[string]string)
+	for first := 0; first < k.buckets; first += group {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.StringSliceCmd, 0, group)
+		for i := first; i < min(first+group, k.buckets); i++ {
+			cmds = append(cmds, pipe.LRange(ctx, k.bucket(famUsers, i), 0, -1))
 		}
-		at, _ := ats.Val()[i].(string)
-		r.Attempts = int(atoi(at))
-		if d, _ := dts.Val()[i].(string); d != "" {
-			if err := json.Unmarshal([]byte(d), &r.Detail); err != nil {
-				return fmt.Errorf("decode detail of an address: %w", err)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("load results: %w", err)
+		}
+		for _, c := range cmds {
+			for _, e := range c.Val() {
+				ref, v := splitUser(e)
+				users[ref] = v
 			}
 		}
-		out[i] = r
 	}
-	return nil
+	return users, nil
+}
+
+// pairRow is one user-address pair with its address's state value.
+type pairRow struct {
+	addr, userID, ref, state string
+}
+
+// pairRows reads every pair of the run, an owners bucket with the state
+// bucket of the same number (they hold the same addresses) at a time.
+func (s *Store) pairRows(ctx context.Context, k keys) ([]pairRow, error) {
+	const group = 64
+	var rows []pairRow
+	for first := 0; first < k.buckets; first += group {
+		pipe := s.rdb.Pipeline()
+		var owners, states []*redis.MapStringStringCmd
+		for i := first; i < min(first+group, k.buckets); i++ {
+			owners = append(owners, pipe.HGetAll(ctx, k.bucket(famOwners, i)))
+			states = append(states, pipe.HGetAll(ctx, k.bucket(famState, i)))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("load results: %w", err)
+		}
+		for j, o := range owners {
+			st := states[j].Val()
+			for a, refs := range o.Val() {
+				for _, ref := range splitRefs(refs) {
+					rows = append(rows, pairRow{addr: a, userID: decodeRef(ref), ref: ref, state: st[a]})
+				}
+			}
+		}
+	}
+	return rows, nil
 }
 
 // DeadLetter is a dead-lettered address with its last error.
@@ -105,7 +147,10 @@ func (s *Store) DeadLetters(ctx context.Context, runID string) ([]DeadLetter, er
 	if _, err := s.GetRun(ctx, runID); err != nil {
 		return nil, err
 	}
-	k := runKeys(runID)
+	k, err := s.keysOf(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
 	addrs, err := s.rdb.SMembers(ctx, k.dead).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list dead letters: %w", err)
@@ -116,18 +161,15 @@ func (s *Store) DeadLetters(ctx context.Context, runID string) ([]DeadLetter, er
 	for start := 0; start < len(addrs); start += chunk {
 		part := addrs[start:min(start+chunk, len(addrs))]
 		pipe := s.rdb.Pipeline()
-		ats := pipe.HMGet(ctx, k.attempts, part...)
-		dts := pipe.HMGet(ctx, k.detail, part...)
+		vals := s.hmgetStates(ctx, pipe, k, part)
+		errs := pipe.HMGet(ctx, k.errors, part...)
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, fmt.Errorf("list dead letters: %w", err)
 		}
-		for i, a := range part {
-			dl := DeadLetter{Address: a}
-			at, _ := ats.Val()[i].(string)
-			dl.Attempts = int(atoi(at))
-			if d, _ := dts.Val()[i].(string); d != "" {
-				_ = json.Unmarshal([]byte(d), &dl.Detail)
-			}
+		for i, v := range vals() {
+			dl := DeadLetter{Address: part[i]}
+			_, dl.Attempts, dl.Detail = decodeState(v)
+			dl.Error, _ = errs.Val()[i].(string)
 			out = append(out, dl)
 		}
 	}
@@ -139,15 +181,23 @@ func (s *Store) DeadLetters(ctx context.Context, runID string) ([]DeadLetter, er
 // batches maps batch numbers to payloads. It returns how many moved; 0 means
 // another requeue got there first.
 func (s *Store) Requeue(ctx context.Context, runID string, addrs []string, batches map[int][]byte, nowMs int64) (int, error) {
-	argv := make([]any, 0, 2+len(addrs)+2*len(batches))
+	k, err := s.keysOf(ctx, runID)
+	if err != nil {
+		return 0, fmt.Errorf("requeue dead letters: %w", err)
+	}
+	if k.buckets == 0 {
+		return 0, nil
+	}
+	kl := newKeyList(k.scripted())
+	argv := make([]any, 0, 2+2*len(addrs)+2*len(batches))
 	argv = append(argv, nowMs, len(addrs))
 	for _, a := range addrs {
-		argv = append(argv, a)
+		argv = append(argv, kl.add(k.bucket(famState, k.bucketOf(a))), a)
 	}
 	for _, b := range sortedInts(batches) {
 		argv = append(argv, b, batches[b])
 	}
-	n, err := requeueScript.Run(ctx, s.rdb, runKeys(runID).scripted(), argv...).Int()
+	n, err := requeueScript.Run(ctx, s.rdb, kl.keys, argv...).Int()
 	if err != nil {
 		return 0, fmt.Errorf("requeue dead letters: %w", err)
 	}

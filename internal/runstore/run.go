@@ -117,7 +117,7 @@ func (s *Store) CreateRun(ctx context.Context, r *Run, now time.Time) error {
 	ms := strconv.FormatInt(now.UnixMilli(), 10)
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, k.run, "source", r.Source, "options", r.Options, "lane", r.Lane,
-			"retention_s", int64(r.Retention/time.Second), "created_at", ms, "updated_at", ms,
+			"retention_s", int64(r.Retention/time.Second), "created_at", ms, "updated_at", ms, "buckets", defaultBuckets,
 			"addresses_total", 0, "checked", 0, "present", 0, "absent", 0, "failed_pending", 0, "dead", 0, "batches", 0)
 		if r.RecheckOf != "" {
 			p.HSet(ctx, k.run, "recheck_of", r.RecheckOf)
@@ -213,14 +213,20 @@ func (s *Store) Cancel(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	k := runKeys(id)
+	k, err := s.keysOf(ctx, id)
+	all := k.all()
+	if errors.Is(err, ErrOldLayout) {
+		all = append(k.data(), k.legacy()...)
+	} else if err != nil {
+		return fmt.Errorf("cancel run %s: %w", id, err)
+	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, k.run, "cancelled", 1, "updated_at", time.Now().UnixMilli())
 		p.ZRem(ctx, OpenRunsKey, id)
 		// What it found is personal data like any run's: it expires after
 		// the retention from now.
 		if r.Retention > 0 {
-			for _, key := range k.data() {
+			for _, key := range all {
 				p.Expire(ctx, key, r.Retention)
 			}
 		}
@@ -238,9 +244,17 @@ func (s *Store) Purge(ctx context.Context, id string) error {
 	if _, err := s.GetRun(ctx, id); err != nil {
 		return err
 	}
-	k := runKeys(id)
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, append(k.data(), k.lock)...)
+	k, err := s.keysOf(ctx, id)
+	if err != nil && !errors.Is(err, ErrOldLayout) {
+		return fmt.Errorf("purge run %s: %w", id, err)
+	}
+	if k.buckets == 0 {
+		// Half created, or of ErrOldLayout: delete what the default
+		// bucket count names, and the keys of the old layout.
+		k.buckets = defaultBuckets
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, append(append(k.all(), k.legacy()...), k.lock)...)
 		p.ZRem(ctx, runsKey, id)
 		p.ZRem(ctx, OpenRunsKey, id)
 		return nil
@@ -248,6 +262,7 @@ func (s *Store) Purge(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("purge run %s: %w", id, err)
 	}
+	s.buckets.Delete(id)
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/msaudit/msaudit/internal/redistest"
 )
 
@@ -97,9 +99,13 @@ func TestFailuresDeadLetterAndComplete(t *testing.T) {
 	if len(dead) != 1 || dead[0].Address != "a@x.com" || dead[0].Attempts != 3 || dead[0].Error != "no answer: HTTP 500" {
 		t.Fatalf("dead letters = %+v", dead)
 	}
-	ttl := s.rdb.TTL(ctx, runKeys(id).status).Val()
+	k := keysFor(id)
+	ttl := s.rdb.TTL(ctx, k.bucket(famState, k.bucketOf("a@x.com"))).Val()
 	if ttl <= 0 || ttl > time.Hour {
 		t.Errorf("retention TTL after completion = %s, want (0, 1h]", ttl)
+	}
+	if n := lasting(t, s, id); n != 0 {
+		t.Errorf("%d keys of the completed run do not expire", n)
 	}
 }
 
@@ -185,10 +191,41 @@ func TestPurgeAndUnknownRun(t *testing.T) {
 	if _, err := s.GetRun(ctx, id); !errors.Is(err, ErrRunNotFound) {
 		t.Fatalf("after purge: %v", err)
 	}
-	if n := s.rdb.Exists(ctx, runKeys(id).data()...).Val(); n != 0 {
+	if n := s.rdb.Exists(ctx, keysFor(id).all()...).Val(); n != 0 {
 		t.Errorf("%d keys left after purge", n)
 	}
 	if runs, _ := s.ListRuns(ctx); len(runs) != 0 {
 		t.Errorf("runs after purge = %v", runs)
 	}
+}
+
+// keysFor is the keys of run id with the bucket count of a new run, so
+// that a test can look for them after the run is gone.
+func keysFor(id string) keys {
+	k := runKeys(id)
+	k.buckets = defaultBuckets
+	return k
+}
+
+// lasting counts the run's keys that exist and do not expire.
+func lasting(t *testing.T, s *Store, id string) int {
+	t.Helper()
+	ctx := context.Background()
+	all := keysFor(id).all()
+	pipe := s.rdb.Pipeline()
+	ttls := make([]*redis.DurationCmd, len(all))
+	for i, key := range all {
+		ttls[i] = pipe.TTL(ctx, key)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i, c := range ttls {
+		if c.Val() == -1 {
+			t.Logf("%s does not expire", all[i])
+			n++
+		}
+	}
+	return n
 }
