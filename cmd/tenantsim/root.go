@@ -64,9 +64,10 @@ With the enqueuer and a worker:
   # then compare "enqueue report RUN --format json" with /tmp/truth.json
 
 Admin endpoints (unauthenticated): GET /_sim/stats returns the counters (realm_tenants
-holds them per tenant; realm_rate is the rate in effect); GET and PUT
-/_sim/realm read and replace the realm model as JSON (snake_case fields, durations as
-Go duration strings such as "250ms" or as integer nanoseconds), e.g.
+holds them per tenant, realm_rate is the rate in effect; ?per_address=false leaves out
+the per-address counts); GET and PUT /_sim/realm read and replace the realm model as
+JSON (snake_case fields, durations as Go duration strings such as "250ms" or as integer
+nanoseconds), e.g.
   curl --cacert /tmp/sim-ca.pem -X PUT https://127.0.0.1:8443/_sim/realm \
        -d '{"rate":20,"penalty":"5s","faults":{"code4":0.01}}'
   a whole model: {"rate":40,"burst":0,"penalty":"2s","throttle_http":false,

@@ -1,6 +1,7 @@
 package tenantsim
 
 import (
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -104,14 +105,13 @@ func (rs *realmState) config() RealmConfig {
 	return rs.cfg
 }
 
-func (rs *realmState) snapshot(st *Stats, now time.Time) {
+func (rs *realmState) snapshot(st *Stats, now time.Time, perAddress bool) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	st.RealmRequests, st.RealmAnswered, st.RealmThrottled, st.RealmFaults = rs.requests, rs.answered, rs.throttled, rs.faults
 	st.RealmReasked = rs.reasked
-	st.PerAddress = make(map[string]int64, len(rs.perAddress))
-	for k, v := range rs.perAddress {
-		st.PerAddress[k] = v
+	if perAddress {
+		st.PerAddress = maps.Clone(rs.perAddress)
 	}
 	st.RealmTenants = make(map[string]RealmTenantStats, len(rs.perTenant))
 	for k, v := range rs.perTenant {

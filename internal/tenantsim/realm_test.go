@@ -304,4 +304,9 @@ func TestAdminEndpoints(t *testing.T) {
 	if err := json.Unmarshal(r.body, &st); err != nil || st.RealmRequests != 1 || st.PerAddress["someone@contoso.com"] != 1 {
 		t.Fatalf("stats %s (%v)", r.body, err)
 	}
+	r = e.do(http.MethodGet, e.srv.URL()+"/_sim/stats?per_address=false", nil, nil)
+	st = Stats{}
+	if err := json.Unmarshal(r.body, &st); err != nil || st.RealmRequests != 1 || st.PerAddress != nil || st.RealmTenants[e.tenant.ID].Answered != 1 {
+		t.Fatalf("stats without addresses %s (%v)", r.body, err)
+	}
 }

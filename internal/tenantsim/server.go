@@ -302,7 +302,10 @@ func (s *Server) Close() error {
 }
 
 // Stats returns a snapshot of the counters.
-func (s *Server) Stats() Stats {
+func (s *Server) Stats() Stats { return s.stats(true) }
+
+// stats is Stats, PerAddress left nil unless perAddress.
+func (s *Server) stats(perAddress bool) Stats {
 	st := Stats{
 		GraphRequests: s.graphRequests.Load(),
 		TokensIssued:  s.tokensIssued.Load(),
@@ -311,7 +314,7 @@ func (s *Server) Stats() Stats {
 		AssertionsWithChain:   s.assertionsWithChain.Load(),
 		AssertionsFederated:   s.assertionsFederated.Load(),
 	}
-	s.realm.snapshot(&st, s.now())
+	s.realm.snapshot(&st, s.now(), perAddress)
 	s.graph.snapshot(&st)
 	return st
 }
