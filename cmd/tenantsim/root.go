@@ -234,7 +234,7 @@ func newRootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra
 	f.IntVar(&o.graphThrottleEvery, "graph-throttle-every", 0, "answer every Nth users page request with 429 once (0 = never)")
 	f.Float64Var(&o.realmRate, "realm-rate", 0, "requests/s the realm service sustains (0 = unlimited)")
 	f.IntVar(&o.realmBurst, "realm-burst", 0, "realm token-bucket capacity (0 = max(1, the rate in effect))")
-	f.DurationVar(&o.realmPenalty, "realm-penalty", 0, "throttle everything for this long after an overshoot, extended by each request during it")
+	f.DurationVar(&o.realmPenalty, "realm-penalty", 0, "throttle everything (of the tenant, per-tenant) for this long after an overshoot, extended by each request during it")
 	f.StringVar(&o.realmScope, "realm-scope", tenantsim.ScopePerSource, "what the realm throttle counts: per-source (one bucket for all requests) or per-tenant (a bucket per tenant, told by the address's domain)")
 	f.StringVar(&o.realmSchedule, "realm-schedule", "", "realm rate changes AFTER:RATE,..., counted from the first realm request, e.g. 2m:15,4m:40")
 	f.StringVar(&o.realmLatency, "realm-latency", "", "realm answer delay MIN-MAX, uniform, e.g. 100ms-400ms (default none)")

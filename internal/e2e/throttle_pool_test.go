@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+// scopeTB lets one benchmark configuration run in a goroutine of its own
+// with the harness (startSim, startWorker, enqueue), which takes a
+// testing.TB: a sub-benchmark cannot run in parallel with its siblings, and
+// the whole throttle sweep serially takes hours on a machine that is mostly
+// idle (the simulator's capacity, not the CPU, paces each run). Cleanups,
+// temporary directories and failures are the configuration's own; Fatal
+// ends only its goroutine. Everything else goes to the benchmark.
+type scopeTB struct {
+	testing.TB
+	name string
+
+	mu       sync.Mutex
+	cleanups []func()
+	errs     []string
+}
+
+func (s *scopeTB) Name() string { return s.TB.Name() + "/" + s.name }
+func (s *scopeTB) Helper()      {}
+
+func (s *scopeTB) Cleanup(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cleanups = append(s.cleanups, f)
+}
+
+func (s *scopeTB) TempDir() string {
+	dir, err := os.MkdirTemp("", "msaudit-throttle-")
+	if err != nil {
+		s.Fatal(err)
+	}
+	s.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func (s *scopeTB) Errorf(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.errs = append(s.errs, fmt.Sprintf(format, args...))
+}
+
+func (s *scopeTB) Error(args ...any)                 { s.Errorf("%s", fmt.Sprint(args...)) }
+func (s *scopeTB) Fatalf(format string, args ...any) { s.Errorf(format, args...); s.FailNow() }
+func (s *scopeTB) Fatal(args ...any)                 { s.Error(args...); s.FailNow() }
+func (s *scopeTB) Skipf(format string, args ...any)  { s.Fatalf("skipped: "+format, args...) }
+func (s *scopeTB) Skip(args ...any)                  { s.Fatal(append([]any{"skipped: "}, args...)...) }
+func (s *scopeTB) SkipNow()                          { s.Fatal("skipped") }
+func (s *scopeTB) Log(args ...any)                   { fmt.Println(append([]any{s.name + ":"}, args...)...) }
+func (s *scopeTB) Logf(format string, args ...any)   { fmt.Printf(s.name+": "+format+"\n", args...) }
+
+// FailNow ends the configuration's goroutine; its cleanups still run.
+func (s *scopeTB) FailNow() {
+	s.Errorf("failed")
+	runtime.Goexit()
+}
+
+func (s *scopeTB) Failed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.errs) > 0
+}
+
+// run calls fn and then the cleanups, last registered first, even when fn
+// ends with FailNow.
+func (s *scopeTB) run(fn func(testing.TB)) {
+	defer func() {
+		s.mu.Lock()
+		cleanups := s.cleanups
+		s.mu.Unlock()
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+	fn(s)
+}
+
+// runPool runs fn for every job, up to parallel at once, each in its own
+// scope; done is called, one call at a time, as each job ends, with fn's
+// result (zero if it failed) and the errors it reported. It returns when all
+// have ended.
+func runPool[J, R any](b *testing.B, parallel int, jobs []J, name func(J) string, fn func(testing.TB, J) R, done func(J, R, []string)) {
+	sem := make(chan struct{}, max(1, parallel))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, j := range jobs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			s := &scopeTB{TB: b, name: name(j)}
+			var r R
+			// A goroutine ended by FailNow (runtime.Goexit) closes
+			// finished too.
+			finished := make(chan struct{})
+			go func() {
+				defer close(finished)
+				s.run(func(tb testing.TB) { r = fn(tb, j) })
+			}()
+			<-finished
+			mu.Lock()
+			defer mu.Unlock()
+			done(j, r, s.errs)
+		})
+	}
+	wg.Wait()
+}
