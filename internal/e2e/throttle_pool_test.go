@@ -83,18 +83,30 @@ func (s *scopeTB) run(fn func(testing.TB)) {
 	fn(s)
 }
 
-// runPool runs fn for every job, up to parallel at once, each in its own
-// scope; done is called, one call at a time, as each job ends, with fn's
-// result (zero if it failed) and the errors it reported. It returns when all
-// have ended.
-func runPool[J, R any](b *testing.B, parallel int, jobs []J, name func(J) string, fn func(testing.TB, J) R, done func(J, R, []string)) {
-	sem := make(chan struct{}, max(1, parallel))
+// runPool runs fn for every job, each in its own scope, as many at once as
+// fit in parallel slots, a job taking cost(job) of them (at most all);
+// done is called, one call at a time, as each job ends, with fn's result
+// (zero if it failed) and the errors it reported. It returns when all have
+// ended.
+func runPool[J, R any](b *testing.B, parallel int, jobs []J, name func(J) string, cost func(J) int,
+	fn func(testing.TB, J) R, done func(J, R, []string)) {
+	parallel = max(1, parallel)
+	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, j := range jobs {
-		sem <- struct{}{}
+		// Only this loop acquires, so a costly job waits for enough
+		// slots without starving anyone.
+		slots := min(max(1, cost(j)), parallel)
+		for range slots {
+			sem <- struct{}{}
+		}
 		wg.Go(func() {
-			defer func() { <-sem }()
+			defer func() {
+				for range slots {
+					<-sem
+				}
+			}()
 			s := &scopeTB{TB: b, name: name(j)}
 			var r R
 			// A goroutine ended by FailNow (runtime.Goexit) closes
