@@ -3,6 +3,7 @@ package e2e
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -170,12 +171,14 @@ func BenchmarkThrottle(b *testing.B) {
 			len(jobs), max(1, parallel), benchLatency, benchLatencyTail)
 		fmt.Println(sweepHeader)
 		var rows []sweepRow
-		var others []string
+		var others, failures []string
+		metrics := map[string]float64{}
 		runPool(b, parallel, jobs, throttleConfig.name, throttleConfig.cost, func(t testing.TB, cfg throttleConfig) throttleReport {
 			return report(cfg, runThrottle(t, cfg))
 		}, func(cfg throttleConfig, r throttleReport, errs []string) {
 			if len(errs) > 0 {
-				b.Errorf("%s: %s", cfg.name(), strings.Join(errs, "; "))
+				failures = append(failures, cfg.name()+": "+strings.Join(errs, "; "))
+				fmt.Println(failures[len(failures)-1])
 				return
 			}
 			fmt.Print(r.text)
@@ -184,9 +187,7 @@ func BenchmarkThrottle(b *testing.B) {
 			} else {
 				others = append(others, r.summary)
 			}
-			for unit, v := range r.metrics {
-				b.ReportMetric(v, unit)
-			}
+			maps.Copy(metrics, r.metrics)
 		})
 		printSweepTable(rows)
 		for _, o := range others {
@@ -194,7 +195,13 @@ func BenchmarkThrottle(b *testing.B) {
 		}
 		if len(rows) > 0 {
 			worst := slices.MinFunc(rows, func(a, b sweepRow) int { return cmp.Compare(a.whole, b.whole) })
-			b.ReportMetric(worst.whole, "worst-goodput/capacity")
+			metrics["worst-goodput/capacity"] = worst.whole
+		}
+		for unit, v := range metrics {
+			b.ReportMetric(v, unit)
+		}
+		for _, f := range failures {
+			b.Error(f)
 		}
 	}
 }

@@ -59,7 +59,9 @@ func (s *scopeTB) Logf(format string, args ...any)   { fmt.Printf(s.name+": "+fo
 
 // FailNow ends the configuration's goroutine; its cleanups still run.
 func (s *scopeTB) FailNow() {
-	s.Errorf("failed")
+	if !s.Failed() {
+		s.Errorf("failed")
+	}
 	runtime.Goexit()
 }
 
@@ -88,7 +90,7 @@ func (s *scopeTB) run(fn func(testing.TB)) {
 // done is called, one call at a time, as each job ends, with fn's result
 // (zero if it failed) and the errors it reported. It returns when all have
 // ended.
-func runPool[J, R any](b *testing.B, parallel int, jobs []J, name func(J) string, cost func(J) int,
+func runPool[J, R any](b testing.TB, parallel int, jobs []J, name func(J) string, cost func(J) int,
 	fn func(testing.TB, J) R, done func(J, R, []string)) {
 	parallel = max(1, parallel)
 	sem := make(chan struct{}, parallel)
@@ -123,4 +125,27 @@ func runPool[J, R any](b *testing.B, parallel int, jobs []J, name func(J) string
 		})
 	}
 	wg.Wait()
+}
+
+// A job that fails ends alone: its cleanups run, its errors are reported,
+// and the other jobs finish with their results.
+func TestRunPoolIsolatesFailures(t *testing.T) {
+	var mu sync.Mutex
+	var cleaned []int
+	got := map[int]string{}
+	runPool(t, 2, []int{1, 2, 3, 4}, func(j int) string { return fmt.Sprint("job", j) },
+		func(j int) int { return j % 2 * 3 }, // odd jobs take every slot
+		func(tb testing.TB, j int) string {
+			tb.Cleanup(func() { mu.Lock(); cleaned = append(cleaned, j); mu.Unlock() })
+			if j == 2 {
+				tb.Fatalf("job %d fails", j)
+			}
+			return fmt.Sprint("result", j)
+		}, func(j int, r string, errs []string) {
+			got[j] = r + fmt.Sprint(errs)
+		})
+	want := map[int]string{1: "result1[]", 2: "[job 2 fails]", 3: "result3[]", 4: "result4[]"}
+	if len(cleaned) != 4 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("cleanups %v, results %v; want 4 cleanups and %v", cleaned, got, want)
+	}
 }
