@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -11,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -151,44 +148,6 @@ func (o *options) Validate() error {
 		return fmt.Errorf("realm flags: %w", err)
 	}
 	return nil
-}
-
-// realm is the realm model the flags describe; a malformed flag is an error
-// that names it.
-func (o *options) realm(failAddresses []string) (tenantsim.RealmConfig, error) {
-	if o.realmScope != tenantsim.ScopePerSource && o.realmScope != tenantsim.ScopePerTenant {
-		return tenantsim.RealmConfig{}, fmt.Errorf("--realm-scope %q: want %s or %s", o.realmScope,
-			tenantsim.ScopePerSource, tenantsim.ScopePerTenant)
-	}
-	schedule, err := tenantsim.ParseSchedule(o.realmSchedule)
-	if err != nil {
-		return tenantsim.RealmConfig{}, fmt.Errorf("--realm-schedule: %w", err)
-	}
-	var lat tenantsim.Latency
-	if lat.Min, lat.Max, err = tenantsim.ParseDurationRange(o.realmLatency); err != nil {
-		return tenantsim.RealmConfig{}, fmt.Errorf("--realm-latency: %w", err)
-	}
-	if lat.TailShare, lat.TailMin, lat.TailMax, err = tenantsim.ParseLatencyTail(o.realmLatencyTail); err != nil {
-		return tenantsim.RealmConfig{}, fmt.Errorf("--realm-latency-tail: %w", err)
-	}
-	return tenantsim.RealmConfig{
-		Rate:         o.realmRate,
-		Burst:        o.realmBurst,
-		Penalty:      o.realmPenalty,
-		ThrottleHTTP: o.realmThrottle == "http429",
-		Scope:        o.realmScope,
-		Schedule:     schedule,
-		Latency:      lat,
-		Faults: tenantsim.Faults{
-			Timeout:     o.faultTimeout,
-			ServerError: o.fault5xx,
-			BadJSON:     o.faultBadJSON,
-			Code4:       o.faultCode4,
-			MissingFlag: o.faultMissingFlag,
-			TimeoutHang: o.faultTimeoutHang,
-		},
-		FailAddresses: failAddresses,
-	}, nil
 }
 
 func newRootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
@@ -408,75 +367,6 @@ func (o *options) readCredentials() (credentials, error) {
 		}
 	}
 	return c, nil
-}
-
-// writeFile writes b to path and returns the absolute path, which the ready
-// line reports so that scripts can run from any directory.
-func writeFile(path string, b []byte) (string, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(abs, b, 0o644); err != nil {
-		return "", err
-	}
-	return abs, nil
-}
-
-// writeTruth streams the ground truth as JSON, one address a line, because
-// marshalling half a million addresses at once would triple peak memory.
-func writeTruth(path string, truth tenantsim.GroundTruth) (err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<16)
-	head, err := json.Marshal(struct {
-		TenantID string   `json:"tenant_id"`
-		Domains  []string `json:"domains"`
-	}{truth.TenantID, truth.Domains})
-	if err != nil {
-		return err
-	}
-	// bufio keeps the first write error and Flush reports it.
-	w.Write(head[:len(head)-1])
-	w.WriteString(`,"addresses":[`)
-	for i, a := range truth.Addresses {
-		b, err := json.Marshal(a)
-		if err != nil {
-			return err
-		}
-		if i > 0 {
-			w.WriteByte(',')
-		}
-		w.WriteByte('\n')
-		w.Write(b)
-	}
-	w.WriteString("\n]}\n")
-	return w.Flush()
-}
-
-// readLines returns the non-blank lines of a file, skipping lines that start
-// with '#' ('#' inside an address is legal, so only a leading one is a
-// comment).
-func readLines(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" && !strings.HasPrefix(l, "#") {
-			out = append(out, l)
-		}
-	}
-	return out, sc.Err()
 }
 
 func newLogger(level string, w io.Writer) (*zap.Logger, error) {
