@@ -52,8 +52,8 @@ bench: ## micro-benchmarks: classification, expansion, recording a batch in Redi
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/addresses ./internal/realm ./internal/runstore ./internal/tenantsim
 
 .PHONY: bench-throttle
-bench-throttle: ## throttle-seeking (C = 20 and 100/s, 1-8 worker processes) and limiter accuracy; ~30 min
-	$(GO) test -run '^$$' -bench '^BenchmarkThrottle$$' -benchtime 1x -timeout 60m ./internal/e2e
+bench-throttle: ## goodput vs a hidden realm capacity (C = 5/20/100, 1-8 workers, 1 or 2 tenants), a capacity drop, limiter accuracy; ~3 h, ~1 h with THROTTLE_PARALLEL=4 (THROTTLE_* env: internal/e2e/throttle_bench_test.go)
+	$(GO) test -run '^$$' -bench '^BenchmarkThrottle$$' -benchtime 1x -timeout 300m ./internal/e2e
 
 .PHONY: bench-overhead
 bench-overhead: ## Redis round trips and CPU per address of one worker against an unthrottled realm

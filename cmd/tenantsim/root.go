@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -11,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -33,8 +30,12 @@ const longHelp = `tenantsim serves a simulated Microsoft 365 tenant on one local
     certificate assertion or federated token; device-code sign-in with delegated
     tokens; an App Service style managed identity endpoint at /msi/token),
   - Microsoft Graph v1.0 (/domains, /users with $select, $filter, $top, $count, paging),
-  - the public userrealm service, with a token-bucket throttle, a penalty window and
-    injectable faults.
+  - the public userrealm service, with a token-bucket throttle and a penalty window
+    (shared by all requests, or per tenant with --realm-scope per-tenant, the tenant
+    being told by the address's domain: the simulated tenant's domains are one tenant,
+    any other domain is a tenant of its own), a capacity schedule (--realm-schedule,
+    counted from the first realm request), answer latency (--realm-latency,
+    --realm-latency-tail) and injectable faults.
 The directory is generated from --seed and --users; --ground-truth-out writes what a
 correct "all addresses" run must find. It is a test double: keep it on loopback and
 never give it real credentials.
@@ -59,11 +60,17 @@ With the enqueuer and a worker:
   worker --realm-url "$(jq -r .realm_url /tmp/sim.json)" --tenant-rate 20
   # then compare "enqueue report RUN --format json" with /tmp/truth.json
 
-Admin endpoints (unauthenticated): GET /_sim/stats returns the counters; GET and PUT
-/_sim/realm read and replace the realm model as JSON (snake_case fields, durations as
-Go duration strings such as "250ms" or as integer nanoseconds), e.g.
+Admin endpoints (unauthenticated): GET /_sim/stats returns the counters (realm_tenants
+holds them per tenant, realm_rate is the rate in effect; ?per_address=false leaves out
+the per-address counts); GET and PUT /_sim/realm read and replace the realm model as
+JSON (snake_case fields, durations as Go duration strings such as "250ms" or as integer
+nanoseconds), e.g.
   curl --cacert /tmp/sim-ca.pem -X PUT https://127.0.0.1:8443/_sim/realm \
        -d '{"rate":20,"penalty":"5s","faults":{"code4":0.01}}'
+  a whole model: {"rate":40,"burst":0,"penalty":"2s","throttle_http":false,
+   "scope":"per-tenant","schedule":[{"after":"2m","rate":15},{"after":"4m","rate":40}],
+   "latency":{"min":"100ms","max":"400ms","tail_share":0.02,"tail_min":"1s","tail_max":"2s"},
+   "faults":{...},"fail_addresses":[...]}
 GET and PUT /_sim/renamed read and replace the consumer accounts renamed since the
 tenant was generated ({"addresses":[...]}), for re-audit experiments:
   curl --cacert /tmp/sim-ca.pem -X PUT https://127.0.0.1:8443/_sim/renamed \
@@ -92,6 +99,10 @@ type options struct {
 	realmBurst         int
 	realmPenalty       time.Duration
 	realmThrottle      string
+	realmScope         string
+	realmSchedule      string
+	realmLatency       string
+	realmLatencyTail   string
 	faultTimeout       float64
 	faultTimeoutHang   time.Duration
 	fault5xx           float64
@@ -129,28 +140,14 @@ func (o *options) Validate() error {
 	if _, err := zapcore.ParseLevel(o.logLevel); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	if err := o.realm(nil).Validate(); err != nil {
+	cfg, err := o.realm(nil)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("realm flags: %w", err)
 	}
 	return nil
-}
-
-func (o *options) realm(failAddresses []string) tenantsim.RealmConfig {
-	return tenantsim.RealmConfig{
-		Rate:         o.realmRate,
-		Burst:        o.realmBurst,
-		Penalty:      o.realmPenalty,
-		ThrottleHTTP: o.realmThrottle == "http429",
-		Faults: tenantsim.Faults{
-			Timeout:     o.faultTimeout,
-			ServerError: o.fault5xx,
-			BadJSON:     o.faultBadJSON,
-			Code4:       o.faultCode4,
-			MissingFlag: o.faultMissingFlag,
-			TimeoutHang: o.faultTimeoutHang,
-		},
-		FailAddresses: failAddresses,
-	}
 }
 
 func newRootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
@@ -195,8 +192,12 @@ func newRootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra
 	f.IntVar(&o.graphFailAfter, "graph-fail-after-pages", 0, "after this many users pages, answer every users page with 500 until PUT /_sim/graph {\"fail_after_pages\":0} (0 = never)")
 	f.IntVar(&o.graphThrottleEvery, "graph-throttle-every", 0, "answer every Nth users page request with 429 once (0 = never)")
 	f.Float64Var(&o.realmRate, "realm-rate", 0, "requests/s the realm service sustains (0 = unlimited)")
-	f.IntVar(&o.realmBurst, "realm-burst", 0, "realm token-bucket capacity (0 = max(1, rate))")
-	f.DurationVar(&o.realmPenalty, "realm-penalty", 0, "throttle everything for this long after an overshoot, extended by each request during it")
+	f.IntVar(&o.realmBurst, "realm-burst", 0, "realm token-bucket capacity (0 = max(1, the rate in effect))")
+	f.DurationVar(&o.realmPenalty, "realm-penalty", 0, "throttle everything (of the tenant, per-tenant) for this long after an overshoot, extended by each request during it")
+	f.StringVar(&o.realmScope, "realm-scope", tenantsim.ScopePerSource, "what the realm throttle counts: per-source (one bucket for all requests) or per-tenant (a bucket per tenant, told by the address's domain)")
+	f.StringVar(&o.realmSchedule, "realm-schedule", "", "realm rate changes AFTER:RATE,..., counted from the first realm request, e.g. 2m:15,4m:40")
+	f.StringVar(&o.realmLatency, "realm-latency", "", "realm answer delay MIN-MAX, uniform, e.g. 100ms-400ms (default none)")
+	f.StringVar(&o.realmLatencyTail, "realm-latency-tail", "", "slow tail SHARE:MIN-MAX replacing --realm-latency for that share of requests, e.g. 0.02:1s-2s")
 	f.StringVar(&o.realmThrottle, "realm-throttle", "code2", "how throttling shows: code2 (200 with MicrosoftAccount 2) or http429")
 	f.Float64Var(&o.faultTimeout, "fault-timeout", 0, "probability that a realm request hangs (then 504)")
 	f.DurationVar(&o.faultTimeoutHang, "fault-timeout-hang", 30*time.Second, "how long a timeout fault hangs unless the client gives up")
@@ -264,6 +265,10 @@ func runServe(ctx context.Context, o *options, stdout io.Writer, log *zap.Logger
 			return fmt.Errorf("read renamed addresses: %w", err)
 		}
 	}
+	realm, err := o.realm(fail)
+	if err != nil {
+		return err
+	}
 	tenant := tenantsim.Generate(o.seed, o.users)
 	if o.hostileUsers {
 		tenant.AddHostileUsers()
@@ -280,7 +285,7 @@ func runServe(ctx context.Context, o *options, stdout io.Writer, log *zap.Logger
 		PageSize:               o.pageSize,
 		GraphThrottleEvery:     o.graphThrottleEvery,
 		GraphFailAfterPages:    o.graphFailAfter,
-		Realm:                  o.realm(fail),
+		Realm:                  realm,
 		Renamed:                renamed,
 		Seed:                   o.seed,
 	}, log)
@@ -362,75 +367,6 @@ func (o *options) readCredentials() (credentials, error) {
 		}
 	}
 	return c, nil
-}
-
-// writeFile writes b to path and returns the absolute path, which the ready
-// line reports so that scripts can run from any directory.
-func writeFile(path string, b []byte) (string, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(abs, b, 0o644); err != nil {
-		return "", err
-	}
-	return abs, nil
-}
-
-// writeTruth streams the ground truth as JSON, one address a line, because
-// marshalling half a million addresses at once would triple peak memory.
-func writeTruth(path string, truth tenantsim.GroundTruth) (err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<16)
-	head, err := json.Marshal(struct {
-		TenantID string   `json:"tenant_id"`
-		Domains  []string `json:"domains"`
-	}{truth.TenantID, truth.Domains})
-	if err != nil {
-		return err
-	}
-	// bufio keeps the first write error and Flush reports it.
-	w.Write(head[:len(head)-1])
-	w.WriteString(`,"addresses":[`)
-	for i, a := range truth.Addresses {
-		b, err := json.Marshal(a)
-		if err != nil {
-			return err
-		}
-		if i > 0 {
-			w.WriteByte(',')
-		}
-		w.WriteByte('\n')
-		w.Write(b)
-	}
-	w.WriteString("\n]}\n")
-	return w.Flush()
-}
-
-// readLines returns the non-blank lines of a file, skipping lines that start
-// with '#' ('#' inside an address is legal, so only a leading one is a
-// comment).
-func readLines(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" && !strings.HasPrefix(l, "#") {
-			out = append(out, l)
-		}
-	}
-	return out, sc.Err()
 }
 
 func newLogger(level string, w io.Writer) (*zap.Logger, error) {

@@ -23,7 +23,8 @@ import (
 func TestValidate(t *testing.T) {
 	valid := func() *options {
 		return &options{listen: "127.0.0.1:0", users: 10, clientID: defaultClientID, envSecret: "x",
-			realmThrottle: "code2", logLevel: "info"}
+			realmThrottle: "code2", realmScope: "per-source", logLevel: "info",
+			realmSchedule: "2m:15,4m:40", realmLatency: "100ms-400ms", realmLatencyTail: "0.02:1s-2s"}
 	}
 	if err := valid().Validate(); err != nil {
 		t.Fatalf("valid options: %v", err)
@@ -46,6 +47,38 @@ func TestValidate(t *testing.T) {
 		if err := o.Validate(); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// A malformed realm flag is refused with a message naming it.
+func TestValidateNamesRealmFlag(t *testing.T) {
+	for _, tc := range []struct {
+		flag string
+		edit func(o *options)
+	}{
+		{"--realm-scope", func(o *options) { o.realmScope = "per-ip" }},
+		{"--realm-schedule", func(o *options) { o.realmSchedule = "2m" }},
+		{"--realm-schedule", func(o *options) { o.realmSchedule = "4m:40,2m:15" }},
+		{"--realm-latency", func(o *options) { o.realmLatency = "400ms-100ms" }},
+		{"--realm-latency", func(o *options) { o.realmLatency = "fast" }},
+		{"--realm-latency-tail", func(o *options) { o.realmLatencyTail = "2%:1s-2s" }},
+		{"--realm-latency-tail", func(o *options) { o.realmLatencyTail = "0.02" }},
+	} {
+		o := &options{listen: "127.0.0.1:0", clientID: defaultClientID, envSecret: "x", realmThrottle: "code2",
+			realmScope: "per-source", logLevel: "info"}
+		tc.edit(o)
+		err := o.Validate()
+		if err == nil || !strings.HasPrefix(err.Error(), tc.flag+" ") && !strings.HasPrefix(err.Error(), tc.flag+":") {
+			t.Errorf("%s: error %v, want one starting with the flag", tc.flag, err)
+		}
+	}
+	o := &options{realmScope: "per-tenant", realmSchedule: "2m:15,4m:40", realmLatency: "100ms-400ms", realmLatencyTail: "0.02:1s-2s"}
+	cfg, err := o.realm(nil)
+	want := tenantsim.RealmConfig{Scope: "per-tenant",
+		Schedule: []tenantsim.RateStep{{After: 2 * time.Minute, Rate: 15}, {After: 4 * time.Minute, Rate: 40}},
+		Latency:  tenantsim.Latency{Min: 100 * time.Millisecond, Max: 400 * time.Millisecond, TailShare: 0.02, TailMin: time.Second, TailMax: 2 * time.Second}}
+	if err != nil || !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("realm config %+v, %v; want %+v", cfg, err, want)
 	}
 }
 

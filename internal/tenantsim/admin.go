@@ -8,13 +8,15 @@ import (
 )
 
 // serveAdminStats answers GET /_sim/stats with Stats as JSON, so that
-// out-of-process tests can read what the simulator saw.
+// out-of-process tests can read what the simulator saw. With
+// ?per_address=false it leaves PerAddress out: a benchmark polling every
+// second would otherwise copy and encode a map of every address asked.
 func (s *Server) serveAdminStats(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		adminError(w, http.StatusMethodNotAllowed, "use GET")
 		return
 	}
-	writeJSON(w, http.StatusOK, s.Stats())
+	writeJSON(w, http.StatusOK, s.stats(r.URL.Query().Get("per_address") != "false"))
 }
 
 // serveAdminRealm answers GET /_sim/realm with the current RealmConfig and

@@ -6,8 +6,9 @@
 // slice of
 // Microsoft Graph v1.0 the enqueuer reads (/domains and /users with $select,
 // $filter, $top, $count and absolute nextLinks), and the public userrealm
-// service the workers query (with a token-bucket throttle, a penalty window
-// and injectable faults). It also generates the directory it serves from a
+// service the workers query (with a token-bucket throttle and a penalty
+// window, shared by all requests or kept per tenant, a capacity schedule,
+// answer latency and injectable faults; see RealmConfig). It also generates the directory it serves from a
 // seed and knows the ground truth — which addresses the product must check and
 // which of them have a consumer account — so tests can compare a run's report
 // against it.

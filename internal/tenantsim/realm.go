@@ -1,6 +1,7 @@
 package tenantsim
 
 import (
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -29,26 +30,42 @@ const (
 // counters behind one mutex: a few hundred nanoseconds per request, far below
 // the ~1,000 req/s the throughput tests drive.
 type realmState struct {
-	mu           sync.Mutex
-	cfg          RealmConfig
-	fail         map[string]struct{}
-	tokens       float64
-	last         time.Time // zero: bucket untouched, hence full
-	penaltyUntil time.Time
-	rng          *rand.Rand
+	mu   sync.Mutex
+	cfg  RealmConfig
+	fail map[string]struct{}
+	// buckets are keyed by tenant under ScopePerTenant, by "" otherwise; a
+	// missing bucket is a full one.
+	buckets map[string]*bucket
+	// start is when the schedule's clock started: the first request since
+	// the throttle model was set (zero: none yet).
+	start time.Time
+	rng   *rand.Rand
 
 	requests, answered, throttled, faults int64
 	perAddress                            map[string]int64
+	perTenant                             map[string]*RealmTenantStats
 	// answeredOnce holds the addresses given a real answer; reasked counts
 	// real answers given again (a check lost and asked again).
 	answeredOnce map[string]struct{}
 	reasked      int64
 }
 
+// realmDecision is what the model decided for one request: retry is the wait
+// to advertise when throttled, hang the timeout fault's duration, delay the
+// latency to add before answering.
+type realmDecision struct {
+	out          realmOutcome
+	retry        time.Duration
+	throttleHTTP bool
+	hang, delay  time.Duration
+}
+
 func (rs *realmState) init(cfg RealmConfig, seed int64) {
 	rs.rng = rand.New(rand.NewPCG(uint64(seed), 0x4ea1))
 	rs.perAddress = make(map[string]int64)
+	rs.perTenant = make(map[string]*RealmTenantStats)
 	rs.answeredOnce = make(map[string]struct{})
+	rs.buckets = make(map[string]*bucket)
 	rs.cfg = cfg
 	rs.fail = failSet(cfg.FailAddresses)
 }
@@ -61,15 +78,15 @@ func failSet(addrs []string) map[string]struct{} {
 	return m
 }
 
-func (rs *realmState) set(cfg RealmConfig, now time.Time) {
+func (rs *realmState) set(cfg RealmConfig) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	old := rs.cfg
-	if old.Rate != cfg.Rate || old.burst() != cfg.burst() || old.Penalty != cfg.Penalty {
-		// A new throttle model starts from a full bucket and no penalty;
-		// changing only faults or failing addresses must not hand out a
-		// fresh burst mid-run.
-		rs.tokens, rs.last, rs.penaltyUntil = cfg.burst(), now, time.Time{}
+	if !rs.cfg.sameThrottle(cfg) {
+		// A new throttle model starts from full buckets, no penalty and its
+		// schedule's clock not yet started; changing only faults, latency
+		// or failing addresses must not hand out a fresh burst mid-run.
+		clear(rs.buckets)
+		rs.start = time.Time{}
 	}
 	rs.cfg = cfg
 	rs.fail = failSet(cfg.FailAddresses)
@@ -81,42 +98,75 @@ func (rs *realmState) config() RealmConfig {
 	return rs.cfg
 }
 
-func (rs *realmState) snapshot(st *Stats) {
+func (rs *realmState) snapshot(st *Stats, now time.Time, perAddress bool) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	st.RealmRequests, st.RealmAnswered, st.RealmThrottled, st.RealmFaults = rs.requests, rs.answered, rs.throttled, rs.faults
 	st.RealmReasked = rs.reasked
-	st.PerAddress = make(map[string]int64, len(rs.perAddress))
-	for k, v := range rs.perAddress {
-		st.PerAddress[k] = v
+	if perAddress {
+		st.PerAddress = maps.Clone(rs.perAddress)
+	}
+	st.RealmTenants = make(map[string]RealmTenantStats, len(rs.perTenant))
+	for k, v := range rs.perTenant {
+		st.RealmTenants[k] = *v
+	}
+	st.RealmRate, _ = rs.rateAt(now)
+	if !rs.start.IsZero() {
+		t := rs.start
+		st.RealmScheduleStart = &t
 	}
 }
 
+// tenantStats returns the tenant's counters, creating them.
+func (rs *realmState) tenantStats(tenant string) *RealmTenantStats {
+	ts := rs.perTenant[tenant]
+	if ts == nil {
+		ts = &RealmTenantStats{}
+		rs.perTenant[tenant] = ts
+	}
+	return ts
+}
+
 // countOnly records a request that is refused before the model sees it.
-func (rs *realmState) countOnly(addr string) {
+func (rs *realmState) countOnly(addr, tenant string) {
 	rs.mu.Lock()
 	rs.requests++
 	if addr != "" {
 		rs.perAddress[addr]++
+		rs.tenantStats(tenant).Requests++
 	}
 	rs.mu.Unlock()
 }
 
-// decide counts a well-formed request and picks its outcome. retry is the
-// wait to advertise when throttled; hang is the timeout fault's duration.
-func (rs *realmState) decide(addr string, now time.Time) (out realmOutcome, retry time.Duration, throttleHTTP bool, hang time.Duration) {
+// decide counts a well-formed request of tenant and picks its outcome.
+func (rs *realmState) decide(addr, tenant string, now time.Time) realmDecision {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	rs.requests++
 	rs.perAddress[addr]++
+	ts := rs.tenantStats(tenant)
+	ts.Requests++
+	if rs.start.IsZero() {
+		rs.start = now
+	}
 	cfg := rs.cfg
-	if ok, wait := rs.take(now); !ok {
+	var d realmDecision
+	if !cfg.Latency.isZero() {
+		// Drawn only when configured, so that the fault dice of a model
+		// without latency stay what they always were.
+		d.delay = cfg.Latency.draw(rs.rng)
+	}
+	if ok, wait := rs.take(tenant, now); !ok {
 		rs.throttled++
-		return outThrottled, wait, cfg.ThrottleHTTP, 0
+		ts.Throttled++
+		d.out, d.retry, d.throttleHTTP = outThrottled, wait, cfg.ThrottleHTTP
+		return d
 	}
 	if _, bad := rs.fail[addr]; bad {
 		rs.faults++
-		return outFailAddress, 0, false, 0
+		ts.Faults++
+		d.out = outFailAddress
+		return d
 	}
 	f := cfg.Faults
 	u := rs.rng.Float64()
@@ -126,49 +176,50 @@ func (rs *realmState) decide(addr string, now time.Time) (out realmOutcome, retr
 	}{{f.Timeout, outTimeout}, {f.ServerError, outServerError}, {f.BadJSON, outBadJSON}, {f.Code4, outCode4}, {f.MissingFlag, outMissingFlag}} {
 		if u < c.p {
 			rs.faults++
+			ts.Faults++
+			d.out, d.hang = c.out, cfg.timeoutHang()
 			if c.out == outServerError && rs.rng.IntN(2) == 1 {
-				return outUnavailable, 0, false, 0
+				d.out = outUnavailable
 			}
-			return c.out, 0, false, cfg.timeoutHang()
+			return d
 		}
 		u -= c.p
 	}
 	rs.answered++
+	ts.Answered++
 	if _, again := rs.answeredOnce[addr]; again {
 		rs.reasked++
 	} else {
 		rs.answeredOnce[addr] = struct{}{}
 	}
-	return outAnswer, 0, false, 0
+	d.out = outAnswer
+	return d
 }
 
-// take applies the token bucket and the penalty window.
-func (rs *realmState) take(now time.Time) (bool, time.Duration) {
-	cfg := rs.cfg
-	if cfg.Rate <= 0 {
-		return true, 0
+// realmTenant is the tenant a realm request counts against: the simulated
+// tenant (by its ID) for its verified domains, else the address's domain.
+func (s *Server) realmTenant(addr string) string {
+	d := domainOf(addr)
+	if _, ok := s.verified[d]; ok {
+		return s.tenant.ID
 	}
-	if now.Before(rs.penaltyUntil) {
-		// Hammering during the penalty keeps the penalty alive.
-		rs.penaltyUntil = now.Add(cfg.Penalty)
-		return false, cfg.Penalty
+	return d
+}
+
+// pause waits d with no lock held. If the client hangs up or the server
+// stops first, it aborts the handler (net/http then drops the connection
+// without a response), so that a stopping server neither waits out long
+// delays nor sends an empty 200 that looks like an answer.
+func (s *Server) pause(r *http.Request, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return
+	case <-r.Context().Done():
+	case <-s.quit:
 	}
-	burst := cfg.burst()
-	if rs.last.IsZero() {
-		rs.tokens = burst
-	} else if el := now.Sub(rs.last); el > 0 {
-		rs.tokens = min(burst, rs.tokens+el.Seconds()*cfg.Rate)
-	}
-	rs.last = now
-	if rs.tokens >= 1 {
-		rs.tokens--
-		return true, 0
-	}
-	if cfg.Penalty > 0 {
-		rs.penaltyUntil = now.Add(cfg.Penalty)
-		return false, cfg.Penalty
-	}
-	return false, time.Duration((1 - rs.tokens) / cfg.Rate * float64(time.Second))
+	panic(http.ErrAbortHandler)
 }
 
 func (s *Server) serveRealm(w http.ResponseWriter, r *http.Request) {
@@ -177,16 +228,20 @@ func (s *Server) serveRealm(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	login := q.Get("user")
 	addr := strings.ToLower(strings.TrimSpace(login))
+	tenant := s.realmTenant(addr)
 	if msg := realmParamError(r.Method, q.Get("api-version"), q.Get("checkForMicrosoftAccount"), addr); msg != "" {
-		s.realm.countOnly(addr)
+		s.realm.countOnly(addr, tenant)
 		writeRealmJSON(w, http.StatusBadRequest, appendRealmError(nil, "invalid_request", msg))
 		return
 	}
-	out, retry, throttleHTTP, hang := s.realm.decide(addr, s.now())
-	switch out {
+	d := s.realm.decide(addr, tenant, s.now())
+	if d.delay > 0 {
+		s.pause(r, d.delay)
+	}
+	switch d.out {
 	case outThrottled:
-		if throttleHTTP {
-			h.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(retry.Seconds())))))
+		if d.throttleHTTP {
+			h.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(d.retry.Seconds())))))
 			writeRealmJSON(w, http.StatusTooManyRequests, appendRealmError(nil, "too_many_requests", "Too many requests; retry later."))
 			return
 		}
@@ -196,14 +251,8 @@ func (s *Server) serveRealm(w http.ResponseWriter, r *http.Request) {
 	case outUnavailable:
 		writeRealmJSON(w, http.StatusServiceUnavailable, appendRealmError(nil, "temporarily_unavailable", "The service is temporarily unavailable."))
 	case outTimeout:
-		t := time.NewTimer(hang)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			writeRealmJSON(w, http.StatusGatewayTimeout, appendRealmError(nil, "timeout", "The request timed out."))
-		case <-r.Context().Done():
-		case <-s.quit:
-		}
+		s.pause(r, d.hang)
+		writeRealmJSON(w, http.StatusGatewayTimeout, appendRealmError(nil, "timeout", "The request timed out."))
 	case outBadJSON:
 		b := s.realmBody(login, addr, s.realmCode(addr), true)
 		writeRealmJSON(w, http.StatusOK, b[:len(b)/2])

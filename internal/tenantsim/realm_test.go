@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -273,7 +274,25 @@ func TestAdminEndpoints(t *testing.T) {
 	if !bytes.Contains(r.body, []byte(`"penalty":"250ms"`)) || !bytes.Contains(r.body, []byte(`"timeout_hang":"1s"`)) {
 		t.Fatalf("GET realm %s", r.body)
 	}
-	for _, bad := range []string{`{"rate":-1}`, `{"faults":{"code4":2}}`, `{"penalty":"soon"}`, `{"rat":1}`, `{"faults":{"bad_json":0.6,"code4":0.6}}`} {
+	r = put(`{"rate":40,"scope":"per-tenant","schedule":[{"after":"2m","rate":15},{"after":"4m","rate":40}],` +
+		`"latency":{"min":"100ms","max":"400ms","tail_share":0.02,"tail_min":"1s","tail_max":"2s"}}`)
+	if r.status != 200 {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	got = e.srv.realm.config()
+	wantSched := []RateStep{{2 * time.Minute, 15}, {4 * time.Minute, 40}}
+	wantLat := Latency{100 * time.Millisecond, 400 * time.Millisecond, 0.02, time.Second, 2 * time.Second}
+	if got.Scope != ScopePerTenant || !reflect.DeepEqual(got.Schedule, wantSched) || got.Latency != wantLat {
+		t.Fatalf("config after PUT %+v", got)
+	}
+	r = e.do(http.MethodGet, e.srv.URL()+"/_sim/realm", nil, nil)
+	if !bytes.Contains(r.body, []byte(`"schedule":[{"after":"2m0s","rate":15},{"after":"4m0s","rate":40}]`)) ||
+		!bytes.Contains(r.body, []byte(`"latency":{"min":"100ms","max":"400ms","tail_share":0.02,"tail_min":"1s","tail_max":"2s"}`)) {
+		t.Fatalf("GET realm %s", r.body)
+	}
+	for _, bad := range []string{`{"scope":"per-ip"}`, `{"schedule":[{"after":"4m","rate":1},{"after":"2m","rate":2}]}`,
+		`{"schedule":[{"after":"1m","rate":-1}]}`, `{"latency":{"min":"2s","max":"1s"}}`, `{"latency":{"tail_share":2}}`,
+		`{"latency":{"mean":"1s"}}`, `{"rate":-1}`, `{"faults":{"code4":2}}`, `{"penalty":"soon"}`, `{"rat":1}`, `{"faults":{"bad_json":0.6,"code4":0.6}}`} {
 		if r := put(bad); r.status != 400 {
 			t.Errorf("PUT %s: %d", bad, r.status)
 		}
@@ -284,5 +303,10 @@ func TestAdminEndpoints(t *testing.T) {
 	var st Stats
 	if err := json.Unmarshal(r.body, &st); err != nil || st.RealmRequests != 1 || st.PerAddress["someone@contoso.com"] != 1 {
 		t.Fatalf("stats %s (%v)", r.body, err)
+	}
+	r = e.do(http.MethodGet, e.srv.URL()+"/_sim/stats?per_address=false", nil, nil)
+	st = Stats{}
+	if err := json.Unmarshal(r.body, &st); err != nil || st.RealmRequests != 1 || st.PerAddress != nil || st.RealmTenants[e.tenant.ID].Answered != 1 {
+		t.Fatalf("stats without addresses %s (%v)", r.body, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -16,7 +17,8 @@ import (
 type RealmConfig struct {
 	// Rate is the sustained requests/s the service allows; 0 = unlimited.
 	Rate float64 `json:"rate"`
-	// Burst is the token-bucket capacity; 0 means max(1, Rate).
+	// Burst is the token-bucket capacity; 0 means max(1, the rate in
+	// effect), so that it follows the Schedule.
 	Burst int `json:"burst"`
 	// Penalty: after a request finds no token, every request is throttled
 	// until now+Penalty, and each throttled request in that window pushes it
@@ -24,8 +26,21 @@ type RealmConfig struct {
 	Penalty time.Duration `json:"penalty"`
 	// ThrottleHTTP false: throttled requests get 200 with MicrosoftAccount 2;
 	// true: HTTP 429 with Retry-After in whole seconds (≥1).
-	ThrottleHTTP bool   `json:"throttle_http"`
-	Faults       Faults `json:"faults"`
+	ThrottleHTTP bool `json:"throttle_http"`
+	// Scope is ScopePerSource ("" too) or ScopePerTenant: whether all
+	// requests share one bucket and penalty window or each tenant has its
+	// own.
+	Scope string `json:"scope"`
+	// Schedule changes the rate over time (JSON: [{"after":"2m","rate":15}]),
+	// counted from the first realm request after the throttle model was set:
+	// a benchmark's clock starts with its traffic, not with the process.
+	// Steps are in increasing order. At a step an ongoing penalty window
+	// stays and the bucket keeps its tokens, up to the new burst.
+	Schedule []RateStep `json:"schedule"`
+	// Latency delays answers (JSON: {"min":"100ms","max":"400ms",
+	// "tail_share":0.02,"tail_min":"1s","tail_max":"2s"}).
+	Latency Latency `json:"latency"`
+	Faults  Faults  `json:"faults"`
 	// FailAddresses always get HTTP 500 (case-insensitive), until changed.
 	FailAddresses []string `json:"fail_addresses"`
 }
@@ -56,6 +71,15 @@ func (c RealmConfig) Validate() error {
 	if c.Penalty < 0 {
 		return fmt.Errorf("realm penalty %v is negative", c.Penalty)
 	}
+	if c.Scope != "" && c.Scope != ScopePerSource && c.Scope != ScopePerTenant {
+		return fmt.Errorf("realm scope %q: want %s or %s", c.Scope, ScopePerSource, ScopePerTenant)
+	}
+	if err := validateSchedule(c.Schedule); err != nil {
+		return fmt.Errorf("realm %w", err)
+	}
+	if err := c.Latency.validate(); err != nil {
+		return fmt.Errorf("realm %w", err)
+	}
 	f := c.Faults
 	sum := 0.0
 	for _, p := range []struct {
@@ -80,6 +104,15 @@ func (c RealmConfig) clamped() RealmConfig {
 	c.Rate = max(c.Rate, 0)
 	c.Burst = max(c.Burst, 0)
 	c.Penalty = max(c.Penalty, 0)
+	if c.Scope != ScopePerTenant {
+		c.Scope = ScopePerSource
+	}
+	if validateSchedule(c.Schedule) != nil {
+		c.Schedule = nil
+	}
+	if c.Latency.validate() != nil {
+		c.Latency = Latency{}
+	}
 	c.Faults.TimeoutHang = max(c.Faults.TimeoutHang, 0)
 	ps := []*float64{&c.Faults.Timeout, &c.Faults.ServerError, &c.Faults.BadJSON, &c.Faults.Code4, &c.Faults.MissingFlag}
 	sum := 0.0
@@ -95,11 +128,39 @@ func (c RealmConfig) clamped() RealmConfig {
 	return c
 }
 
-func (c RealmConfig) burst() float64 {
+// burstAt is the bucket capacity while rate is in effect.
+func (c RealmConfig) burstAt(rate float64) float64 {
 	if c.Burst > 0 {
 		return float64(c.Burst)
 	}
-	return max(1, c.Rate)
+	return max(1, rate)
+}
+
+// rateAt is the rate in effect el after the schedule's start, and how long
+// after the start it ends (-1: never).
+func (c RealmConfig) rateAt(el time.Duration) (rate float64, until time.Duration) {
+	rate = c.Rate
+	for _, st := range c.Schedule {
+		if el < st.After {
+			return rate, st.After
+		}
+		rate = st.Rate
+	}
+	return rate, -1
+}
+
+// sameThrottle reports whether two models throttle alike, so that a change
+// of faults alone keeps the buckets.
+func (c RealmConfig) sameThrottle(o RealmConfig) bool {
+	return c.Rate == o.Rate && c.Burst == o.Burst && c.Penalty == o.Penalty &&
+		c.scope() == o.scope() && slices.Equal(c.Schedule, o.Schedule)
+}
+
+func (c RealmConfig) scope() string {
+	if c.Scope == "" {
+		return ScopePerSource
+	}
+	return c.Scope
 }
 
 func (c RealmConfig) timeoutHang() time.Duration {
@@ -154,12 +215,15 @@ type faultsWire struct {
 }
 
 type realmWire struct {
-	Rate          float64      `json:"rate"`
-	Burst         int          `json:"burst"`
-	Penalty       jsonDuration `json:"penalty"`
-	ThrottleHTTP  bool         `json:"throttle_http"`
-	Faults        faultsWire   `json:"faults"`
-	FailAddresses []string     `json:"fail_addresses"`
+	Rate          float64        `json:"rate"`
+	Burst         int            `json:"burst"`
+	Penalty       jsonDuration   `json:"penalty"`
+	ThrottleHTTP  bool           `json:"throttle_http"`
+	Scope         string         `json:"scope"`
+	Schedule      []rateStepWire `json:"schedule"`
+	Latency       latencyWire    `json:"latency"`
+	Faults        faultsWire     `json:"faults"`
+	FailAddresses []string       `json:"fail_addresses"`
 }
 
 // MarshalJSON writes durations as Go duration strings.
@@ -167,6 +231,7 @@ func (c RealmConfig) MarshalJSON() ([]byte, error) {
 	f := c.Faults
 	return json.Marshal(realmWire{
 		Rate: c.Rate, Burst: c.Burst, Penalty: jsonDuration(c.Penalty), ThrottleHTTP: c.ThrottleHTTP,
+		Scope: c.scope(), Schedule: scheduleWire(c.Schedule), Latency: c.Latency.wire(),
 		Faults:        faultsWire{f.Timeout, f.ServerError, f.BadJSON, f.Code4, f.MissingFlag, jsonDuration(f.TimeoutHang)},
 		FailAddresses: c.FailAddresses,
 	})
@@ -183,6 +248,7 @@ func (c *RealmConfig) UnmarshalJSON(b []byte) error {
 	}
 	*c = RealmConfig{
 		Rate: w.Rate, Burst: w.Burst, Penalty: time.Duration(w.Penalty), ThrottleHTTP: w.ThrottleHTTP,
+		Scope: w.Scope, Schedule: scheduleFromWire(w.Schedule), Latency: w.Latency.latency(),
 		Faults: Faults{w.Faults.Timeout, w.Faults.ServerError, w.Faults.BadJSON, w.Faults.Code4, w.Faults.MissingFlag,
 			time.Duration(w.Faults.TimeoutHang)},
 		FailAddresses: w.FailAddresses,

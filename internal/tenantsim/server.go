@@ -75,6 +75,16 @@ type Stats struct {
 	// RealmReasked counts real answers (0 or 1) given again for an address
 	// already answered: checks whose answer was lost and that were asked again.
 	RealmReasked int64 `json:"realm_reasked"`
+	// RealmTenants are the realm counters per tenant (see
+	// ScopePerTenant for how a request's tenant is told): the simulated
+	// tenant under its ID, any other domain under its name.
+	RealmTenants map[string]RealmTenantStats `json:"realm_tenants"`
+	// RealmRate is the realm rate in effect (0 = unlimited), which the
+	// schedule changes.
+	RealmRate float64 `json:"realm_rate"`
+	// RealmScheduleStart is when the schedule's clock started: the first
+	// realm request since the throttle model was set; absent before.
+	RealmScheduleStart *time.Time `json:"realm_schedule_start,omitempty"`
 	// PerAddress counts realm requests per lower-cased address, whatever
 	// their outcome.
 	PerAddress    map[string]int64 `json:"per_address"`
@@ -88,6 +98,14 @@ type Stats struct {
 	AssertionsCertificate int64 `json:"assertions_certificate"`
 	AssertionsWithChain   int64 `json:"assertions_with_chain"`
 	AssertionsFederated   int64 `json:"assertions_federated"`
+}
+
+// RealmTenantStats are one tenant's realm counters.
+type RealmTenantStats struct {
+	Requests  int64 `json:"requests"`
+	Answered  int64 `json:"answered"`
+	Throttled int64 `json:"throttled"`
+	Faults    int64 `json:"faults"`
 }
 
 // Server serves the authority, Graph, the realm service and the admin
@@ -284,7 +302,10 @@ func (s *Server) Close() error {
 }
 
 // Stats returns a snapshot of the counters.
-func (s *Server) Stats() Stats {
+func (s *Server) Stats() Stats { return s.stats(true) }
+
+// stats is Stats, PerAddress left nil unless perAddress.
+func (s *Server) stats(perAddress bool) Stats {
 	st := Stats{
 		GraphRequests: s.graphRequests.Load(),
 		TokensIssued:  s.tokensIssued.Load(),
@@ -293,20 +314,21 @@ func (s *Server) Stats() Stats {
 		AssertionsWithChain:   s.assertionsWithChain.Load(),
 		AssertionsFederated:   s.assertionsFederated.Load(),
 	}
-	s.realm.snapshot(&st)
+	s.realm.snapshot(&st, s.now(), perAddress)
 	s.graph.snapshot(&st)
 	return st
 }
 
 // SetRealm replaces the realm service's throttle and fault model. Invalid
-// values are clamped into range (see RealmConfig.Validate); the token bucket
-// and penalty window restart only when the rate, burst or penalty change.
+// values are clamped into range (see RealmConfig.Validate); the token buckets,
+// penalty windows and the schedule's clock restart only when the rate,
+// burst, penalty, scope or schedule change.
 func (s *Server) SetRealm(r RealmConfig) {
 	if err := r.Validate(); err != nil {
 		s.log.Warn("realm config clamped", zap.Error(err))
 		r = r.clamped()
 	}
-	s.realm.set(r, s.now())
+	s.realm.set(r)
 }
 
 func (s *Server) routes() http.Handler {
