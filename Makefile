@@ -55,6 +55,10 @@ bench: ## micro-benchmarks: classification, expansion, recording a batch in Redi
 bench-throttle: ## goodput vs a hidden realm capacity (C = 5/20/100, 1-8 workers, 1 or 2 tenants), a capacity drop, limiter accuracy; ~3 h, ~1 h with THROTTLE_PARALLEL=4 (THROTTLE_* env: internal/e2e/throttle_bench_test.go)
 	$(GO) test -run '^$$' -bench '^BenchmarkThrottle$$' -benchtime 1x -timeout 300m ./internal/e2e
 
+.PHONY: bench-model
+bench-model: ## the limiter's own scripts against a modelled throttling service in virtual time (minutes of runs in seconds)
+	$(GO) test -run '^$$' -bench '^BenchmarkLimiterModel' -benchtime 1x -timeout 30m ./internal/ratelimit
+
 .PHONY: bench-overhead
 bench-overhead: ## Redis round trips and CPU per address of one worker against an unthrottled realm
 	$(GO) test -run '^$$' -bench '^BenchmarkWorkerOverhead$$' -benchtime 1x ./internal/e2e
