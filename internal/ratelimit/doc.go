@@ -29,7 +29,10 @@
 //     tenants share one capacity: the source reacts. Every tenant pauses
 //     together (a tenant resuming while another still sends would only
 //     prolong the service's penalty for both), and the shared rate is cut.
-//     The tenants keep their own estimates.
+//     The tenants keep their own estimates, but while a tenant's last
+//     throttle was a shared one it is paced by the shared rate alone: its
+//     own estimate is only its share of a capacity that it may soon have
+//     to itself, when the other runs finish.
 //   - Otherwise the tenant reacts alone: it pauses at once, and its cut
 //     waits Coincidence for the decision (a pause is needed in either case;
 //     the cut is applied only if no other tenant was throttled with it).

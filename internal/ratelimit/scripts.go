@@ -17,7 +17,8 @@ import (
 // short (the learned pause, the longest pause that proved too short), till
 // (end of the current pause), epoch (reactions so far), n (slots since the
 // last pause ended), seen (the last slot). A tenant's also holds a cut
-// waiting for the scope decision: pat, pest, prate. The source's also holds
+// waiting for the scope decision (pat, pest, prate) and sh, set while its
+// last throttle was a shared one. The source's also holds
 // the last throttle report (lt: tenant, la: when, lr: its rate), the last shared event
 // (sf..st) and a sliding count of all tenants' slots (wt, wn, wp).
 var prelude = constants() + `
@@ -28,7 +29,7 @@ end
 local function num(v, d) return tonumber(v) or d end
 
 local FIELDS = {'tat', 'rate', 'changed', 'est', 'pause', 'short', 'till', 'epoch', 'n', 'seen',
-  'pat', 'pest', 'prate', 'lt', 'la', 'lr', 'sf', 'st', 'wt', 'wn', 'wp'}
+  'pat', 'pest', 'prate', 'sh', 'lt', 'la', 'lr', 'sf', 'st', 'wt', 'wn', 'wp'}
 local function load(key)
   local v = redis.call('HMGET', key, unpack(FIELDS))
   local s = {}
@@ -97,6 +98,10 @@ local function resolve(s, g, now)
     s.est, s.rate = s.pest, s.prate
     s.changed = math.max(num(s.till, 0), pat)
   end
+  -- A tenant whose last throttle was a shared one is bound by the shared
+  -- rate alone: its own estimate is its share of a capacity it may soon
+  -- have to itself.
+  if shared then s.sh = 1 else s.sh = nil end
   s.pat, s.pest, s.prate = nil, nil, nil
 end
 
@@ -226,7 +231,10 @@ if adaptive then
   resume(g, now)
   resolve(s, g, now)
   r = current_rate(view(s), now, ceiling, initial)
-  if num(g.est, 0) > 0 then rg = current_rate(g, now, MAXRATE, initial) end
+  if num(g.est, 0) > 0 then
+    rg = current_rate(g, now, MAXRATE, initial)
+    if s.sh and not s.pat then r = math.min(ceiling, rg) end
+  end
 end
 if grate > 0 then rg = math.min(rg or grate, grate) end
 -- Each schedule advances from its own last slot (or now, or the end of a
@@ -305,6 +313,7 @@ if coincide then
   g.st = now
   -- The tenant's own cut from this event, if it was the first to report,
   -- is dropped when it resolves.
+  s.sh = 1
   save(KEYS[1], s)
   save(KEYS[2], g)
   return {math.floor(p), 1}
@@ -348,7 +357,10 @@ local s, g = load(KEYS[1]), load(KEYS[2])
 resume(s, now)
 resume(g, now)
 resolve(s, g, now)
-local shared = 0
-if num(g.est, 0) > 0 then shared = current_rate(g, now, MAXRATE, initial) end
-return {math.floor(1000 * current_rate(view(s), now, ceiling, initial)), math.floor(1000 * shared)}
+local shared, r = 0, current_rate(view(s), now, ceiling, initial)
+if num(g.est, 0) > 0 then
+  shared = current_rate(g, now, MAXRATE, initial)
+  if s.sh and not s.pat then r = math.min(ceiling, shared) end
+end
+return {math.floor(1000 * r), math.floor(1000 * shared)}
 `)
