@@ -249,7 +249,7 @@ func traceLine(rdb *redis.Client, name string, ss samples, keys []string) {
 			fmt.Fprintf(&b, " t%d %5.1f/s", i+1, float64(cur.tenants[k]-prev.tenants[k])/dt)
 		}
 	}
-	rlKeys, _ := rdb.Keys(ctx, "msaudit:rl:tenant:*").Result()
+	rlKeys, _ := rdb.Keys(ctx, "msaudit:rl:*").Result()
 	slices.Sort(rlKeys)
 	for _, k := range rlKeys {
 		h, _ := rdb.HGetAll(ctx, k).Result()
@@ -258,7 +258,7 @@ func traceLine(rdb *redis.Client, name string, ss samples, keys []string) {
 			fields = append(fields, f+"="+v)
 		}
 		slices.Sort(fields)
-		fmt.Fprintf(&b, " | %s %s", strings.TrimPrefix(k, "msaudit:rl:tenant:"), strings.Join(fields, " "))
+		fmt.Fprintf(&b, " | %s %s", strings.TrimPrefix(strings.TrimPrefix(k, "msaudit:rl:"), "tenant:"), strings.Join(fields, " "))
 	}
 	var pending, active, retry int64
 	for q := range tasks.Queues() {

@@ -325,20 +325,48 @@ func TestSharedScheduleKeepsEachTenantsPlace(t *testing.T) {
 	b.steady(t, l, "a", 23)
 	b.steady(t, l, "b", 19)
 	b.rdb.HSet(b.ctx, sourceKey, "est", 46, "rate", 46, "changed", b.now.UnixMicro())
-	// Busy workers of both tenants book slots in turn, far ahead.
-	last := map[string]time.Duration{}
+	// Busy workers of both tenants: each books its next slot as soon as
+	// its last one is due, for 20 s.
 	count := map[string]int{}
-	for i := range 400 {
-		tenant := []string{"a", "b"}[i%2]
-		r := b.reserve(t, l, tenant)
-		last[tenant] = r.Wait
-		count[tenant]++
+	next := map[string]time.Time{"a": b.now, "b": b.now}
+	end := b.now.Add(20 * time.Second)
+	for b.now.Before(end) {
+		for _, tenant := range []string{"a", "b"} {
+			if b.now.Before(next[tenant]) {
+				continue
+			}
+			r := b.reserve(t, l, tenant)
+			if !r.OK {
+				t.Fatalf("slot refused: %+v", r)
+			}
+			count[tenant]++
+			next[tenant] = b.now.Add(r.Wait)
+		}
+		b.advance(2 * time.Millisecond)
 	}
 	for tenant, want := range map[string]float64{"a": 23, "b": 19} {
-		got := float64(count[tenant]) / last[tenant].Seconds()
-		if !near(got, want, 0.1) {
+		if got := float64(count[tenant]) / 20; !near(got, want, 0.05) {
 			t.Errorf("tenant %s paced at %.1f/s beside the other under a shared 46/s, want its own %g", tenant, got, want)
 		}
+	}
+	// When the shared rate is below the sum, the tenants together keep to
+	// it.
+	b.rdb.HSet(b.ctx, sourceKey, "est", 30, "rate", 30, "changed", b.now.UnixMicro())
+	clear(count)
+	end = b.now.Add(20 * time.Second)
+	for b.now.Before(end) {
+		for _, tenant := range []string{"a", "b"} {
+			if b.now.Before(next[tenant]) {
+				continue
+			}
+			r := b.reserve(t, l, tenant)
+			count[tenant]++
+			next[tenant] = b.now.Add(r.Wait)
+		}
+		b.advance(2 * time.Millisecond)
+	}
+	if got := float64(count["a"]+count["b"]) / 20; got > 30*1.05 || got < 30*0.9 {
+		t.Errorf("tenants together at %.1f/s under a shared 30/s", got)
 	}
 }
 

@@ -66,6 +66,9 @@ const (
 	ResumeStale    = 0.6
 	ResumeRate     = 0.6
 	learnedTTL     = 90 * 24 * time.Hour
+	// scheduleLag is the credit, in slots, a schedule keeps behind the
+	// slot it gave when the other schedule held that slot back.
+	scheduleLag = 2
 	// window is the span of the sliding count of all tenants' slots.
 	window = 4 * time.Second
 	// maxRate stands for "no limit" in the scripts.

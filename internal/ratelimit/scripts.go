@@ -197,6 +197,7 @@ func constants() string {
 		{"BACKOFF", Backoff},
 		{"COINCIDE", float64(Coincidence.Microseconds())},
 		{"WINDOW", float64(window.Microseconds())},
+		{"LAG", scheduleLag},
 		{"IDLE", float64(IdleRestart.Microseconds())},
 		{"FRESH", float64(Fresh.Microseconds())},
 		{"RESUMEEST", ResumeEstimate},
@@ -252,7 +253,10 @@ local eff = math.min(r, rg or r)
 if wait > maxwait then
   return {0, math.floor(wait - maxwait), math.floor(eff * 1000), num(s.epoch, 0), num(g.epoch, 0), math.floor(start)}
 end
-s.tat = base + 1000000 / r
+-- A schedule keeps at most LAG slots of credit behind the slot it gave:
+-- a tenant the shared schedule held back may catch up a little, but not
+-- burst when the others pause.
+s.tat = math.max(base, start - LAG * 1000000 / r) + 1000000 / r
 if adaptive and num(s.est, 0) <= 0 and not s.pat then
   -- Slow start grows with use, not with time: DOUBLING seconds of slots
   -- taken at the rate double it, so a rate the workers cannot fill does
@@ -260,7 +264,7 @@ if adaptive and num(s.est, 0) <= 0 and not s.pat then
   s.rate, s.changed = math.min(ceiling, r * math.pow(2, 1 / (r * DOUBLING))), now
 end
 s.n, s.seen = num(s.n, 0) + 1, start
-if rg then g.tat = gbase + 1000000 / rg end
+if rg then g.tat = math.max(gbase, start - LAG * 1000000 / rg) + 1000000 / rg end
 if now - num(g.wt, 0) >= WINDOW then
   g.wp = (now - num(g.wt, 0) < 2 * WINDOW) and num(g.wn, 0) or 0
   g.wt, g.wn = now, 0
