@@ -90,7 +90,7 @@ func measureOverhead(b *testing.B, n int, limits ratelimit.Config, describe stri
 	if err := os.WriteFile(file, []byte(strings.Join(list, "\n")), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	run := strings.TrimSpace(string(enqueue(b, s.env(redisURL), "submit", "--tenant-id", "load-tenant", "--addresses-file", file)))
+	run := strings.TrimSpace(string(enqueue(b, s.env(redisURL), "submit", "--tenant-id", s.TenantID, "--addresses-file", file)))
 
 	opts, _ := redis.ParseURL(redisURL)
 	poll := redis.NewClient(opts)
