@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/msaudit/msaudit/internal/realm"
 	"github.com/msaudit/msaudit/internal/runstore"
 	workerpkg "github.com/msaudit/msaudit/internal/worker"
 )
@@ -32,7 +33,7 @@ func simTransport(b *testing.B, s *sim) (*http.Transport, *atomic.Int64) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr := realm.NewTransport()
 	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
 	var dials atomic.Int64
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
