@@ -92,9 +92,9 @@ func NewHandler(store *runstore.Store, limiter *ratelimit.Limiter, r Realm, cfg 
 // process, 0 if it has sent none.
 func (h *Handler) Latency(tenant string) time.Duration { return h.share.latency(tenant) }
 
-// Drain makes every batch stop at its next address, for a graceful stop: a
-// request in flight finishes and its answer is recorded with the others the
-// batch got, then the batch goes back to the queue for another worker (none
+// Drain makes every batch stop at its next address, for a graceful stop: the
+// requests in flight finish and their answers are recorded with the others
+// the batch got, then the batch goes back to the queue for another worker (none
 // of its answered addresses is asked again); a batch that starts after Drain
 // goes back at once. It cannot be undone.
 func (h *Handler) Drain() { h.drain() }

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
@@ -155,31 +153,17 @@ func measureOverhead(b *testing.B, n int, limits ratelimit.Config, describe stri
 	}
 	run := strings.TrimSpace(string(enqueue(b, s.env(redisURL), "submit", "--tenant-id", s.TenantID, "--addresses-file", file)))
 
-	opts, _ := redis.ParseURL(redisURL)
-	poll := redis.NewClient(opts)
-	defer poll.Close()
-	store := runstore.New(poll)
-	opts.PoolSize = 20
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	var rt roundTrips
-	rdb.AddHook(&rt)
+	store := runstore.New(plainClient(b, redisURL))
+	rdb, rt := countingClient(b, redisURL)
+	tr, dials := simTransport(b, s)
 
-	ca, err := os.ReadFile(s.CAFile)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 16}}
-
+	cfg := workerpkg.DefaultConfig()
+	cfg.RealmURL, cfg.RealmTimeout, cfg.RealmClient = s.RealmURL, 5*time.Second, &http.Client{Transport: tr}
+	cfg.Limits = limits
+	cfg.Checker = checker.Config{MaxAttempts: 5, BackoffBase: 100 * time.Millisecond, BackoffMax: time.Second}
+	cfg.ShutdownTimeout = 5 * time.Second
 	cpu0, start := cpuTime(b), time.Now()
-	w, err := workerpkg.New(rdb, workerpkg.Config{
-		Concurrency: 10, RealmURL: s.RealmURL, RealmTimeout: 5 * time.Second, RealmClient: client,
-		Limits:          limits,
-		Checker:         checker.Config{MaxAttempts: 5, BackoffBase: 100 * time.Millisecond, BackoffMax: time.Second},
-		ShutdownTimeout: 5 * time.Second,
-	}, zap.NewNop(), nil)
+	w, err := workerpkg.New(rdb, cfg, zap.NewNop(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -200,10 +184,10 @@ func measureOverhead(b *testing.B, n int, limits ratelimit.Config, describe stri
 	wall, cpu, trips := time.Since(start), cpuTime(b)-cpu0, rt.n.Load()
 
 	perAddr := float64(cpu.Microseconds()) / 1000 / float64(n)
-	fmt.Printf("\nworker overhead, %s: %d addresses in %s (%.0f/s), 10 slots, unthrottled simulator\n",
-		describe, n, wall.Round(time.Millisecond), float64(n)/wall.Seconds())
-	fmt.Printf("redis round trips: %.2f per address (bar <= 3); CPU: %.3f ms per address (bar <= 0.5)\n",
-		float64(trips)/float64(n), perAddr)
+	fmt.Printf("\nworker overhead, %s: %d addresses in %s (%.0f/s), default settings (%d slots), unthrottled simulator\n",
+		describe, n, wall.Round(time.Millisecond), float64(n)/wall.Seconds(), cfg.Concurrency)
+	fmt.Printf("redis round trips: %.2f per address (bar <= 3); CPU: %.3f ms per address (bar <= 0.5); realm connections opened: %d\n",
+		float64(trips)/float64(n), perAddr, dials.Load())
 	b.ReportMetric(float64(trips)/float64(n), "roundtrips/address")
 	b.ReportMetric(perAddr, "cpu-ms/address")
 }
