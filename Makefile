@@ -56,7 +56,7 @@ bench-throttle: ## throttle-seeking (C = 20 and 100/s, 1-8 worker processes) and
 	$(GO) test -run '^$$' -bench '^BenchmarkThrottle$$' -benchtime 1x -timeout 60m ./internal/e2e
 
 .PHONY: bench-overhead
-bench-overhead: ## Redis round trips and CPU per address of one worker against an unthrottled realm
+bench-overhead: ## one default worker: round trips and CPU per address (unthrottled realm), idle round trips/s, rate reached at realistic latency; ~3 min
 	$(GO) test -run '^$$' -bench '^BenchmarkWorkerOverhead$$' -benchtime 1x ./internal/e2e
 
 .PHONY: bench-fairness
