@@ -60,7 +60,7 @@ bench-model: ## the limiter's own scripts against a modelled throttling service 
 	$(GO) test -run '^$$' -bench '^BenchmarkLimiterModel' -benchtime 1x -timeout 30m ./internal/ratelimit
 
 .PHONY: bench-overhead
-bench-overhead: ## Redis round trips and CPU per address of one worker against an unthrottled realm
+bench-overhead: ## one default worker: round trips and CPU per address (unthrottled realm), idle round trips/s, rate reached at realistic latency; ~3 min
 	$(GO) test -run '^$$' -bench '^BenchmarkWorkerOverhead$$' -benchtime 1x ./internal/e2e
 
 .PHONY: bench-fairness

@@ -6,9 +6,10 @@
 //
 // Queue depth is the wrong measure: ten thousand batches of one tenant paced
 // at 5 requests/s keep one worker busy, not a hundred. A tenant at rate R
-// whose requests take L keeps about R·L requests in flight, and a worker lets
-// it hold at most checker.SlotsFor(R, L) of its slots; the tenant can use no
-// more slots than it has batches left. The sum over the open runs' tenants,
+// whose requests take L keeps about R·L requests in flight, a batch carries
+// up to checker.InFlightPerBatch of them, and a worker lets the tenant hold
+// at most checker.SlotsFor(R, L) of its slots; the tenant can use no more
+// slots than it has batches left. The sum over the open runs' tenants,
 // divided by one worker's slots and rounded up, is the number of workers.
 //
 // The answer is at least one while any run is open, whatever is left to do:

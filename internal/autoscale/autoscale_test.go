@@ -27,16 +27,16 @@ func TestPlan(t *testing.T) {
 		{name: "no open run", want: 0},
 		{name: "open run, nothing queued yet (enumerating)", open: 1, tenants: []Tenant{{Rate: 5}}, want: 1},
 		{name: "5/s with 10,000 batches pending: the rate, not the queue",
-			open: 1, tenants: []Tenant{{Rate: 5, Latency: 300 * time.Millisecond, Batches: 10000}}, want: 1, wantSlot: 5},
-		{name: "5/s at 1s latency", open: 1, tenants: []Tenant{{Rate: 5, Latency: time.Second, Batches: 10000}}, want: 2, wantSlot: 12},
+			open: 1, tenants: []Tenant{{Rate: 5, Latency: 300 * time.Millisecond, Batches: 10000}}, want: 1, wantSlot: 3},
+		{name: "100/s at 1s latency", open: 1, tenants: []Tenant{{Rate: 100, Latency: time.Second, Batches: 10000}}, want: 3, wantSlot: 27},
 		{name: "only three batches left, retrying", open: 1, tenants: []Tenant{{Rate: 100, Latency: time.Second, Batches: 3}}, want: 1, wantSlot: 3},
-		{name: "unknown latency counts as the default", open: 1, tenants: []Tenant{{Rate: 50, Batches: 1000}}, want: 4, wantSlot: 32},
+		{name: "unknown latency counts as the default", open: 1, tenants: []Tenant{{Rate: 200, Batches: 1000}}, want: 2, wantSlot: 17},
 		{name: "two tenants add up", open: 3, tenants: []Tenant{
-			{Rate: 50, Latency: 200 * time.Millisecond, Batches: 1000}, {Rate: 50, Latency: 200 * time.Millisecond, Batches: 1000}},
-			want: 5, wantSlot: 44},
+			{Rate: 100, Latency: 400 * time.Millisecond, Batches: 1000}, {Rate: 100, Latency: 400 * time.Millisecond, Batches: 1000}},
+			want: 3, wantSlot: 24},
 		{name: "a global rate caps them together", open: 2, global: 20, tenants: []Tenant{
-			{Rate: 50, Latency: 200 * time.Millisecond, Batches: 1000}, {Rate: 50, Latency: 200 * time.Millisecond, Batches: 1000}},
-			want: 2, wantSlot: 12},
+			{Rate: 100, Latency: 400 * time.Millisecond, Batches: 1000}, {Rate: 100, Latency: 400 * time.Millisecond, Batches: 1000}},
+			want: 1, wantSlot: 6},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -67,7 +67,7 @@ func TestComputeFromTheRunStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != (Result{DesiredWorkers: 1, UsableSlots: 5, OpenRuns: 1, OutstandingBatches: 400}) {
+	if got != (Result{DesiredWorkers: 1, UsableSlots: 3, OpenRuns: 1, OutstandingBatches: 400}) {
 		t.Errorf("400 batches at 5/s: %+v", got)
 	}
 

@@ -2,7 +2,6 @@ package checker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -21,6 +20,11 @@ type Config struct {
 	MaxAttempts int           // per address, before dead-lettering
 	BackoffBase time.Duration // first retry delay ceiling
 	BackoffMax  time.Duration // cap of the retry delay
+	// WaitInPlace is the longest wait for the rate limiter a batch sleeps
+	// in its worker slot; a longer one hands the batch back to the queue.
+	// Through the queue a wait lasts at least until asynq next forwards
+	// waiting tasks, so the worker sets it to that interval.
+	WaitInPlace time.Duration
 }
 
 // Validate checks the configuration.
@@ -32,6 +36,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("backoff base must be > 0, got %s", c.BackoffBase)
 	case c.BackoffMax < c.BackoffBase:
 		return fmt.Errorf("backoff max (%s) must be >= backoff base (%s)", c.BackoffMax, c.BackoffBase)
+	case c.WaitInPlace < 0:
+		return fmt.Errorf("wait in place must be >= 0, got %s", c.WaitInPlace)
 	}
 	return nil
 }
@@ -86,9 +92,9 @@ func NewHandler(store *runstore.Store, limiter *ratelimit.Limiter, r Realm, cfg 
 // process, 0 if it has sent none.
 func (h *Handler) Latency(tenant string) time.Duration { return h.share.latency(tenant) }
 
-// Drain makes every batch stop at its next address, for a graceful stop: a
-// request in flight finishes and its answer is recorded with the others the
-// batch got, then the batch goes back to the queue for another worker (none
+// Drain makes every batch stop at its next address, for a graceful stop: the
+// requests in flight finish and their answers are recorded with the others
+// the batch got, then the batch goes back to the queue for another worker (none
 // of its answered addresses is asked again); a batch that starts after Drain
 // goes back at once. It cannot be undone.
 func (h *Handler) Drain() { h.drain() }
@@ -180,7 +186,9 @@ type passResult struct {
 
 // pass checks the batch's pending addresses once, until done, throttled, out
 // of rate-limit slots or drained (wctx, the context of its waits, ends), and
-// records what it learned. Requests use ctx, so a drain lets them finish.
+// records what it learned. Up to InFlightPerBatch requests are in flight at
+// once, each sent at its own slot. Requests use ctx, so a drain lets them
+// finish; a throttle lets those in flight finish and sends no more.
 func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log *zap.Logger) (passResult, error) {
 	addrs := make([]string, len(p.Entries))
 	for i, e := range p.Entries {
@@ -211,66 +219,59 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 
 	var (
 		rec      = h.newRecorder(p.RunID)
-		answered int
+		fl       = h.newFlight(ctx, p, rec, maxAttempts, log)
 		deferral *deferError
 		stopErr  error
 	)
-	for _, addr := range todo {
+	// drainedOr is what ends the pass when a wait failed with err: a drain,
+	// or err itself.
+	drainedOr := func(err error) {
 		if wctx.Err() != nil && ctx.Err() == nil {
 			deferral = errDraining
-			break
-		}
-		if deferral = h.gate.stop(ctx, p.RunID); deferral != nil {
-			break
-		}
-		slot, err := h.reserve(wctx, p.TenantID)
-		if err != nil {
-			if wctx.Err() != nil && ctx.Err() == nil {
-				deferral = errDraining
-				break
-			}
+		} else {
 			stopErr = err
+		}
+	}
+	for i := 0; i < len(todo); {
+		if err := fl.take(wctx); err != nil {
+			drainedOr(err)
+			break
+		}
+		slot, d, err := h.slot(ctx, wctx, p, fl)
+		if err != nil || d != nil || !slot.OK {
+			fl.give()
+		}
+		if err != nil {
+			drainedOr(err)
+			break
+		}
+		if d != nil {
+			deferral = d
 			break
 		}
 		if !slot.OK {
-			deferral = &deferError{delay: slot.Wait + time.Duration(h.rnd(int64(slot.Wait/4)+1)), rateLimited: true, reason: "waiting for the tenant's rate limit"}
-			break
-		}
-		// The slot may have been a long sleep: look again before sending.
-		if deferral = h.gate.stop(ctx, p.RunID); deferral != nil {
-			break
-		}
-		sent := time.Now()
-		res, err := h.realm.Check(ctx, addr)
-		h.share.observe(p.TenantID, time.Since(sent), slot.Rate)
-		if ctx.Err() != nil {
-			stopErr = ctx.Err()
-			break
-		}
-		o := runstore.Outcome{Address: addr, Rate: slot.Rate, Detail: runstore.Detail{RequestID: res.RequestID, CheckedAt: res.CheckedAt}}
-		answered++
-		if err == nil {
-			o.Status = runstore.AddressStatus(res.Status)
-			h.metrics.checks.WithLabelValues(string(res.Status)).Inc()
-			rec.add(o)
+			// A short wait is slept here: through the queue it would
+			// take at least asynq's forwarding interval.
+			d := slot.Wait + time.Duration(h.rnd(int64(slot.Wait/4)+1))
+			if d > h.cfg.WaitInPlace {
+				deferral = &deferError{delay: d, rateLimited: true, reason: "waiting for the tenant's rate limit"}
+				break
+			}
+			if err := sleep(wctx, d); err != nil {
+				drainedOr(err)
+				break
+			}
 			continue
 		}
-		o.Detail.Error = err.Error()
-		var te *realm.ThrottleError
-		o.Throttled = errors.As(err, &te)
-		rec.add(o)
-		if o.Throttled {
-			h.metrics.checks.WithLabelValues("throttled").Inc()
-			h.metrics.throttles.WithLabelValues(p.TenantID).Inc()
-			pause, terr := h.limiter.Throttled(ctx, p.TenantID, te.RetryAfter, slot)
-			if terr != nil {
-				log.Warn("report throttle", zap.Error(terr))
-			}
-			delay := max(h.backoff(maxAttempts+1), pause, te.RetryAfter)
-			deferral = &deferError{delay: delay, reason: "throttled: " + te.Reason}
-			break
-		}
-		h.metrics.checks.WithLabelValues("error").Inc()
+		fl.send(todo[i], slot)
+		i++
+	}
+	answered, throttle, err := fl.wait()
+	if throttle != nil {
+		deferral = throttle
+	}
+	if err != nil && stopErr == nil {
+		stopErr = err
 	}
 
 	// Record even when stopping early, so no answer is thrown away.
@@ -308,6 +309,37 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 	res.deferral = deferral
 	log.Debug("batch deferred", zap.Int("pending", res.pending), zap.Duration("delay", deferral.delay), zap.String("reason", deferral.reason))
 	return res, nil
+}
+
+// errAnswerStops ends a pass's sending when an answer in flight ended it;
+// the pass then ends with what that answer said (flight.wait).
+var errAnswerStops = &deferError{reason: "an answer in flight ended the pass"}
+
+// slot gets the rate-limit slot of the pass's next request, unless the run
+// or an answer in flight says to send no more (d). The run's flags and the
+// flight are looked at again after the slot, which may have been a long
+// sleep.
+func (h *Handler) slot(ctx, wctx context.Context, p tasks.CheckBatchPayload, fl *flight) (ratelimit.Reservation, *deferError, error) {
+	if wctx.Err() != nil {
+		return ratelimit.Reservation{}, nil, wctx.Err()
+	}
+	if d := h.gate.stop(ctx, p.RunID); d != nil {
+		return ratelimit.Reservation{}, d, nil
+	}
+	if fl.stopped() {
+		return ratelimit.Reservation{}, errAnswerStops, nil
+	}
+	slot, err := h.reserve(wctx, p.TenantID)
+	if err != nil || !slot.OK {
+		return slot, nil, err
+	}
+	if d := h.gate.stop(ctx, p.RunID); d != nil {
+		return ratelimit.Reservation{}, d, nil
+	}
+	if fl.stopped() {
+		return ratelimit.Reservation{}, errAnswerStops, nil
+	}
+	return slot, nil, nil
 }
 
 // staleCheckAfter is the shortest wait for a slot after which a throttle

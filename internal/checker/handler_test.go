@@ -3,6 +3,7 @@ package checker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -125,11 +126,13 @@ func TestThrottleStopsTheBatch(t *testing.T) {
 	fr := &fakeRealm{calls: map[string]int{}, answers: map[string][]error{
 		"b@x.com": {&realm.ThrottleError{Reason: "MicrosoftAccount 2"}},
 	}}
-	h, p := setup(t, rdb, fastLimits, fr, "a@x.com", "b@x.com", "c@x.com")
+	// 20/s: c's slot comes 50 ms after b's throttle answer, which must
+	// stop the batch although c's slot was reserved before it arrived.
+	h, p := setup(t, rdb, ratelimit.Config{TenantRate: 20, MaxWait: time.Second}, fr, "a@x.com", "b@x.com", "c@x.com")
 	err := h.ProcessTask(context.Background(), task(t, p))
 	var d *deferError
-	if !errors.As(err, &d) {
-		t.Fatalf("err = %v", err)
+	if !errors.As(err, &d) || d.rateLimited {
+		t.Fatalf("err = %v, want the throttle's deferral", err)
 	}
 	if fr.calls["c@x.com"] != 0 {
 		t.Error("the batch went on after a throttle signal")
@@ -161,6 +164,80 @@ func TestRateLimitWaitIsNotAFailure(t *testing.T) {
 	st, _ := h.store.LoadBatch(context.Background(), p.RunID, []string{"b@x.com"})
 	if st.Addresses[0].Attempts != 0 {
 		t.Errorf("waiting for the limiter cost an attempt: %+v", st.Addresses[0])
+	}
+}
+
+// A wait for the limiter no longer than WaitInPlace is slept in the
+// batch's slot: the batch finishes in one delivery.
+func TestShortRateLimitWaitIsSleptInPlace(t *testing.T) {
+	rdb := redistest.Client(t)
+	fr := &fakeRealm{calls: map[string]int{}}
+	h, p := setup(t, rdb, ratelimit.Config{TenantRate: 2, MaxWait: 100 * time.Millisecond}, fr, "a@x.com", "b@x.com", "c@x.com")
+	h.cfg.WaitInPlace = 2 * time.Second
+	if err := h.ProcessTask(context.Background(), task(t, p)); err != nil {
+		t.Fatalf("err = %v, want the batch done in one delivery", err)
+	}
+	if r, _ := h.store.GetRun(context.Background(), p.RunID); r.Checked != 3 || r.State() != runstore.StateCompleted {
+		t.Errorf("run = %+v", r)
+	}
+}
+
+// gatedRealm holds every request until open is closed, and keeps the most
+// requests it saw in flight at once.
+type gatedRealm struct {
+	mu         sync.Mutex
+	now, peak  int
+	full, open chan struct{} // full: closed at InFlightPerBatch in flight
+}
+
+func (g *gatedRealm) Check(ctx context.Context, addr string) (realm.Result, error) {
+	g.mu.Lock()
+	g.now++
+	g.peak = max(g.peak, g.now)
+	if g.now == InFlightPerBatch {
+		close(g.full)
+	}
+	g.mu.Unlock()
+	defer func() { g.mu.Lock(); g.now--; g.mu.Unlock() }()
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return realm.Result{}, ctx.Err()
+	}
+	return realm.Result{Status: realm.Absent, RequestID: "rq", CheckedAt: time.Now()}, nil
+}
+
+// A batch keeps InFlightPerBatch requests in flight, and no more: one
+// request at a time would cap a batch at 1/latency requests a second.
+func TestBatchKeepsRequestsInFlight(t *testing.T) {
+	rdb := redistest.Client(t)
+	var addrs []string
+	for i := 0; i < 3*InFlightPerBatch; i++ {
+		addrs = append(addrs, fmt.Sprintf("a%d@x.com", i))
+	}
+	h, p := setup(t, rdb, fastLimits, nil, addrs...)
+	g := &gatedRealm{full: make(chan struct{}), open: make(chan struct{})}
+	h.realm = g
+	done := make(chan error, 1)
+	go func() { done <- h.ProcessTask(context.Background(), task(t, p)) }()
+	select {
+	case <-g.full:
+	case err := <-done:
+		t.Fatalf("the batch ended (%v) before %d requests were in flight", err, InFlightPerBatch)
+	case <-time.After(10 * time.Second):
+		g.mu.Lock()
+		t.Fatalf("%d requests in flight at most, want %d", g.peak, InFlightPerBatch)
+	}
+	time.Sleep(100 * time.Millisecond) // room for a request too many
+	close(g.open)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if g.peak != InFlightPerBatch {
+		t.Errorf("%d requests in flight at once, want at most %d", g.peak, InFlightPerBatch)
+	}
+	if r, _ := h.store.GetRun(context.Background(), p.RunID); r.Checked != int64(len(addrs)) {
+		t.Errorf("checked %d of %d", r.Checked, len(addrs))
 	}
 }
 

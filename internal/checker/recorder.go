@@ -30,13 +30,14 @@ type recorder struct {
 	outs    []runstore.Outcome
 	states  []runstore.AddressState
 
+	kick chan struct{} // an answer arrived with none queued
 	stop chan struct{}
 	done chan struct{}
 }
 
 func (h *Handler) newRecorder(runID string) *recorder {
 	r := &recorder{store: h.store, runID: runID, maxAttempts: h.cfg.MaxAttempts, now: h.now,
-		stop: make(chan struct{}), done: make(chan struct{})}
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go r.loop()
 	return r
 }
@@ -45,22 +46,45 @@ func (h *Handler) newRecorder(runID string) *recorder {
 func (r *recorder) add(o runstore.Outcome) {
 	r.mu.Lock()
 	r.queued = append(r.queued, o)
+	first := len(r.queued) == 1
 	r.mu.Unlock()
+	if first {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
+func (r *recorder) idle() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.queued) == 0
+}
+
+// loop writes what is queued recordEvery after the first answer of each
+// group. It sleeps while nothing is queued: a ticker would wake every
+// batch five times a second, for nothing while it waits for its slots.
 func (r *recorder) loop() {
 	defer close(r.done)
-	t := time.NewTicker(recordEvery)
-	defer t.Stop()
 	for {
+		if r.idle() {
+			select {
+			case <-r.stop:
+				return
+			case <-r.kick:
+			}
+		}
+		t := time.NewTimer(recordEvery)
 		select {
 		case <-r.stop:
+			t.Stop()
 			return
 		case <-t.C:
-			// A failed write keeps its outcomes queued for the next one;
-			// the final flush reports the error.
-			_ = r.flush()
 		}
+		// A failed write keeps its outcomes queued for the next one;
+		// the final flush reports the error.
+		_ = r.flush()
 	}
 }
 

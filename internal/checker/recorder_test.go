@@ -3,6 +3,7 @@ package checker
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,13 +15,17 @@ import (
 // released, as a worker mid-batch does when it is killed.
 type stallingRealm struct {
 	n       int
+	mu      sync.Mutex
 	calls   int
 	release chan struct{}
 }
 
 func (s *stallingRealm) Check(ctx context.Context, addr string) (realm.Result, error) {
+	s.mu.Lock()
 	s.calls++
-	if s.calls > s.n {
+	stall := s.calls > s.n
+	s.mu.Unlock()
+	if stall {
 		select {
 		case <-s.release:
 		case <-ctx.Done():

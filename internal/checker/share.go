@@ -8,11 +8,12 @@ import (
 )
 
 // share keeps one tenant from holding all of a worker's slots. A tenant at
-// rate R whose requests take L seconds needs about R·L requests in flight;
-// every batch beyond that only sleeps on the tenant's rate limit while
-// holding a slot another tenant could use. So a tenant may have at most
-// 2·R·L+2 batches of this worker checking at once (the factor 2 absorbs
-// latency jitter, the 2 covers the batch that is about to finish). Until a
+// rate R whose requests take L seconds needs about R·L requests in flight,
+// and a batch keeps up to InFlightPerBatch (k) of them; every batch beyond
+// that only sleeps on the tenant's rate limit while holding a slot another
+// tenant could use. So a tenant may have at most ⌈2·R·L/k⌉+2 batches of this
+// worker checking at once (the factor 2 absorbs latency jitter, the 2 covers
+// the batches about to finish, waiting for their slowest answers). Until a
 // tenant's first requests are measured it is not limited.
 //
 // A batch over the share waits in its slot, as a standby, for one of the
@@ -71,11 +72,13 @@ func (t *tenantLoad) limit(slots int) int {
 }
 
 // SlotsFor is how many batches a tenant at rate requests/s whose requests
-// take latency can keep busy: 2·R·L+2 (see share). The autoscaler sizes the
-// worker count with the same rule, so it never asks for slots the workers
-// would refuse the tenant.
+// take latency can keep busy: ⌈2·R·L/InFlightPerBatch⌉+2 (see share). The
+// autoscaler sizes the worker count with the same rule, so it never asks for
+// slots the workers would refuse the tenant.
 func SlotsFor(rate float64, latency time.Duration) int {
-	return int(math.Ceil(2*rate*latency.Seconds())) + 2
+	// A whole number of batches, off by floating-point rounding, is not
+	// one more batch.
+	return int(math.Ceil(2*rate*latency.Seconds()/InFlightPerBatch-1e-9)) + 2
 }
 
 // delay is the share delay of a batch of n addresses.

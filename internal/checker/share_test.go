@@ -26,8 +26,9 @@ func TestShareLimitsATenantToWhatItsRateUses(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		s.release("a")
 	}
-	// 100 requests/s at 10 ms each: 2·100·0.01+2 = 4 batches.
-	s.observe("a", 10*time.Millisecond, 100)
+	// 100 requests/s at 50 ms each, 8 in flight per batch:
+	// ⌈2·100·0.05/8⌉+2 = 4 batches.
+	s.observe("a", 50*time.Millisecond, 100)
 	for i := 0; i < 4; i++ {
 		acquireNow(t, s, "a")
 	}

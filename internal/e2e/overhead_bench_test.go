@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
@@ -52,15 +50,23 @@ func cpuTime(tb testing.TB) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkWorkerOverhead is `make bench-overhead`: the worker overhead bar, at most 3 Redis round trips and 0.5 ms of CPU per address
-// checked against an unthrottled local realm service. The run is submitted
-// first; then a worker runs in this process, with every round trip of its
-// Redis client (asynq's included) counted and the process's CPU time
-// measured until the run completes. The simulator runs in its own process,
-// so its CPU is not counted; the HTTPS client's is. Two regimes: as fast as
-// the machine goes, and paced by the adaptive limiter at 200/s, where every
-// request waits long enough for its slot to be re-checked (Limiter.Stale).
+// BenchmarkWorkerOverhead is `make bench-overhead`: the worker overhead
+// bar, at most 3 Redis round trips and 0.5 ms of CPU per address checked
+// against an unthrottled local realm service. The run is submitted first;
+// then a worker runs in this process, with every round trip of its Redis
+// client (asynq's included) counted and the process's CPU time measured
+// until the run completes. The simulator runs in its own process, so its
+// CPU is not counted; the HTTPS client's is. Two regimes: as fast as the
+// machine goes, and paced by the adaptive limiter at 200/s, where every
+// request waits for its slot. Besides: what an idle worker costs (idle),
+// and the rate one default worker reaches when the service answers in
+// realistic time (latency, in latency_bench_test.go).
 func BenchmarkWorkerOverhead(b *testing.B) {
+	b.Run("idle", func(b *testing.B) {
+		for b.Loop() {
+			measureIdle(b)
+		}
+	})
 	for _, c := range []struct {
 		name     string
 		n        int
@@ -76,6 +82,61 @@ func BenchmarkWorkerOverhead(b *testing.B) {
 			}
 		})
 	}
+	b.Run("latency", func(b *testing.B) {
+		for b.Loop() {
+			measureLatency(b)
+		}
+	})
+}
+
+// idleFor is how long the idle worker is watched: several periods of each
+// of asynq's background loops.
+const idleFor = 20 * time.Second
+
+// measureIdle counts the round trips and CPU of a default worker with
+// nothing to do, after its start-up.
+func measureIdle(b *testing.B) {
+	rdb, rt := countingClient(b, newRedis(b))
+	cfg := workerpkg.DefaultConfig()
+	cfg.RealmURL = "https://127.0.0.1:9/common/userrealm" // never asked: no run
+	w, err := workerpkg.New(rdb, cfg, zap.NewNop(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Shutdown()
+	time.Sleep(2 * time.Second)
+	trips0, cpu0 := rt.n.Load(), cpuTime(b)
+	time.Sleep(idleFor)
+	trips, cpu := rt.n.Load()-trips0, cpuTime(b)-cpu0
+	perSec := float64(trips) / idleFor.Seconds()
+	fmt.Printf("\nidle worker, default settings, over %s: %.1f Redis round trips/s, CPU %.2f ms/s\n",
+		idleFor, perSec, float64(cpu.Microseconds())/1000/idleFor.Seconds())
+	b.ReportMetric(perSec, "roundtrips/s")
+}
+
+func plainClient(b *testing.B, redisURL string) *redis.Client {
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	b.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// countingClient is a client of redisURL, with a pool as cmd/worker opens
+// for the default concurrency, whose round trips are counted.
+func countingClient(b *testing.B, redisURL string) (*redis.Client, *roundTrips) {
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts.PoolSize = workerpkg.DefaultConfig().Concurrency + 10
+	rdb := redis.NewClient(opts)
+	b.Cleanup(func() { rdb.Close() })
+	rt := &roundTrips{}
+	rdb.AddHook(rt)
+	return rdb, rt
 }
 
 func measureOverhead(b *testing.B, n int, limits ratelimit.Config, describe string) {
@@ -90,33 +151,19 @@ func measureOverhead(b *testing.B, n int, limits ratelimit.Config, describe stri
 	if err := os.WriteFile(file, []byte(strings.Join(list, "\n")), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	run := strings.TrimSpace(string(enqueue(b, s.env(redisURL), "submit", "--tenant-id", "load-tenant", "--addresses-file", file)))
+	run := strings.TrimSpace(string(enqueue(b, s.env(redisURL), "submit", "--tenant-id", s.TenantID, "--addresses-file", file)))
 
-	opts, _ := redis.ParseURL(redisURL)
-	poll := redis.NewClient(opts)
-	defer poll.Close()
-	store := runstore.New(poll)
-	opts.PoolSize = 20
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	var rt roundTrips
-	rdb.AddHook(&rt)
+	store := runstore.New(plainClient(b, redisURL))
+	rdb, rt := countingClient(b, redisURL)
+	tr, dials := simTransport(b, s)
 
-	ca, err := os.ReadFile(s.CAFile)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 16}}
-
+	cfg := workerpkg.DefaultConfig()
+	cfg.RealmURL, cfg.RealmTimeout, cfg.RealmClient = s.RealmURL, 5*time.Second, &http.Client{Transport: tr}
+	cfg.Limits = limits
+	cfg.Checker = checker.Config{MaxAttempts: 5, BackoffBase: 100 * time.Millisecond, BackoffMax: time.Second}
+	cfg.ShutdownTimeout = 5 * time.Second
 	cpu0, start := cpuTime(b), time.Now()
-	w, err := workerpkg.New(rdb, workerpkg.Config{
-		Concurrency: 10, RealmURL: s.RealmURL, RealmTimeout: 5 * time.Second, RealmClient: client,
-		Limits:          limits,
-		Checker:         checker.Config{MaxAttempts: 5, BackoffBase: 100 * time.Millisecond, BackoffMax: time.Second},
-		ShutdownTimeout: 5 * time.Second,
-	}, zap.NewNop(), nil)
+	w, err := workerpkg.New(rdb, cfg, zap.NewNop(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -137,10 +184,10 @@ func measureOverhead(b *testing.B, n int, limits ratelimit.Config, describe stri
 	wall, cpu, trips := time.Since(start), cpuTime(b)-cpu0, rt.n.Load()
 
 	perAddr := float64(cpu.Microseconds()) / 1000 / float64(n)
-	fmt.Printf("\nworker overhead, %s: %d addresses in %s (%.0f/s), 10 slots, unthrottled simulator\n",
-		describe, n, wall.Round(time.Millisecond), float64(n)/wall.Seconds())
-	fmt.Printf("redis round trips: %.2f per address (bar <= 3); CPU: %.3f ms per address (bar <= 0.5)\n",
-		float64(trips)/float64(n), perAddr)
+	fmt.Printf("\nworker overhead, %s: %d addresses in %s (%.0f/s), default settings (%d slots), unthrottled simulator\n",
+		describe, n, wall.Round(time.Millisecond), float64(n)/wall.Seconds(), cfg.Concurrency)
+	fmt.Printf("redis round trips: %.2f per address (bar <= 3); CPU: %.3f ms per address (bar <= 0.5); realm connections opened: %d\n",
+		float64(trips)/float64(n), perAddr, dials.Load())
 	b.ReportMetric(float64(trips)/float64(n), "roundtrips/address")
 	b.ReportMetric(perAddr, "cpu-ms/address")
 }

@@ -51,9 +51,27 @@ func NewClient(endpoint string, hc *http.Client, timeout time.Duration) (*Client
 		return nil, fmt.Errorf("realm url %q: want an absolute http(s) URL", endpoint)
 	}
 	if hc == nil {
-		hc = &http.Client{Transport: http.DefaultTransport}
+		hc = &http.Client{Transport: NewTransport()}
 	}
 	return &Client{endpoint: u.String(), http: hc, timeout: timeout, now: time.Now}, nil
+}
+
+// maxIdleConns is how many idle connections to the service a Client's own
+// transport keeps: more than a worker has requests in flight by default
+// (its slots times checker.InFlightPerBatch).
+const maxIdleConns = 256
+
+// NewTransport returns the transport of a Client given no HTTP client:
+// http.DefaultTransport's, keeping more idle connections. Over HTTP/2, which
+// the service speaks, every request shares one connection anyway; but over
+// HTTP/1.1 (through a proxy that does not) DefaultTransport keeps only 2
+// idle connections per host, so with more requests in flight most answers
+// closed their connection and the next request paid a TCP and TLS
+// handshake.
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = maxIdleConns, maxIdleConns
+	return t
 }
 
 // Check asks whether addr has a consumer account. On error the returned

@@ -3,9 +3,13 @@ package realm
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -52,5 +56,46 @@ func TestNewClientRejectsBadURL(t *testing.T) {
 		if _, err := NewClient(u, nil, time.Second); err == nil {
 			t.Errorf("NewClient(%q) succeeded", u)
 		}
+	}
+}
+
+// TestTransportKeepsConnections: over HTTP/1.1, where each request in
+// flight needs a connection of its own, the client's own transport keeps
+// them for the next requests instead of opening (and handshaking) new ones.
+func TestTransportKeepsConnections(t *testing.T) {
+	const inFlight, rounds = 20, 5
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"IsMicrosoftAccountSet":true,"MicrosoftAccount":1}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.StartTLS() // HTTP/1.1 only
+	defer srv.Close()
+	tr := NewTransport()
+	tr.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig
+	c, err := NewClient(srv.URL, &http.Client{Transport: tr}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range rounds {
+		var wg sync.WaitGroup
+		for i := range inFlight {
+			wg.Go(func() {
+				if _, err := c.Check(context.Background(), fmt.Sprintf("u%d@contoso.com", i)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		time.Sleep(50 * time.Millisecond) // for the last connections to be back in the pool
+	}
+	// Each round reuses the first one's connections; a few more may be
+	// dialled while one is on its way back to the pool.
+	if n := opened.Load(); n > inFlight*3/2 {
+		t.Errorf("%d connections opened for %d rounds of %d requests, want about %d", n, rounds, inFlight, inFlight)
 	}
 }

@@ -32,7 +32,7 @@ type Config struct {
 	Concurrency     int
 	RealmURL        string
 	RealmTimeout    time.Duration
-	RealmClient     *http.Client // nil: default transport (system CA pool)
+	RealmClient     *http.Client // nil: realm.NewTransport (system CA pool)
 	Limits          ratelimit.Config
 	Checker         checker.Config
 	ShutdownTimeout time.Duration
@@ -87,6 +87,10 @@ func (c Config) Validate() error {
 	return c.Checker.Validate()
 }
 
+// forwardEvery is how often asynq moves the batches whose deferral is over
+// from the retry set back to the queue.
+const forwardEvery = 2 * time.Second
+
 // Worker is a running queue consumer.
 type Worker struct {
 	stop     context.CancelFunc // ends the background loops
@@ -112,6 +116,7 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 	}
 	ccfg := cfg.Checker
 	ccfg.Concurrency = cfg.Concurrency
+	ccfg.WaitInPlace = forwardEvery
 	h, err := checker.NewHandler(runstore.New(rdb), lim, rc, ccfg, log, checker.NewMetrics(reg))
 	if err != nil {
 		return nil, err
@@ -122,13 +127,15 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 		RetryDelayFunc:  checker.RetryDelay,
 		IsFailure:       checker.IsFailure,
 		ShutdownTimeout: cfg.ShutdownTimeout,
-		// Deferred batches wait in the retry set and a tenant's batches
-		// may all be there at once (a pause): forward them promptly, and
-		// look again soon when the queues are empty, or the tenant's rate
-		// idles while the batches come back. An idle worker thus makes
-		// about 65 Redis round trips a second over the 8 lanes.
-		DelayedTaskCheckInterval: 500 * time.Millisecond,
-		TaskCheckInterval:        250 * time.Millisecond,
+		// Every look costs a round trip per lane (8), and forwarding
+		// two (retry and scheduled sets): an idle worker made about 65
+		// a second at 250 ms and 500 ms. A batch deferred for the
+		// limiter for less than forwardEvery waits in its slot instead
+		// (checker.Config.WaitInPlace), so a tenant resumes a short
+		// pause without the queue; what waits longer, a paused run or a
+		// long throttle, loses at most forwardEvery to it.
+		DelayedTaskCheckInterval: forwardEvery,
+		TaskCheckInterval:        time.Second,
 		Logger:                   logging.NewAsynq(log),
 		LogLevel:                 logging.AsynqLevel(log),
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
