@@ -41,8 +41,8 @@
 // shared capacity is ever learned and each tenant finds its own; with one
 // shared capacity, every overshoot throttles all tenants at once and the
 // shared rate is what settles. Leaving slow start is always the tenant's own
-// cut, so two tenants starting together under separate capacities do not
-// stay in slow start.
+// cut and never binds it to the shared rate: tenants started together leave
+// slow start together whatever the service's scope.
 //
 // # Adapting a rate
 //

@@ -94,14 +94,16 @@ local function resolve(s, g, now)
   local shared = g.st and tonumber(g.st) >= pat - COINCIDE and tonumber(g.sf) <= pat + COINCIDE
   -- Leaving slow start is the tenant's own either way: the doubling has to
   -- end, and its cut is about its share of what was sent.
-  if not shared or num(s.est, 0) <= 0 then
+  local steady = num(s.est, 0) > 0
+  if not shared or not steady then
     s.est, s.rate = s.pest, s.prate
     s.changed = math.max(num(s.till, 0), pat)
   end
   -- A tenant whose last throttle was a shared one is bound by the shared
   -- rate alone: its own estimate is its share of a capacity it may soon
-  -- have to itself.
-  if shared then s.sh = 1 else s.sh = nil end
+  -- have to itself. Not on leaving slow start, though: tenants started
+  -- together leave it together whatever the service's scope.
+  if shared and steady then s.sh = 1 else s.sh = nil end
   s.pat, s.pest, s.prate = nil, nil, nil
 end
 
@@ -317,7 +319,7 @@ if coincide then
   g.st = now
   -- The tenant's own cut from this event, if it was the first to report,
   -- is dropped when it resolves.
-  s.sh = 1
+  if num(s.est, 0) > 0 then s.sh = 1 end
   save(KEYS[1], s)
   save(KEYS[2], g)
   return {math.floor(p), 1}
