@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,18 +80,7 @@ const latencyRate = 100
 // from the start and the end of the run.
 func measureLatency(b *testing.B) {
 	const n = 5000
-	dir := b.TempDir()
-	redisURL := newRedis(b)
-	s := startSim(b, dir, "--users", "1", "--seed", "5")
-	list := make([]string, n)
-	for i := range list {
-		list[i] = fmt.Sprintf("slow%06d@contoso.com", i)
-	}
-	file := filepath.Join(dir, "addresses.txt")
-	if err := os.WriteFile(file, []byte(strings.Join(list, "\n")), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	run := strings.TrimSpace(string(enqueue(b, s.env(redisURL), "submit", "--tenant-id", s.TenantID, "--addresses-file", file)))
+	s, redisURL, run := submitGenerated(b, "slow", n)
 	store := runstore.New(plainClient(b, redisURL))
 	rdb, rt := countingClient(b, redisURL)
 	tr, dials := simTransport(b, s)

@@ -139,19 +139,27 @@ func countingClient(b *testing.B, redisURL string) (*redis.Client, *roundTrips) 
 	return rdb, rt
 }
 
-func measureOverhead(b *testing.B, n int, limits ratelimit.Config, describe string) {
+// submitGenerated starts a simulator and a Redis and submits a run of n
+// generated addresses (prefix000000@contoso.com …) for the simulator's
+// tenant, with no worker yet.
+func submitGenerated(b *testing.B, prefix string, n int) (s *sim, redisURL, run string) {
 	dir := b.TempDir()
-	redisURL := newRedis(b)
-	s := startSim(b, dir, "--users", "1", "--seed", "5")
+	redisURL = newRedis(b)
+	s = startSim(b, dir, "--users", "1", "--seed", "5")
 	list := make([]string, n)
 	for i := range list {
-		list[i] = fmt.Sprintf("load%06d@contoso.com", i)
+		list[i] = fmt.Sprintf("%s%06d@contoso.com", prefix, i)
 	}
 	file := filepath.Join(dir, "addresses.txt")
 	if err := os.WriteFile(file, []byte(strings.Join(list, "\n")), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	run := strings.TrimSpace(string(enqueue(b, s.env(redisURL), "submit", "--tenant-id", s.TenantID, "--addresses-file", file)))
+	run = strings.TrimSpace(string(enqueue(b, s.env(redisURL), "submit", "--tenant-id", s.TenantID, "--addresses-file", file)))
+	return s, redisURL, run
+}
+
+func measureOverhead(b *testing.B, n int, limits ratelimit.Config, describe string) {
+	s, redisURL, run := submitGenerated(b, "load", n)
 
 	store := runstore.New(plainClient(b, redisURL))
 	rdb, rt := countingClient(b, redisURL)

@@ -259,12 +259,19 @@ func TestProbeFindsMoreCapacity(t *testing.T) {
 	}
 }
 
-func TestCoincidentThrottlesPauseEveryTenant(t *testing.T) {
+// twoTenants brings tenants a and b to an estimate of 20/s each, then a
+// sends for 10 s.
+func twoTenants(t *testing.T) (*clockBundle, *Limiter) {
 	b := setupClock(t)
 	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
 	b.steady(t, l, "a", 20)
 	b.steady(t, l, "b", 20)
 	b.sendFor(t, l, "a", 10*time.Second)
+	return b, l
+}
+
+func TestCoincidentThrottlesPauseEveryTenant(t *testing.T) {
+	b, l := twoTenants(t)
 	ra := b.reserve(t, l, "a")
 	rb := b.reserve(t, l, "b")
 	b.advance(300 * time.Millisecond)
@@ -297,11 +304,7 @@ func TestCoincidentThrottlesPauseEveryTenant(t *testing.T) {
 }
 
 func TestSolitaryThrottleCutsOnlyTheTenant(t *testing.T) {
-	b := setupClock(t)
-	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
-	b.steady(t, l, "a", 20)
-	b.steady(t, l, "b", 20)
-	b.sendFor(t, l, "a", 10*time.Second)
+	b, l := twoTenants(t)
 	ra := b.reserve(t, l, "a")
 	b.advance(300 * time.Millisecond)
 	b.throttled(t, l, "a", ra)
