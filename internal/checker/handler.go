@@ -366,8 +366,8 @@ func (h *Handler) reserve(ctx context.Context, tenant string) (ratelimit.Reserva
 	if err := sleep(ctx, r.Wait); err != nil {
 		return r, err
 	}
-	if h.limiter.Paused(tenant) {
-		return ratelimit.Reservation{Wait: ratelimit.Pause}, nil
+	if left := h.limiter.PausedFor(tenant); left > 0 {
+		return ratelimit.Reservation{Wait: left}, nil
 	}
 	if r.Wait >= staleCheckAfter {
 		stale, left, err := h.limiter.Stale(ctx, tenant, r)

@@ -126,7 +126,7 @@ func TestThrottleEndsSlowStartAndPauses(t *testing.T) {
 	if p := b.throttled(t, l, "t", r); p != Pause {
 		t.Fatalf("pause %s, want %s", p, Pause)
 	}
-	if !l.Paused("t") {
+	if left := l.PausedFor("t"); left <= 0 || left > Pause {
 		t.Error("the reporting process does not know of the pause")
 	}
 	if stale, left, _ := other.Stale(b.ctx, "t", early); !stale || left < Pause-300*time.Millisecond {

@@ -183,10 +183,10 @@ func flag(b bool) int {
 	return 0
 }
 
-// Paused reports whether a throttle seen by this process pauses tenant now;
-// call it after sleeping for a slot, before sending.
-func (l *Limiter) Paused(tenant string) bool {
-	return l.now().Before(l.pausedUntil(tenant))
+// PausedFor is how much longer a throttle seen by this process pauses
+// tenant (0: not paused); call it after sleeping for a slot, before sending.
+func (l *Limiter) PausedFor(tenant string) time.Duration {
+	return max(0, l.pausedUntil(tenant).Sub(l.now()))
 }
 
 // Stale reports whether any worker reacted to a throttle of tenant, or of

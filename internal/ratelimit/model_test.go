@@ -178,8 +178,8 @@ func (m *modelRun) run(tb testing.TB) modelResult {
 			return
 		}
 		q.after(now, r.Wait, func() {
-			if l.Paused(t.id) {
-				again(Pause + m.forward())
+			if left := l.PausedFor(t.id); left > 0 {
+				again(left + m.forward())
 				return
 			}
 			if r.Wait >= 20*time.Millisecond {
