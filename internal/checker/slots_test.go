@@ -79,10 +79,10 @@ func TestPooledSlotIsNotUsedAfterAReaction(t *testing.T) {
 	cfg := ratelimit.Config{TenantRate: 1000, Initial: 100, Adaptive: true, MaxWait: time.Second}
 	h, p := setup(t, rdb, cfg, &fakeRealm{calls: map[string]int{}}, "a@x.com")
 	ctx, tenant := context.Background(), p.TenantID
-	if _, err := h.reserve(ctx, tenant, 10); err != nil { // learns the rate
+	if _, err := h.reserve(ctx, tenant, nil, 10); err != nil { // learns the rate
 		t.Fatal(err)
 	}
-	r, err := h.reserve(ctx, tenant, 10) // reserves two, keeps one
+	r, err := h.reserve(ctx, tenant, nil, 10) // reserves two, keeps one
 	if err != nil || !r.OK {
 		t.Fatalf("slot = %+v, %v", r, err)
 	}
@@ -98,7 +98,7 @@ func TestPooledSlotIsNotUsedAfterAReaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(staleCheckAfter + 5*time.Millisecond)
-	got, err := h.reserve(ctx, tenant, 10)
+	got, err := h.reserve(ctx, tenant, nil, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
