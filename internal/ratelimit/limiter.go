@@ -31,6 +31,10 @@ const (
 	Probe             = 0.001
 	ProbeQuiet        = 40 * time.Second
 	ProbeAcceleration = 0.002
+	// QuietSpread: each pause draws the scope's quiet time at random
+	// between (1-QuietSpread)·ProbeQuiet and ProbeQuiet, so that tenants
+	// paused together do not probe together.
+	QuietSpread = 0.4
 	// A throttle sets a new estimate from the rate r that throttled, by how
 	// long the rate held since the last pause. Within ProbeQuiet the
 	// plateau was over the capacity, the more so the shorter it held: a rate
@@ -56,6 +60,10 @@ const (
 	// Coincidence: throttles of two tenants this close together mean they
 	// share one capacity (the service limits the source address).
 	Coincidence = 750 * time.Millisecond
+	// Independent: a tenant answered for a request sent this long after
+	// another tenant's throttled one does not share its capacity (the
+	// margin covers requests overtaking each other on the way).
+	Independent = 300 * time.Millisecond
 	MinRate     = 0.05
 	// A scope idle for IdleRestart starts again from ResumeRate times
 	// ResumeEstimate times its estimate (ResumeStale once the estimate is
@@ -116,6 +124,10 @@ type Limiter struct {
 	// processes learn of the pause at their next Reserve or Stale.
 	mu     sync.Mutex
 	paused map[string]time.Time
+	// answered is the slot (Redis clock, us) of each tenant's latest
+	// answered request in this process, passed along with the next
+	// Reserve or Throttled (no round trip of its own).
+	answered map[string]int64
 }
 
 // New returns a limiter over rdb.
@@ -123,7 +135,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Limiter{rdb: rdb, cfg: cfg, now: time.Now, paused: make(map[string]time.Time)}, nil
+	return &Limiter{rdb: rdb, cfg: cfg, now: time.Now, paused: make(map[string]time.Time), answered: make(map[string]int64)}, nil
 }
 
 // Reservation is the answer to Reserve.
@@ -162,7 +174,7 @@ func (l *Limiter) Reserve(ctx context.Context, tenant string) (Reservation, erro
 	}
 	c := l.cfg
 	res, err := reserveScript.Run(ctx, l.rdb, []string{stateKey(tenant), sourceKey},
-		c.TenantRate, c.GlobalRate, c.MaxWait.Microseconds(), c.Initial, flag(c.Adaptive)).Int64Slice()
+		c.TenantRate, c.GlobalRate, c.MaxWait.Microseconds(), c.Initial, flag(c.Adaptive), l.lastAnswered(tenant)).Int64Slice()
 	if err != nil {
 		return Reservation{}, fmt.Errorf("rate limit: %w", err)
 	}
@@ -181,6 +193,24 @@ func flag(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// Answered notes that the request sent in slot r was answered (not
+// throttled). It costs no round trip: the next Reserve or Throttled of the
+// tenant carries it. It tells a capacity of the tenant's own from one shared
+// with another tenant throttled at the same time.
+func (l *Limiter) Answered(tenant string, r Reservation) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r.At > l.answered[tenant] {
+		l.answered[tenant] = r.At
+	}
+}
+
+func (l *Limiter) lastAnswered(tenant string) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.answered[tenant]
 }
 
 // PausedFor is how much longer a throttle seen by this process pauses
@@ -230,7 +260,8 @@ func (l *Limiter) Throttled(ctx context.Context, tenant string, retryAfter time.
 	}
 	c := l.cfg
 	res, err := throttleScript.Run(ctx, l.rdb, []string{stateKey(tenant), sourceKey},
-		c.TenantRate, c.Initial, retryAfter.Microseconds(), r.Epoch, r.SourceEpoch, r.At, tenant, max(r.Rate, MinRate)).Int64Slice()
+		c.TenantRate, c.Initial, retryAfter.Microseconds(), r.Epoch, r.SourceEpoch, r.At, tenant, max(r.Rate, MinRate),
+		l.lastAnswered(tenant)).Int64Slice()
 	if err != nil {
 		return 0, fmt.Errorf("report throttle: %w", err)
 	}
