@@ -13,14 +13,18 @@ import (
 //
 // A scope's state hash (a tenant's, or the source's shared by all tenants):
 // tat (next free slot, GCRA), rate and changed (the rate at its last change,
-// and when), est (the estimated capacity; absent: slow start), pause and
-// short (the learned pause, the longest pause that proved too short), till
-// (end of the current pause), epoch (reactions so far), n (slots since the
-// last pause ended), seen (the last slot). A tenant's also holds a cut
-// waiting for the scope decision (pat, pest, prate) and sh, set while its
-// last throttle was a shared one. The source's also holds
-// the last throttle report (lt: tenant, la: when, lr: its rate), the last shared event
-// (sf..st) and a sliding count of all tenants' slots (wt, wn, wp).
+// and when), est (the estimated capacity; absent: slow start), q (the quiet
+// time before the next probe), pause and short (the learned pause, the
+// longest pause that proved too short), till (end of the current pause),
+// epoch (reactions so far), n (slots since the last pause ended), seen (the
+// last slot). A tenant's also holds ok (the slot of its latest answered
+// request) and a cut waiting for the scope decision (pat: when, pest and
+// prate: the tenant's own cut, pr: the rate that throttled). The source's
+// also holds the last throttle report (lt: tenant, la: when, lr: its rate,
+// ls: its slot, lo: that tenant's ok then), the last shared event (sf, st:
+// its first and last report, cf: the factor it cut by, pm: the mean rate of
+// the tenants throttled in it) and a sliding count of all tenants' slots
+// (wt, wn, wp).
 var prelude = constants() + `
 local function now_us()
   local t = redis.call('TIME')
