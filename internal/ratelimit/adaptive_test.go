@@ -240,12 +240,7 @@ func TestProbeFindsMoreCapacity(t *testing.T) {
 	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
 	b.steady(t, l, "t", 20)
 	rateAt := func(after time.Duration) float64 {
-		b.sendFor(t, l, "t", after)
-		r, _, err := l.Rate(b.ctx, "t")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
+		return b.sendFor(t, l, "t", after).Rate
 	}
 	// A plateau near the estimate first, so a steady capacity is met
 	// rarely...
@@ -256,6 +251,25 @@ func TestProbeFindsMoreCapacity(t *testing.T) {
 	// the estimate is found within ProbeQuiet and half a minute.
 	if r := rateAt(ProbeQuiet + 30*time.Second - 20*time.Second); r < 20*2.3 {
 		t.Errorf("rate %g %s after the pause, want over %g", r, ProbeQuiet+30*time.Second, 20*2.3)
+	}
+}
+
+func TestProbeGrowsWithUse(t *testing.T) {
+	b := setupClock(t)
+	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
+	b.steady(t, l, "t", 20)
+	// Workers that take 5 slots a second, well past the quiet time: the
+	// probe does not run ahead of what they send.
+	var r Reservation
+	for end := b.now.Add(ProbeQuiet + 30*time.Second); b.now.Before(end); b.advance(200 * time.Millisecond) {
+		r = b.reserve(t, l, "t")
+	}
+	if r.Rate > 20*1.01 {
+		t.Errorf("rate %g after %s of 5 slots/s, want the estimate 20", r.Rate, ProbeQuiet+30*time.Second)
+	}
+	// What the autoscaler reads is not held back: more workers would use it.
+	if got, _, _ := l.Rate(b.ctx, "t"); got < 20*2.3 {
+		t.Errorf("Rate %g, want the probe's rate", got)
 	}
 }
 

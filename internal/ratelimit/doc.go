@@ -81,7 +81,11 @@
 //     Recovery), creeps above it by Probe per second, and after its quiet
 //     time (ProbeQuiet, less a random part) without a throttle
 //     accelerates, so a capacity that grew is found within 25 to 70 s
-//     while a steady one is met about once in 40 s.
+//     while a steady one is met about once in 40 s. Like slow start, the
+//     probe grows with use: a tenant's rate runs at most UseHeadroom
+//     above the slots it took over the last few seconds (never below its
+//     estimate), so a tenant short of workers does not probe a rate it
+//     never sends and then burst into it when workers free up.
 //   - Otherwise the pause decays by PauseDecay per throttle, never below
 //     ShortPauseMargin times the longest pause that proved too short.
 //

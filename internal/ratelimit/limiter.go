@@ -31,6 +31,10 @@ const (
 	Probe             = 0.001
 	ProbeQuiet        = 40 * time.Second
 	ProbeAcceleration = 0.002
+	// UseHeadroom: past slow start a rate runs at most this far ahead of
+	// the slots taken over the last window (never below the estimate), so
+	// that a probe grows with use, not time.
+	UseHeadroom = 1.25
 	// QuietSpread: each pause draws the scope's quiet time at random
 	// between (1-QuietSpread)·ProbeQuiet and ProbeQuiet, so that tenants
 	// paused together do not probe together.

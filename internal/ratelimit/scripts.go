@@ -127,7 +127,16 @@ local function view(s)
   return {rate = s.prate, est = s.pest, q = s.q, changed = math.max(num(s.till, 0), tonumber(s.pat))}
 end
 
--- All tenants' slots per second over the last WINDOW (sliding count).
+-- A scope's slots per second over the last WINDOW (sliding count): a
+-- tenant's, or all tenants' for the source.
+local function count(g, now)
+  if now - num(g.wt, 0) >= WINDOW then
+    g.wp = (now - num(g.wt, 0) < 2 * WINDOW) and num(g.wn, 0) or 0
+    g.wt, g.wn = now, 0
+  end
+  g.wn = num(g.wn, 0) + 1
+end
+
 local function window_rate(g, now)
   local wt = num(g.wt, now)
   local frac = math.max(0, 1 - (now - wt) / WINDOW)
@@ -222,6 +231,7 @@ func constants() string {
 		{"COINCIDE", float64(Coincidence.Microseconds())},
 		{"EVIDENCE", float64(Independent.Microseconds())},
 		{"WINDOW", float64(window.Microseconds())},
+		{"USEHEADROOM", UseHeadroom},
 		{"LAG", scheduleLag},
 		{"IDLE", float64(IdleRestart.Microseconds())},
 		{"FRESH", float64(Fresh.Microseconds())},
@@ -259,6 +269,12 @@ if adaptive then
   resume(g, now)
   resolve(s, g, now)
   r = current_rate(view(s), now, ceiling, initial)
+  -- The rate grows with use: it runs at most USEHEADROOM ahead of what the
+  -- workers took lately (but never below the estimate), so a tenant short
+  -- of workers does not probe a rate it never sends, then burst into it.
+  if num(s.est, 0) > 0 then
+    r = math.min(r, math.max(num(s.est, 0), USEHEADROOM * window_rate(s, now)))
+  end
 end
 if grate > 0 then rg = grate end
 -- Each schedule advances from its own last slot (or now, or the end of a
@@ -288,11 +304,9 @@ if adaptive and num(s.est, 0) <= 0 and not s.pat then
 end
 s.n, s.seen = num(s.n, 0) + 1, start
 if rg then g.tat = math.max(gbase, start - LAG * 1000000 / rg) + 1000000 / rg end
-if now - num(g.wt, 0) >= WINDOW then
-  g.wp = (now - num(g.wt, 0) < 2 * WINDOW) and num(g.wn, 0) or 0
-  g.wt, g.wn = now, 0
-end
-g.wn, g.n, g.seen = num(g.wn, 0) + 1, num(g.n, 0) + 1, start
+count(s, now)
+count(g, now)
+g.n, g.seen = num(g.n, 0) + 1, start
 save(KEYS[1], s)
 save(KEYS[2], g)
 return {1, math.floor(wait), math.floor(eff * 1000), num(s.epoch, 0), num(g.epoch, 0), math.floor(start)}
