@@ -47,7 +47,9 @@
 // its own; with one shared capacity, every overshoot throttles all tenants
 // at once and their estimates are cut together. Each pause draws the quiet
 // time before the next probe at random (QuietSpread), so tenants paused
-// together do not probe together, which would look like one capacity.
+// together do not probe together, which would look like one capacity; after
+// a shared cut it is SharedQuiet times longer, so tenants sharing a
+// capacity probe it in turn rather than each as often as one of its own.
 //
 // # Adapting a rate
 //

@@ -39,6 +39,10 @@ const (
 	// between (1-QuietSpread)·ProbeQuiet and ProbeQuiet, so that tenants
 	// paused together do not probe together.
 	QuietSpread = 0.4
+	// SharedQuiet: after a shared cut a tenant waits this many quiet times
+	// before it probes, so that tenants sharing a capacity probe it in turn
+	// rather than each as often as a capacity of its own.
+	SharedQuiet = 2.0
 	// A throttle sets a new estimate from the rate r that throttled, by how
 	// long the rate held since the last pause. Within ProbeQuiet the
 	// plateau was over the capacity, the more so the shorter it held: a rate

@@ -94,6 +94,13 @@ local function resume(s, now)
   s.pat, s.pest, s.prate = nil, nil, nil
 end
 
+-- The quiet time before a scope's next probe varies, so that tenants paused
+-- together do not probe together (which would look like one capacity).
+-- The clock's microseconds are random enough.
+local function quiet(now)
+  return QUIET * (1 - QUIETSPREAD * (now % 1009) / 1009)
+end
+
 -- A tenant's cut from a shared event: every tenant cuts what it sent by
 -- the factor the shared estimate was cut by, so that together they keep to
 -- it (no factor: the source's pause was too short, the rates stay). What
@@ -103,6 +110,9 @@ local function share_cut(s, g, r, from)
   if not g.cf then return end
   local est = math.max(MINRATE, (r + num(g.pm, r)) / 2 * tonumber(g.cf))
   s.est, s.rate, s.changed = est, est * BACKOFF, from
+  -- Tenants sharing a capacity probe it in turn, not each as often as a
+  -- capacity of its own.
+  s.q = SHAREDQUIET * quiet(num(s.seen, 0))
 end
 
 -- A tenant's cut waits COINCIDE after its throttle: if another tenant was
@@ -141,13 +151,6 @@ local function window_rate(g, now)
   local wt = num(g.wt, now)
   local frac = math.max(0, 1 - (now - wt) / WINDOW)
   return (num(g.wn, 0) + num(g.wp, 0) * frac) / (WINDOW / 1000000)
-end
-
--- The quiet time before a scope's next probe varies, so that tenants paused
--- together do not probe together (which would look like one capacity).
--- The clock's microseconds are random enough.
-local function quiet(now)
-  return QUIET * (1 - QUIETSPREAD * (now % 1009) / 1009)
 end
 
 -- The reaction of a scope to a throttle of a request sent at time slot, r
@@ -212,6 +215,7 @@ func constants() string {
 		{"PROBE", Probe},
 		{"QUIET", ProbeQuiet.Seconds()},
 		{"QUIETSPREAD", QuietSpread},
+		{"SHAREDQUIET", SharedQuiet},
 		{"ACCEL", ProbeAcceleration},
 		{"MINRATE", MinRate},
 		{"MAXRATE", maxRate},
@@ -364,7 +368,6 @@ if coincide then
   -- This tenant takes its part of the cut now; the one that reported first
   -- takes it when its own cut resolves.
   share_cut(s, g, math.min(current_rate(view(s), slot, ceiling, initial), paced), g.till)
-  s.q = quiet(now + 1)
   s.pat, s.pest, s.prate, s.pr = nil, nil, nil, nil
   save(KEYS[1], s)
   save(KEYS[2], g)
