@@ -91,7 +91,7 @@ local function resume(s, now)
     s.rate = nil
   end
   s.changed, s.till, s.n, s.tat = now, nil, 0, nil
-  s.pat, s.pest, s.prate = nil, nil, nil
+  s.pat, s.pest, s.prate, s.pr = nil, nil, nil, nil
 end
 
 -- The quiet time before a scope's next probe varies, so that tenants paused
@@ -250,9 +250,8 @@ func constants() string {
 }
 
 // reserveScript takes the tenant's next request slot if it is within the
-// max wait, on the GCRA schedules of the tenant and, when one applies, of
-// the source (all tenants together: the operator's global rate, or a shared
-// capacity the limiter learned).
+// max wait, on the GCRA schedules of the tenant and, when the operator set
+// a global rate, of the source (all tenants together).
 //
 // Input: KEYS[1] -> the tenant's state hash, KEYS[2] -> the source's state
 // hash. ARGV[1] -> the tenant's ceiling, ARGV[2] -> global ceiling (0:
@@ -281,11 +280,12 @@ if adaptive then
   end
 end
 if grate > 0 then rg = grate end
--- Each schedule advances from its own last slot (or now, or the end of a
--- pause), not from the slot it was given: a tenant held back by the
--- shared schedule keeps its place, and so does the shared schedule when a
--- tenant is the slower one. Advancing both from the slot would lose a
--- part of each whenever the two fall out of step.
+-- Each schedule (the tenant's, and the operator's global one) advances from
+-- its own last slot (or now, or the end of a pause), not from the slot it
+-- was given: a tenant held back by the global schedule keeps its place, and
+-- so does the global schedule when a tenant is the slower one. Advancing
+-- both from the slot would lose a part of each whenever the two fall out of
+-- step.
 local paused = math.max(num(s.till, 0), num(g.till, 0), now)
 local base = math.max(num(s.tat, 0), paused)
 local gbase = math.max(num(g.tat, 0), paused)
@@ -297,7 +297,7 @@ if wait > maxwait then
   return {0, math.floor(wait - maxwait), math.floor(eff * 1000), num(s.epoch, 0), num(g.epoch, 0), math.floor(start)}
 end
 -- A schedule keeps at most LAG slots of credit behind the slot it gave:
--- a tenant the shared schedule held back may catch up a little, but not
+-- a tenant the global schedule held back may catch up a little, but not
 -- burst when the others pause.
 s.tat = math.max(base, start - LAG * 1000000 / r) + 1000000 / r
 if adaptive and num(s.est, 0) <= 0 and not s.pat then
