@@ -45,11 +45,12 @@
 // Tenants are paced by their own estimates only, whatever the scope: with
 // one tenant, or tenants throttled each on their own capacity, each finds
 // its own; with one shared capacity, every overshoot throttles all tenants
-// at once and their estimates are cut together. Each pause draws the quiet
-// time before the next probe at random (QuietSpread), so tenants paused
-// together do not probe together, which would look like one capacity; after
-// a shared cut it is SharedQuiet times longer, so tenants sharing a
-// capacity probe it in turn rather than each as often as one of its own.
+// at once and their estimates are cut together. After a shared cut a
+// tenant waits longer before it probes (SharedQuiet), so that tenants
+// sharing a capacity probe it in turn rather than each as often as one of
+// its own, and a random part longer or shorter (QuietSpread), so that
+// tenants paused together do not probe together, which would look like one
+// capacity again.
 //
 // # Adapting a rate
 //
@@ -80,14 +81,13 @@
 //     later: the accelerating probe found it, Margin·r but never below the
 //     plateau that held.
 //   - After the pause the rate returns to the estimate (time constant
-//     Recovery), creeps above it by Probe per second, and after its quiet
-//     time (ProbeQuiet, less a random part) without a throttle
-//     accelerates, so a capacity that grew is found within 25 to 70 s
-//     while a steady one is met about once in 40 s. Like slow start, the
-//     probe grows with use: a tenant's rate runs at most UseHeadroom
-//     above the slots it took over the last few seconds (never below its
-//     estimate), so a tenant short of workers does not probe a rate it
-//     never sends and then burst into it when workers free up.
+//     Recovery), creeps above it by Probe per second, and after ProbeQuiet
+//     without a throttle accelerates, so a capacity that grew is found
+//     within 40 to 70 s while a steady one is met about once in 50 s. Like
+//     slow start, the probe grows with use: a tenant's rate runs at most
+//     UseHeadroom above the slots it took over the last few seconds (never
+//     below its estimate), so a tenant short of workers does not probe a
+//     rate it never sends and then burst into it when workers free up.
 //   - Otherwise the pause decays by PauseDecay per throttle, never below
 //     ShortPauseMargin times the longest pause that proved too short.
 //

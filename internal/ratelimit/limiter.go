@@ -35,14 +35,12 @@ const (
 	// the slots taken over the last window (never below the estimate), so
 	// that a probe grows with use, not time.
 	UseHeadroom = 1.25
-	// QuietSpread: each pause draws the scope's quiet time at random
-	// between (1-QuietSpread)·ProbeQuiet and ProbeQuiet, so that tenants
-	// paused together do not probe together.
+	// After a shared cut a tenant waits SharedQuiet times ProbeQuiet, less
+	// a random part of up to QuietSpread, before it probes: tenants sharing
+	// a capacity probe it in turn rather than each as often as a capacity of
+	// its own, and tenants paused together do not probe together.
+	SharedQuiet = 1.5
 	QuietSpread = 0.4
-	// SharedQuiet: after a shared cut a tenant waits this many quiet times
-	// before it probes, so that tenants sharing a capacity probe it in turn
-	// rather than each as often as a capacity of its own.
-	SharedQuiet = 2.0
 	// A throttle sets a new estimate from the rate r that throttled, by how
 	// long the rate held since the last pause. Within ProbeQuiet the
 	// plateau was over the capacity, the more so the shorter it held: a rate

@@ -94,11 +94,13 @@ local function resume(s, now)
   s.pat, s.pest, s.prate, s.pr = nil, nil, nil, nil
 end
 
--- The quiet time before a scope's next probe varies, so that tenants paused
--- together do not probe together (which would look like one capacity).
--- The clock's microseconds are random enough.
-local function quiet(now)
-  return QUIET * (1 - QUIETSPREAD * (now % 1009) / 1009)
+-- The quiet time before a tenant's next probe after a shared cut: tenants
+-- sharing a capacity probe it in turn, not each as often as a capacity of
+-- its own, and at random, so that tenants paused together do not probe
+-- together (which would look like one capacity again). The clock's
+-- microseconds are random enough.
+local function shared_quiet(now)
+  return QUIET * SHAREDQUIET * (1 - QUIETSPREAD * (now % 1009) / 1009)
 end
 
 -- A tenant's cut from a shared event: every tenant cuts what it sent by
@@ -110,9 +112,7 @@ local function share_cut(s, g, r, from)
   if not g.cf then return end
   local est = math.max(MINRATE, (r + num(g.pm, r)) / 2 * tonumber(g.cf))
   s.est, s.rate, s.changed = est, est * BACKOFF, from
-  -- Tenants sharing a capacity probe it in turn, not each as often as a
-  -- capacity of its own.
-  s.q = SHAREDQUIET * quiet(num(s.seen, 0))
+  s.q = shared_quiet(num(s.seen, 0))
 end
 
 -- A tenant's cut waits COINCIDE after its throttle: if another tenant was
@@ -176,7 +176,7 @@ local function react(s, now, slot, r, retry)
   s.tat = math.max(num(s.tat, 0), s.till)
   s.epoch = num(s.epoch, 0) + 1
   s.n = 0
-  s.q = quiet(now)
+  s.q = nil
   if toolong then
     -- The rate stays: it restarts where it was when the pause ends.
     s.rate, s.changed = r, s.till
