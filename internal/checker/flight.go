@@ -96,6 +96,7 @@ func (f *flight) check(addr string, slot ratelimit.Reservation) {
 	f.answered++
 	f.mu.Unlock()
 	if err == nil {
+		h.limiter.Answered(tenant, slot)
 		o.Status = runstore.AddressStatus(res.Status)
 		h.metrics.checks.WithLabelValues(string(res.Status)).Inc()
 		f.rec.add(o)

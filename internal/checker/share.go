@@ -14,7 +14,11 @@ import (
 // tenant could use. So a tenant may have at most ⌈2·R·L/k⌉+2 batches of this
 // worker checking at once (the factor 2 absorbs latency jitter, the 2 covers
 // the batches about to finish, waiting for their slowest answers). Until a
-// tenant's first requests are measured it is not limited.
+// tenant's first requests are measured it is not limited. When other
+// tenants' batches came to this worker lately, a tenant also leaves each of
+// them its fair part of the slots (or what its rate uses, if less): a
+// tenant that needs every slot would otherwise keep them, since a slot it
+// frees is as likely to go to its own next batch as to another tenant's.
 //
 // A batch over the share waits in its slot, as a standby, for one of the
 // tenant's batches to finish and takes over at once, so the tenant's rate
@@ -28,6 +32,7 @@ type share struct {
 	mu      sync.Mutex
 	slots   int // the worker's concurrency
 	tenants map[string]*tenantLoad
+	now     func() time.Time
 }
 
 type tenantLoad struct {
@@ -35,6 +40,16 @@ type tenantLoad struct {
 	freed   chan struct{} // closed, and replaced, when a batch releases
 	latency float64       // EWMA of request latency, seconds; 0 = unknown
 	rate    float64       // last rate seen from the limiter, requests/s
+	seen    time.Time     // when its last batch came for a slot
+	waiting int           // its batches waiting as standby
+}
+
+// presence is how long after its last batch came for a slot a tenant counts
+// as wanting this worker's slots.
+const presence = 5 * time.Second
+
+func (t *tenantLoad) present(now time.Time) bool {
+	return t.active > 0 || t.waiting > 0 || now.Sub(t.seen) < presence
 }
 
 // latencyWeight is the EWMA weight of a new latency sample.
@@ -51,7 +66,7 @@ const (
 )
 
 func newShare(slots int) *share {
-	return &share{slots: slots, tenants: make(map[string]*tenantLoad)}
+	return &share{slots: slots, tenants: make(map[string]*tenantLoad), now: time.Now}
 }
 
 func (s *share) load(tenant string) *tenantLoad {
@@ -63,8 +78,32 @@ func (s *share) load(tenant string) *tenantLoad {
 	return t
 }
 
-// limit is how many batches tenant may hold now.
-func (t *tenantLoad) limit(slots int) int {
+// limit is how many batches tenant may hold now: what its rate uses, less
+// what the other tenants present are owed (each its fair part of the slots,
+// or what its rate uses if less), but at least one.
+func (s *share) limit(tenant string, t *tenantLoad) int {
+	need := t.need(s.slots)
+	now := s.now()
+	present := 1
+	for name, o := range s.tenants {
+		if name != tenant && o.present(now) {
+			present++
+		}
+	}
+	if present == 1 {
+		return need
+	}
+	fair, owed := max(1, s.slots/present), 0
+	for name, o := range s.tenants {
+		if name != tenant && o.present(now) {
+			owed += min(o.need(s.slots), fair)
+		}
+	}
+	return max(1, min(need, s.slots-owed))
+}
+
+// need is how many batches the tenant's rate can keep busy, at most slots.
+func (t *tenantLoad) need(slots int) int {
 	if t.latency == 0 || t.rate == 0 || slots < 1 {
 		return max(slots, 1)
 	}
@@ -98,24 +137,29 @@ func (s *share) acquire(ctx context.Context, tenant string, n int) (bool, time.D
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.load(tenant)
+	t.seen = s.now()
 	d := t.delay(n)
 	var timeout <-chan time.Time
-	for t.active >= t.limit(s.slots) {
+	for t.active >= s.limit(tenant, t) {
 		if timeout == nil {
 			timer := time.NewTimer(d)
 			defer timer.Stop()
 			timeout = timer.C
 		}
 		freed := t.freed
+		t.waiting++
 		s.mu.Unlock()
 		select {
 		case <-freed:
 			s.mu.Lock()
+			t.waiting--
 		case <-timeout:
 			s.mu.Lock()
+			t.waiting--
 			return false, d, nil
 		case <-ctx.Done():
 			s.mu.Lock()
+			t.waiting--
 			return false, 0, ctx.Err()
 		}
 	}

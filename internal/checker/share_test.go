@@ -86,7 +86,57 @@ func TestShareLimitsATenantToWhatItsRateUses(t *testing.T) {
 	}
 	// Never above the worker's slots.
 	s.observe("huge", 10*time.Second, 1000)
-	if got := s.load("huge").limit(8); got != 8 {
+	if got := s.load("huge").need(8); got != 8 {
 		t.Errorf("limit = %d, want 8", got)
+	}
+}
+
+func TestShareLeavesOtherTenantsTheirPart(t *testing.T) {
+	s := newShare(10)
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	// Each tenant's rate could keep every slot busy: 200/s at 300 ms.
+	s.observe("a", 300*time.Millisecond, 200)
+	s.observe("b", 300*time.Millisecond, 200)
+	s.observe("c", 300*time.Millisecond, 200)
+	// Alone, a takes every slot.
+	for i := 0; i < 10; i++ {
+		acquireNow(t, s, "a")
+	}
+	for i := 0; i < 5; i++ {
+		s.release("a")
+	}
+	// b's batch comes: a may hold only half the slots now, and b the other
+	// half.
+	for i := 0; i < 5; i++ {
+		acquireNow(t, s, "b")
+	}
+	refused := func(tenant string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		defer cancel()
+		if ok, _, _ := s.acquire(ctx, tenant, 50); ok {
+			t.Fatalf("%s took a slot over its part", tenant)
+		}
+	}
+	refused("a")
+	refused("b")
+	// A third tenant's batch is owed a part too: a third each.
+	for i := 0; i < 2; i++ {
+		s.release("a")
+		s.release("b")
+	}
+	acquireNow(t, s, "c")
+	if got, want := s.limit("a", s.tenants["a"]), 10-2*(10/3); got != want {
+		t.Errorf("a's limit beside two other tenants: %d, want %d", got, want)
+	}
+	// Once the others are gone for a while, a has every slot again.
+	for i := 0; i < 3; i++ {
+		s.release("b")
+	}
+	s.release("c")
+	now = now.Add(presence)
+	if got := s.limit("a", s.tenants["a"]); got != 10 {
+		t.Errorf("a's limit once alone again: %d, want 10", got)
 	}
 }

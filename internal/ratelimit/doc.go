@@ -12,11 +12,10 @@
 // of sleeping. Requests are thus spaced evenly, never bursty, and the
 // aggregate rate of any number of processes stays at or below the rate.
 //
-// A second schedule, the source's, spans all tenants: it applies when the
-// operator sets a global rate (one egress address) or when the limiter has
-// learned that the tenants share one capacity (below). Each schedule
-// advances from its own last slot, so a tenant held back by the shared
-// schedule keeps its place in its own.
+// A second schedule, the source's, spans all tenants when the operator
+// sets a global rate (one egress address). Each schedule advances from its
+// own last slot, so a tenant held back by the global schedule keeps its
+// place in its own.
 //
 // # Two scopes
 //
@@ -28,25 +27,34 @@
 //   - A throttle that follows another tenant's within Coincidence means the
 //     tenants share one capacity: the source reacts. Every tenant pauses
 //     together (a tenant resuming while another still sends would only
-//     prolong the service's penalty for both), and the shared rate is cut.
-//     The tenants keep their own estimates, but while a tenant's last
-//     throttle was a shared one it is paced by the shared rate alone: its
-//     own estimate is only its share of a capacity that it may soon have
-//     to itself, when the other runs finish.
+//     prolong the service's penalty for both), the shared estimate is cut
+//     from what all tenants sent, and each tenant cuts its own estimate by
+//     the same factor, so that together they keep to the shared one. What a
+//     tenant sent is first taken halfway to the mean of the tenants
+//     throttled together, so that shares converge to fair ones.
+//   - Unless one of the two was answered for a request sent at least
+//     Independent after the other's throttled one: a shared capacity, once
+//     exceeded, throttles every tenant's requests, so that tenant has its
+//     own. Workers note answers locally (Answered) and pass the latest with
+//     their next call, so this costs no round trip.
 //   - Otherwise the tenant reacts alone: it pauses at once, and its cut
 //     waits Coincidence for the decision (a pause is needed in either case;
-//     the cut is applied only if no other tenant was throttled with it).
+//     which cut applies depends on whether another tenant was throttled
+//     with it).
 //
-// With one tenant, or tenants throttled each on their own capacity, no
-// shared capacity is ever learned and each tenant finds its own; with one
-// shared capacity, every overshoot throttles all tenants at once and the
-// shared rate is what settles. Leaving slow start is always the tenant's own
-// cut and never binds it to the shared rate: tenants started together leave
-// slow start together whatever the service's scope.
+// Tenants are paced by their own estimates only, whatever the scope: with
+// one tenant, or tenants throttled each on their own capacity, each finds
+// its own; with one shared capacity, every overshoot throttles all tenants
+// at once and their estimates are cut together. After a shared cut a
+// tenant waits longer before it probes (SharedQuiet), so that tenants
+// sharing a capacity probe it in turn rather than each as often as one of
+// its own, and a random part longer or shorter (QuietSpread), so that
+// tenants paused together do not probe together, which would look like one
+// capacity again.
 //
 // # Adapting a rate
 //
-// The same rules drive a tenant's rate and the shared one:
+// The same rules drive a tenant's rate and the shared estimate:
 //
 //   - Slow start: from Initial, the rate doubles for every DoublingTime of
 //     slots taken at it. It grows with use, not time, so a rate the workers
@@ -75,7 +83,11 @@
 //   - After the pause the rate returns to the estimate (time constant
 //     Recovery), creeps above it by Probe per second, and after ProbeQuiet
 //     without a throttle accelerates, so a capacity that grew is found
-//     within 40 to 70 s while a steady one is met about once in 50 s.
+//     within 40 to 70 s while a steady one is met about once in 50 s. Like
+//     slow start, the probe grows with use: a tenant's rate runs at most
+//     UseHeadroom above the slots it took over the last few seconds (never
+//     below its estimate), so a tenant short of workers does not probe a
+//     rate it never sends and then burst into it when workers free up.
 //   - Otherwise the pause decays by PauseDecay per throttle, never below
 //     ShortPauseMargin times the longest pause that proved too short.
 //

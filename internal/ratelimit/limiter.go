@@ -31,6 +31,16 @@ const (
 	Probe             = 0.001
 	ProbeQuiet        = 40 * time.Second
 	ProbeAcceleration = 0.002
+	// UseHeadroom: past slow start a rate runs at most this far ahead of
+	// the slots taken over the last window (never below the estimate), so
+	// that a probe grows with use, not time.
+	UseHeadroom = 1.25
+	// After a shared cut a tenant waits SharedQuiet times ProbeQuiet, less
+	// a random part of up to QuietSpread, before it probes: tenants sharing
+	// a capacity probe it in turn rather than each as often as a capacity of
+	// its own, and tenants paused together do not probe together.
+	SharedQuiet = 1.5
+	QuietSpread = 0.4
 	// A throttle sets a new estimate from the rate r that throttled, by how
 	// long the rate held since the last pause. Within ProbeQuiet the
 	// plateau was over the capacity, the more so the shorter it held: a rate
@@ -56,6 +66,10 @@ const (
 	// Coincidence: throttles of two tenants this close together mean they
 	// share one capacity (the service limits the source address).
 	Coincidence = 750 * time.Millisecond
+	// Independent: a tenant answered for a request sent this long after
+	// another tenant's throttled one does not share its capacity (the
+	// margin covers requests overtaking each other on the way).
+	Independent = 300 * time.Millisecond
 	MinRate     = 0.05
 	// A scope idle for IdleRestart starts again from ResumeRate times
 	// ResumeEstimate times its estimate (ResumeStale once the estimate is
@@ -116,6 +130,10 @@ type Limiter struct {
 	// processes learn of the pause at their next Reserve or Stale.
 	mu     sync.Mutex
 	paused map[string]time.Time
+	// answered is the slot (Redis clock, us) of each tenant's latest
+	// answered request in this process, passed along with the next
+	// Reserve or Throttled (no round trip of its own).
+	answered map[string]int64
 }
 
 // New returns a limiter over rdb.
@@ -123,7 +141,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Limiter{rdb: rdb, cfg: cfg, now: time.Now, paused: make(map[string]time.Time)}, nil
+	return &Limiter{rdb: rdb, cfg: cfg, now: time.Now, paused: make(map[string]time.Time), answered: make(map[string]int64)}, nil
 }
 
 // Reservation is the answer to Reserve.
@@ -160,12 +178,21 @@ func (l *Limiter) Reserve(ctx context.Context, tenant string) (Reservation, erro
 			return Reservation{Wait: w}, nil
 		}
 	}
-	c := l.cfg
-	res, err := reserveScript.Run(ctx, l.rdb, []string{stateKey(tenant), sourceKey},
-		c.TenantRate, c.GlobalRate, c.MaxWait.Microseconds(), c.Initial, flag(c.Adaptive)).Int64Slice()
+	res, err := reserveScript.Run(ctx, l.rdb, []string{stateKey(tenant), sourceKey}, l.reserveArgs(tenant)...).Int64Slice()
 	if err != nil {
 		return Reservation{}, fmt.Errorf("rate limit: %w", err)
 	}
+	return reservation(res), nil
+}
+
+// reserveArgs are the reserve script's arguments for a slot of tenant.
+func (l *Limiter) reserveArgs(tenant string) []any {
+	c := l.cfg
+	return []any{c.TenantRate, c.GlobalRate, c.MaxWait.Microseconds(), c.Initial, flag(c.Adaptive), l.lastAnswered(tenant)}
+}
+
+// reservation reads the reserve script's answer.
+func reservation(res []int64) Reservation {
 	return Reservation{
 		OK:          res[0] == 1,
 		Wait:        time.Duration(res[1]) * time.Microsecond,
@@ -173,7 +200,7 @@ func (l *Limiter) Reserve(ctx context.Context, tenant string) (Reservation, erro
 		Epoch:       res[3],
 		SourceEpoch: res[4],
 		At:          res[5],
-	}, nil
+	}
 }
 
 func flag(b bool) int {
@@ -181,6 +208,24 @@ func flag(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// Answered notes that the request sent in slot r was answered (not
+// throttled). It costs no round trip: the next Reserve or Throttled of the
+// tenant carries it. It tells a capacity of the tenant's own from one shared
+// with another tenant throttled at the same time.
+func (l *Limiter) Answered(tenant string, r Reservation) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r.At > l.answered[tenant] {
+		l.answered[tenant] = r.At
+	}
+}
+
+func (l *Limiter) lastAnswered(tenant string) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.answered[tenant]
 }
 
 // PausedFor is how much longer a throttle seen by this process pauses
@@ -230,7 +275,8 @@ func (l *Limiter) Throttled(ctx context.Context, tenant string, retryAfter time.
 	}
 	c := l.cfg
 	res, err := throttleScript.Run(ctx, l.rdb, []string{stateKey(tenant), sourceKey},
-		c.TenantRate, c.Initial, retryAfter.Microseconds(), r.Epoch, r.SourceEpoch, r.At, tenant, max(r.Rate, MinRate)).Int64Slice()
+		c.TenantRate, c.Initial, retryAfter.Microseconds(), r.Epoch, r.SourceEpoch, r.At, tenant, max(r.Rate, MinRate),
+		l.lastAnswered(tenant)).Int64Slice()
 	if err != nil {
 		return 0, fmt.Errorf("report throttle: %w", err)
 	}
@@ -279,9 +325,6 @@ const maxReserveN = 64
 // the first (OK false, as Reserve). Every slot carries the epochs it was
 // given in: a caller holding slots must check them like any other (Stale)
 // before using one after a wait.
-//
-// The scripts get the arguments Reserve passes (reserveArgs): keep the two
-// in step.
 func (l *Limiter) ReserveN(ctx context.Context, tenant string, n int) ([]Reservation, error) {
 	n = min(n, maxReserveN)
 	if n <= 1 {
@@ -296,7 +339,7 @@ func (l *Limiter) ReserveN(ctx context.Context, tenant string, n int) ([]Reserva
 			return []Reservation{{Wait: w}}, nil
 		}
 	}
-	keys, args := []string{stateKey(tenant), sourceKey}, l.reserveArgs()
+	keys, args := []string{stateKey(tenant), sourceKey}, l.reserveArgs(tenant)
 	cmds, err := l.reserveN(ctx, keys, args, n, false)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		// None ran: the first sends the script itself this time.
@@ -308,14 +351,7 @@ func (l *Limiter) ReserveN(ctx context.Context, tenant string, n int) ([]Reserva
 		if cerr != nil {
 			break
 		}
-		r := Reservation{
-			OK:          res[0] == 1,
-			Wait:        time.Duration(res[1]) * time.Microsecond,
-			Rate:        float64(res[2]) / 1000,
-			Epoch:       res[3],
-			SourceEpoch: res[4],
-			At:          res[5],
-		}
+		r := reservation(res)
 		if !r.OK {
 			if len(out) == 0 {
 				out = append(out, r)
@@ -332,12 +368,6 @@ func (l *Limiter) ReserveN(ctx context.Context, tenant string, n int) ([]Reserva
 	}
 	// Slots taken before a failure are the caller's: they were given.
 	return out, nil
-}
-
-// reserveArgs are the reserve script's arguments, as Reserve passes them.
-func (l *Limiter) reserveArgs() []any {
-	c := l.cfg
-	return []any{c.TenantRate, c.GlobalRate, c.MaxWait.Microseconds(), c.Initial, flag(c.Adaptive)}
 }
 
 // reserveN sends n reserve scripts in one pipeline; load sends the first

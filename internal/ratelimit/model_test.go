@@ -205,6 +205,7 @@ func (m *modelRun) run(tb testing.TB) modelResult {
 				q.after(now, lat-lat/2, func() {
 					t.inFlight--
 					if ok {
+						l.Answered(t.id, r)
 						t.answered++
 						t.last = now
 						t.perSecond[int(now.Sub(m.svc.start)/time.Second)]++
@@ -253,8 +254,8 @@ func (m *modelRun) traceLine(tb testing.TB, rdb *redis.Client, now time.Time) {
 	sec := int(now.Sub(m.svc.start) / time.Second)
 	fmt.Fprintf(&b, "t=%4ds", sec)
 	for _, t := range m.tenants {
-		h := rdb.HMGet(ctx, stateKey(t.id), "rate", "est", "pause").Val()
-		fmt.Fprintf(&b, " | %s ans %3d thr %4d refused %d stale %d inflight %d paced %.1f rate %.6v est %.6v pause %.7v", t.id, t.perSecond[sec-1], t.throttled, t.refused, t.stale, t.inFlight, t.lastRate, h[0], h[1], h[2])
+		h := rdb.HMGet(ctx, stateKey(t.id), "rate", "est", "pause", "sh").Val()
+		fmt.Fprintf(&b, " | %s ans %3d thr %4d refused %d stale %d inflight %d paced %.1f rate %.6v est %.6v pause %.7v sh %v", t.id, t.perSecond[sec-1], t.throttled, t.refused, t.stale, t.inFlight, t.lastRate, h[0], h[1], h[2], h[3])
 	}
 	g := rdb.HMGet(ctx, sourceKey, "rate", "est", "pause").Val()
 	fmt.Fprintf(&b, " | source rate %.6v est %.6v pause %.7v", g[0], g[1], g[2])

@@ -13,14 +13,18 @@ import (
 //
 // A scope's state hash (a tenant's, or the source's shared by all tenants):
 // tat (next free slot, GCRA), rate and changed (the rate at its last change,
-// and when), est (the estimated capacity; absent: slow start), pause and
-// short (the learned pause, the longest pause that proved too short), till
-// (end of the current pause), epoch (reactions so far), n (slots since the
-// last pause ended), seen (the last slot). A tenant's also holds a cut
-// waiting for the scope decision (pat, pest, prate) and sh, set while its
-// last throttle was a shared one. The source's also holds
-// the last throttle report (lt: tenant, la: when, lr: its rate), the last shared event
-// (sf..st) and a sliding count of all tenants' slots (wt, wn, wp).
+// and when), est (the estimated capacity; absent: slow start), q (the quiet
+// time before the next probe), pause and short (the learned pause, the
+// longest pause that proved too short), till (end of the current pause),
+// epoch (reactions so far), n (slots since the last pause ended), seen (the
+// last slot). A tenant's also holds ok (the slot of its latest answered
+// request) and a cut waiting for the scope decision (pat: when, pest and
+// prate: the tenant's own cut, pr: the rate that throttled). The source's
+// also holds the last throttle report (lt: tenant, la: when, lr: its rate,
+// ls: its slot, lo: that tenant's ok then), the last shared event (sf, st:
+// its first and last report, cf: the factor it cut by, pm: the mean rate of
+// the tenants throttled in it) and a sliding count of all tenants' slots
+// (wt, wn, wp).
 var prelude = constants() + `
 local function now_us()
   local t = redis.call('TIME')
@@ -28,8 +32,8 @@ local function now_us()
 end
 local function num(v, d) return tonumber(v) or d end
 
-local FIELDS = {'tat', 'rate', 'changed', 'est', 'pause', 'short', 'till', 'epoch', 'n', 'seen',
-  'pat', 'pest', 'prate', 'sh', 'lt', 'la', 'lr', 'sf', 'st', 'wt', 'wn', 'wp'}
+local FIELDS = {'tat', 'rate', 'changed', 'est', 'q', 'pause', 'short', 'till', 'epoch', 'n', 'seen', 'ok',
+  'pat', 'pest', 'prate', 'pr', 'lt', 'la', 'lr', 'ls', 'lo', 'sf', 'st', 'cf', 'pm', 'wt', 'wn', 'wp'}
 local function load(key)
   local v = redis.call('HMGET', key, unpack(FIELDS))
   local s = {}
@@ -51,6 +55,11 @@ local function save(key, s)
   end
 end
 
+-- A tenant's latest answered request: the latest slot any process reported.
+local function answered(s, slot)
+  if slot and slot > num(s.ok, 0) then s.ok = slot end
+end
+
 -- The scope's rate at time t. In slow start it is the rate field, which
 -- every slot taken raises (see reserve). Otherwise the rate moves from its restart value to the estimate and probes above it,
 -- slowly at first and faster the longer no throttle came.
@@ -62,7 +71,7 @@ local function current_rate(s, t, ceiling, initial)
   if est <= 0 then
     r = rate
   else
-    local q = math.max(0, dt - QUIET)
+    local q = math.max(0, dt - num(s.q, QUIET))
     r = (est - (est - rate) * math.exp(-dt / RECOVERY) + est * PROBE * dt) * math.exp(math.min(50, ACCEL * q * q / 2))
   end
   return math.max(MINRATE, math.min(r, ceiling, MAXRATE))
@@ -82,39 +91,62 @@ local function resume(s, now)
     s.rate = nil
   end
   s.changed, s.till, s.n, s.tat = now, nil, 0, nil
-  s.pat, s.pest, s.prate = nil, nil, nil
+  s.pat, s.pest, s.prate, s.pr = nil, nil, nil, nil
+end
+
+-- The quiet time before a tenant's next probe after a shared cut: tenants
+-- sharing a capacity probe it in turn, not each as often as a capacity of
+-- its own, and at random, so that tenants paused together do not probe
+-- together (which would look like one capacity again). The clock's
+-- microseconds are random enough.
+local function shared_quiet(now)
+  return QUIET * SHAREDQUIET * (1 - QUIETSPREAD * (now % 1009) / 1009)
+end
+
+-- A tenant's cut from a shared event: every tenant cuts what it sent by
+-- the factor the shared estimate was cut by, so that together they keep to
+-- it (no factor: the source's pause was too short, the rates stay). What
+-- it sent is first taken halfway to the mean of the tenants throttled
+-- together, so that their shares converge to fair ones.
+local function share_cut(s, g, r, from)
+  if not g.cf then return end
+  local est = math.max(MINRATE, (r + num(g.pm, r)) / 2 * tonumber(g.cf))
+  s.est, s.rate, s.changed = est, est * BACKOFF, from
+  s.q = shared_quiet(num(s.seen, 0))
 end
 
 -- A tenant's cut waits COINCIDE after its throttle: if another tenant was
--- throttled with it, the source took the cut (a shared capacity) and the
--- tenant keeps its rate; otherwise the tenant's own capacity was reached.
+-- throttled with it, the tenants share one capacity and the tenant takes
+-- its part of the shared cut; otherwise its own capacity was reached.
 local function resolve(s, g, now)
   if not s.pat or now < tonumber(s.pat) + COINCIDE then return end
   local pat = tonumber(s.pat)
-  local shared = g.st and tonumber(g.st) >= pat - COINCIDE and tonumber(g.sf) <= pat + COINCIDE
-  -- Leaving slow start is the tenant's own either way: the doubling has to
-  -- end, and its cut is about its share of what was sent.
-  local steady = num(s.est, 0) > 0
-  if not shared or not steady then
-    s.est, s.rate = s.pest, s.prate
-    s.changed = math.max(num(s.till, 0), pat)
+  local from = math.max(num(s.till, 0), pat)
+  if g.st and tonumber(g.st) >= pat - COINCIDE and tonumber(g.sf) <= pat + COINCIDE then
+    share_cut(s, g, num(s.pr, 0), math.max(from, num(g.till, 0)))
+  else
+    s.est, s.rate, s.changed = s.pest, s.prate, from
   end
-  -- A tenant whose last throttle was a shared one is bound by the shared
-  -- rate alone: its own estimate is its share of a capacity it may soon
-  -- have to itself. Not on leaving slow start, though: tenants started
-  -- together leave it together whatever the service's scope.
-  if shared and steady then s.sh = 1 else s.sh = nil end
-  s.pat, s.pest, s.prate = nil, nil, nil
+  s.pat, s.pest, s.prate, s.pr = nil, nil, nil, nil
 end
 
 -- The state a tenant's rate follows: while its cut waits for the scope
 -- decision, the cut (the cautious guess).
 local function view(s)
   if not s.pat then return s end
-  return {rate = s.prate, est = s.pest, changed = math.max(num(s.till, 0), tonumber(s.pat))}
+  return {rate = s.prate, est = s.pest, q = s.q, changed = math.max(num(s.till, 0), tonumber(s.pat))}
 end
 
--- All tenants' slots per second over the last WINDOW (sliding count).
+-- A scope's slots per second over the last WINDOW (sliding count): a
+-- tenant's, or all tenants' for the source.
+local function count(g, now)
+  if now - num(g.wt, 0) >= WINDOW then
+    g.wp = (now - num(g.wt, 0) < 2 * WINDOW) and num(g.wn, 0) or 0
+    g.wt, g.wn = now, 0
+  end
+  g.wn = num(g.wn, 0) + 1
+end
+
 local function window_rate(g, now)
   local wt = num(g.wt, now)
   local frac = math.max(0, 1 - (now - wt) / WINDOW)
@@ -144,6 +176,7 @@ local function react(s, now, slot, r, retry)
   s.tat = math.max(num(s.tat, 0), s.till)
   s.epoch = num(s.epoch, 0) + 1
   s.n = 0
+  s.q = nil
   if toolong then
     -- The rate stays: it restarts where it was when the pause ends.
     s.rate, s.changed = r, s.till
@@ -181,6 +214,8 @@ func constants() string {
 		{"RECOVERY", Recovery.Seconds()},
 		{"PROBE", Probe},
 		{"QUIET", ProbeQuiet.Seconds()},
+		{"QUIETSPREAD", QuietSpread},
+		{"SHAREDQUIET", SharedQuiet},
 		{"ACCEL", ProbeAcceleration},
 		{"MINRATE", MinRate},
 		{"MAXRATE", maxRate},
@@ -198,7 +233,9 @@ func constants() string {
 		{"MARGIN", Margin},
 		{"BACKOFF", Backoff},
 		{"COINCIDE", float64(Coincidence.Microseconds())},
+		{"EVIDENCE", float64(Independent.Microseconds())},
 		{"WINDOW", float64(window.Microseconds())},
+		{"USEHEADROOM", UseHeadroom},
 		{"LAG", scheduleLag},
 		{"IDLE", float64(IdleRestart.Microseconds())},
 		{"FRESH", float64(Fresh.Microseconds())},
@@ -213,14 +250,14 @@ func constants() string {
 }
 
 // reserveScript takes the tenant's next request slot if it is within the
-// max wait, on the GCRA schedules of the tenant and, when one applies, of
-// the source (all tenants together: the operator's global rate, or a shared
-// capacity the limiter learned).
+// max wait, on the GCRA schedules of the tenant and, when the operator set
+// a global rate, of the source (all tenants together).
 //
 // Input: KEYS[1] -> the tenant's state hash, KEYS[2] -> the source's state
 // hash. ARGV[1] -> the tenant's ceiling, ARGV[2] -> global ceiling (0:
 // none), ARGV[3] -> max wait (us), ARGV[4] -> initial rate, ARGV[5] ->
-// adaptive (0|1).
+// adaptive (0|1), ARGV[6] -> the slot of the tenant's latest answered
+// request this process knows (us; 0: none).
 // Output: {1 if a slot was taken else 0, wait (us), rate*1000, tenant epoch,
 // source epoch, the slot's time (us)}.
 var reserveScript = redis.NewScript(prelude + `
@@ -228,23 +265,27 @@ local ceiling, grate, maxwait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(A
 local initial, adaptive = tonumber(ARGV[4]), ARGV[5] == '1'
 local now = now_us()
 local s, g = load(KEYS[1]), load(KEYS[2])
+answered(s, tonumber(ARGV[6]))
 local r, rg = ceiling, nil
 if adaptive then
   resume(s, now)
   resume(g, now)
   resolve(s, g, now)
   r = current_rate(view(s), now, ceiling, initial)
-  if num(g.est, 0) > 0 then
-    rg = current_rate(g, now, MAXRATE, initial)
-    if s.sh and not s.pat then r = math.min(ceiling, rg) end
+  -- The rate grows with use: it runs at most USEHEADROOM ahead of what the
+  -- workers took lately (but never below the estimate), so a tenant short
+  -- of workers does not probe a rate it never sends, then burst into it.
+  if num(s.est, 0) > 0 then
+    r = math.min(r, math.max(num(s.est, 0), USEHEADROOM * window_rate(s, now)))
   end
 end
-if grate > 0 then rg = math.min(rg or grate, grate) end
--- Each schedule advances from its own last slot (or now, or the end of a
--- pause), not from the slot it was given: a tenant held back by the
--- shared schedule keeps its place, and so does the shared schedule when a
--- tenant is the slower one. Advancing both from the slot would lose a
--- part of each whenever the two fall out of step.
+if grate > 0 then rg = grate end
+-- Each schedule (the tenant's, and the operator's global one) advances from
+-- its own last slot (or now, or the end of a pause), not from the slot it
+-- was given: a tenant held back by the global schedule keeps its place, and
+-- so does the global schedule when a tenant is the slower one. Advancing
+-- both from the slot would lose a part of each whenever the two fall out of
+-- step.
 local paused = math.max(num(s.till, 0), num(g.till, 0), now)
 local base = math.max(num(s.tat, 0), paused)
 local gbase = math.max(num(g.tat, 0), paused)
@@ -256,7 +297,7 @@ if wait > maxwait then
   return {0, math.floor(wait - maxwait), math.floor(eff * 1000), num(s.epoch, 0), num(g.epoch, 0), math.floor(start)}
 end
 -- A schedule keeps at most LAG slots of credit behind the slot it gave:
--- a tenant the shared schedule held back may catch up a little, but not
+-- a tenant the global schedule held back may catch up a little, but not
 -- burst when the others pause.
 s.tat = math.max(base, start - LAG * 1000000 / r) + 1000000 / r
 if adaptive and num(s.est, 0) <= 0 and not s.pat then
@@ -267,11 +308,9 @@ if adaptive and num(s.est, 0) <= 0 and not s.pat then
 end
 s.n, s.seen = num(s.n, 0) + 1, start
 if rg then g.tat = math.max(gbase, start - LAG * 1000000 / rg) + 1000000 / rg end
-if now - num(g.wt, 0) >= WINDOW then
-  g.wp = (now - num(g.wt, 0) < 2 * WINDOW) and num(g.wn, 0) or 0
-  g.wt, g.wn = now, 0
-end
-g.wn, g.n, g.seen = num(g.wn, 0) + 1, num(g.n, 0) + 1, start
+count(s, now)
+count(g, now)
+g.n, g.seen = num(g.n, 0) + 1, start
 save(KEYS[1], s)
 save(KEYS[2], g)
 return {1, math.floor(wait), math.floor(eff * 1000), num(s.epoch, 0), num(g.epoch, 0), math.floor(start)}
@@ -289,7 +328,9 @@ return {1, math.floor(wait), math.floor(eff * 1000), num(s.epoch, 0), num(g.epoc
 // hash. ARGV[1] -> the tenant's ceiling, ARGV[2] -> initial rate, ARGV[3] ->
 // the service's Retry-After (us), ARGV[4] -> the slot's tenant epoch,
 // ARGV[5] -> the slot's source epoch, ARGV[6] -> the slot's time (us),
-// ARGV[7] -> the tenant's name, ARGV[8] -> the rate the slot was paced at.
+// ARGV[7] -> the tenant's name, ARGV[8] -> the rate the slot was paced at,
+// ARGV[9] -> the slot of the tenant's latest answered request this process
+// knows (us; 0: none).
 // Output: {the pause in force (us), 1 if every tenant pauses else 0}.
 var throttleScript = redis.NewScript(prelude + `
 local ceiling, initial, retry = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -297,29 +338,37 @@ local epoch, gepoch, slot, tenant = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumb
 local paced = tonumber(ARGV[8])
 local now = now_us()
 local s, g = load(KEYS[1]), load(KEYS[2])
+answered(s, tonumber(ARGV[9]))
 resolve(s, g, now)
 local left = math.max(0, num(s.till, 0) - now, num(g.till, 0) - now)
 if epoch < num(s.epoch, 0) or gepoch < num(g.epoch, 0) then
   save(KEYS[1], s)
   return {math.floor(left), 0}
 end
+-- Two tenants throttled together share a capacity, unless one of them was
+-- answered for a request sent clearly after the other's throttled one: a
+-- shared capacity, once exceeded, throttles every tenant's requests.
 local coincide = g.lt and g.lt ~= tenant and now - num(g.la, 0) < COINCIDE
+  and num(s.ok, 0) <= num(g.ls, 0) + EVIDENCE and num(g.lo, 0) <= slot + EVIDENCE
 local first, other = num(g.la, now), num(g.lr, 0)
-g.lt, g.la, g.lr = tenant, now, paced
+g.lt, g.la, g.lr, g.ls, g.lo = tenant, now, paced, slot, num(s.ok, 0)
 if coincide then
   -- What all tenants sent: the two reports' rates, or the sliding count
   -- when more tenants were sending.
   local r = math.max(window_rate(g, now), paced + other)
-  if num(g.est, 0) > 0 then
-    r = math.min(current_rate(g, slot, MAXRATE, initial), r)
-  end
   local p, est, cut = react(g, now, slot, r, retry)
-  if est then g.est, g.rate, g.changed = math.max(MINRATE, est), math.max(MINRATE, cut), g.till end
+  g.cf = nil
+  if est then
+    g.est, g.rate, g.changed = math.max(MINRATE, est), math.max(MINRATE, cut), g.till
+    g.cf = math.min(PLATEAUCUT, est / r)
+  end
+  g.pm = (paced + other) / 2
   g.sf = (g.st and now - tonumber(g.st) < COINCIDE) and tonumber(g.sf) or first
   g.st = now
-  -- The tenant's own cut from this event, if it was the first to report,
-  -- is dropped when it resolves.
-  if num(s.est, 0) > 0 then s.sh = 1 end
+  -- This tenant takes its part of the cut now; the one that reported first
+  -- takes it when its own cut resolves.
+  share_cut(s, g, math.min(current_rate(view(s), slot, ceiling, initial), paced), g.till)
+  s.pat, s.pest, s.prate, s.pr = nil, nil, nil, nil
   save(KEYS[1], s)
   save(KEYS[2], g)
   return {math.floor(p), 1}
@@ -327,7 +376,7 @@ end
 local r = math.min(current_rate(s, slot, ceiling, initial), paced)
 local p, est, cut = react(s, now, slot, r, retry)
 if est then
-  s.pat, s.pest, s.prate = now, math.max(MINRATE, est), math.max(MINRATE, cut)
+  s.pat, s.pest, s.prate, s.pr = now, math.max(MINRATE, est), math.max(MINRATE, cut), r
 end
 save(KEYS[1], s)
 save(KEYS[2], g)
@@ -364,9 +413,6 @@ resume(s, now)
 resume(g, now)
 resolve(s, g, now)
 local shared, r = 0, current_rate(view(s), now, ceiling, initial)
-if num(g.est, 0) > 0 then
-  shared = current_rate(g, now, MAXRATE, initial)
-  if s.sh and not s.pat then r = math.min(ceiling, shared) end
-end
+if num(g.est, 0) > 0 then shared = current_rate(g, now, MAXRATE, initial) end
 return {math.floor(1000 * r), math.floor(1000 * shared)}
 `)
