@@ -5,10 +5,15 @@ package main
 
 import (
 	"os"
+	"runtime"
 
 	"github.com/msaudit/msaudit/internal/cmdrun"
+	"github.com/msaudit/msaudit/internal/worker"
 )
 
 func main() {
+	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
+		runtime.GOMAXPROCS(worker.Procs)
+	}
 	os.Exit(cmdrun.Main("worker", newRootCommand(os.LookupEnv), os.Stderr))
 }

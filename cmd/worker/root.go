@@ -64,7 +64,10 @@ each batch back to the queue; --shutdown-timeout is only the upper bound.
 
 Every flag can also be set by the environment variable named after it; a
 flag given on the command line wins. Workers need no tenant credentials: the
-realm service is public.`,
+realm service is public.
+
+A worker mostly waits, so it runs Go code on one thread (GOMAXPROCS=1) unless
+the GOMAXPROCS environment variable says otherwise.`,
 		Example: `  # against a local Redis and the real service
   worker --redis-url redis://127.0.0.1:6379/0 --concurrency 8 --tenant-rate 5
 

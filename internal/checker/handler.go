@@ -49,16 +49,18 @@ type Realm interface {
 
 // Handler processes tasks.TypeCheckBatch.
 type Handler struct {
-	store   *runstore.Store
-	limiter *ratelimit.Limiter
-	realm   Realm
-	cfg     Config
-	log     *zap.Logger
-	metrics *Metrics
-	share   *share
-	gate    *gate
-	now     func() time.Time
-	rnd     func(int64) int64
+	store    *runstore.Store
+	limiter  *ratelimit.Limiter
+	realm    Realm
+	cfg      Config
+	log      *zap.Logger
+	metrics  *Metrics
+	share    *share
+	gate     *gate
+	slots    *slotPools
+	sleepers *sleepers
+	now      func() time.Time
+	rnd      func(int64) int64
 
 	// drained is cancelled by Drain: waits end, requests in flight do not.
 	drained context.Context
@@ -82,7 +84,7 @@ func NewHandler(store *runstore.Store, limiter *ratelimit.Limiter, r Realm, cfg 
 		m = NewMetrics(nil)
 	}
 	h := &Handler{store: store, limiter: limiter, realm: r, cfg: cfg, log: log, metrics: m,
-		share: newShare(cfg.Concurrency), now: time.Now, rnd: randInt64N}
+		share: newShare(cfg.Concurrency), slots: newSlotPools(), sleepers: newSleepers(cfg.Concurrency), now: time.Now, rnd: randInt64N}
 	h.gate = newGate(store, func() time.Time { return h.now() })
 	h.drained, h.drain = context.WithCancel(context.Background())
 	return h, nil
@@ -217,6 +219,8 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 		return passResult{pending: len(todo), deferral: errPaused}, nil
 	}
 
+	tfd := h.sleepers.get()
+	defer h.sleepers.put(tfd)
 	var (
 		rec      = h.newRecorder(p.RunID)
 		fl       = h.newFlight(ctx, p, rec, maxAttempts, log)
@@ -237,7 +241,7 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 			drainedOr(err)
 			break
 		}
-		slot, d, err := h.slot(ctx, wctx, p, fl)
+		slot, d, err := h.slot(ctx, wctx, p, fl, tfd, len(todo)-i)
 		if err != nil || d != nil || !slot.OK {
 			fl.give()
 		}
@@ -319,7 +323,7 @@ var errAnswerStops = &deferError{reason: "an answer in flight ended the pass"}
 // or an answer in flight says to send no more (d). The run's flags and the
 // flight are looked at again after the slot, which may have been a long
 // sleep.
-func (h *Handler) slot(ctx, wctx context.Context, p tasks.CheckBatchPayload, fl *flight) (ratelimit.Reservation, *deferError, error) {
+func (h *Handler) slot(ctx, wctx context.Context, p tasks.CheckBatchPayload, fl *flight, tfd *timerFD, want int) (ratelimit.Reservation, *deferError, error) {
 	if wctx.Err() != nil {
 		return ratelimit.Reservation{}, nil, wctx.Err()
 	}
@@ -329,7 +333,7 @@ func (h *Handler) slot(ctx, wctx context.Context, p tasks.CheckBatchPayload, fl 
 	if fl.stopped() {
 		return ratelimit.Reservation{}, errAnswerStops, nil
 	}
-	slot, err := h.reserve(wctx, p.TenantID)
+	slot, err := h.reserve(wctx, p.TenantID, tfd, want)
 	if err != nil || !slot.OK {
 		return slot, nil, err
 	}
@@ -344,39 +348,41 @@ func (h *Handler) slot(ctx, wctx context.Context, p tasks.CheckBatchPayload, fl 
 
 // staleCheckAfter is the shortest wait for a slot after which a throttle
 // reaction by another worker may have happened meanwhile: about the time a
-// realm request and its report take.
+// realm request and its report take. A slot used later than this after
+// the last round trip that found its epochs current is checked (Stale).
 const staleCheckAfter = 20 * time.Millisecond
 
-// reserve gets a rate-limit slot and sleeps until it. The slot is not OK
-// when it is further than the limiter's MaxWait (Wait then says how long
-// until one could be had), or when a throttle seen meanwhile paused the
-// tenant.
-func (h *Handler) reserve(ctx context.Context, tenant string) (ratelimit.Reservation, error) {
-	r, err := h.limiter.Reserve(ctx, tenant)
-	if err != nil {
+// reserve gets a rate-limit slot and sleeps until it, on tfd (sleeper.go).
+// The slot comes from the tenant's pool in this process, which reserves
+// the next few of the tenant's schedule when it is empty, for a pass with
+// want addresses left to send. The slot is not OK when it is further than the limiter's MaxWait
+// (Wait then says how long until one could be had), or when a throttle seen
+// meanwhile paused the tenant; the pool's slots as old as it are then
+// dropped too.
+func (h *Handler) reserve(ctx context.Context, tenant string, tfd *timerFD, want int) (ratelimit.Reservation, error) {
+	pool := h.slots.pool(tenant)
+	r, err := pool.take(ctx, h, tenant, want)
+	if err != nil || !r.OK {
 		return r, err
 	}
-	if r.Rate > 0 {
-		h.metrics.rate.WithLabelValues(tenant).Set(r.Rate)
-	}
-	if !r.OK {
-		return r, nil
-	}
 	h.metrics.limiterWait.Observe(r.Wait.Seconds())
-	if err := sleep(ctx, r.Wait); err != nil {
+	if err := sleepOn(ctx, tfd, r.Wait); err != nil {
 		return r, err
 	}
 	if left := h.limiter.PausedFor(tenant); left > 0 {
+		pool.dropUpTo(r)
 		return ratelimit.Reservation{Wait: left}, nil
 	}
-	if r.Wait >= staleCheckAfter {
+	if sent := time.Now(); !h.slots.fresh(tenant, r, sent) {
 		stale, left, err := h.limiter.Stale(ctx, tenant, r)
 		if err != nil {
 			return r, err
 		}
 		if stale {
+			pool.dropUpTo(r)
 			return ratelimit.Reservation{Wait: max(left, 100*time.Millisecond)}, nil
 		}
+		h.slots.saw(tenant, r, sent)
 	}
 	return r, nil
 }

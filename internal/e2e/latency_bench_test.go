@@ -79,6 +79,7 @@ const latencyRate = 100
 // and reports the rate it reaches between 10 % and 90 % of the run, apart
 // from the start and the end of the run.
 func measureLatency(b *testing.B) {
+	asCmdWorker(b)
 	const n = 5000
 	s, redisURL, run := submitGenerated(b, "slow", n)
 	store := runstore.New(plainClient(b, redisURL))

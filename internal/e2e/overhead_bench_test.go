@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -89,6 +90,17 @@ func BenchmarkWorkerOverhead(b *testing.B) {
 	})
 }
 
+// asCmdWorker runs the rest of b with the GOMAXPROCS cmd/worker sets when
+// the environment does not (workerpkg.Procs): the worker measured here runs
+// in this process.
+func asCmdWorker(b *testing.B) {
+	if _, set := os.LookupEnv("GOMAXPROCS"); set {
+		return
+	}
+	prev := runtime.GOMAXPROCS(workerpkg.Procs)
+	b.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+}
+
 // idleFor is how long the idle worker is watched: several periods of each
 // of asynq's background loops.
 const idleFor = 20 * time.Second
@@ -96,6 +108,7 @@ const idleFor = 20 * time.Second
 // measureIdle counts the round trips and CPU of a default worker with
 // nothing to do, after its start-up.
 func measureIdle(b *testing.B) {
+	asCmdWorker(b)
 	rdb, rt := countingClient(b, newRedis(b))
 	cfg := workerpkg.DefaultConfig()
 	cfg.RealmURL = "https://127.0.0.1:9/common/userrealm" // never asked: no run
@@ -159,6 +172,7 @@ func submitGenerated(b *testing.B, prefix string, n int) (s *sim, redisURL, run 
 }
 
 func measureOverhead(b *testing.B, n int, limits ratelimit.Config, describe string) {
+	asCmdWorker(b)
 	s, redisURL, run := submitGenerated(b, "load", n)
 
 	store := runstore.New(plainClient(b, redisURL))

@@ -178,12 +178,21 @@ func (l *Limiter) Reserve(ctx context.Context, tenant string) (Reservation, erro
 			return Reservation{Wait: w}, nil
 		}
 	}
-	c := l.cfg
-	res, err := reserveScript.Run(ctx, l.rdb, []string{stateKey(tenant), sourceKey},
-		c.TenantRate, c.GlobalRate, c.MaxWait.Microseconds(), c.Initial, flag(c.Adaptive), l.lastAnswered(tenant)).Int64Slice()
+	res, err := reserveScript.Run(ctx, l.rdb, []string{stateKey(tenant), sourceKey}, l.reserveArgs(tenant)...).Int64Slice()
 	if err != nil {
 		return Reservation{}, fmt.Errorf("rate limit: %w", err)
 	}
+	return reservation(res), nil
+}
+
+// reserveArgs are the reserve script's arguments for a slot of tenant.
+func (l *Limiter) reserveArgs(tenant string) []any {
+	c := l.cfg
+	return []any{c.TenantRate, c.GlobalRate, c.MaxWait.Microseconds(), c.Initial, flag(c.Adaptive), l.lastAnswered(tenant)}
+}
+
+// reservation reads the reserve script's answer.
+func reservation(res []int64) Reservation {
 	return Reservation{
 		OK:          res[0] == 1,
 		Wait:        time.Duration(res[1]) * time.Microsecond,
@@ -191,7 +200,7 @@ func (l *Limiter) Reserve(ctx context.Context, tenant string) (Reservation, erro
 		Epoch:       res[3],
 		SourceEpoch: res[4],
 		At:          res[5],
-	}, nil
+	}
 }
 
 func flag(b bool) int {
@@ -303,4 +312,77 @@ func (l *Limiter) Rate(ctx context.Context, tenant string) (rate, shared float64
 // Reset forgets what was learned about tenant (tests and operators).
 func (l *Limiter) Reset(ctx context.Context, tenant string) error {
 	return l.rdb.Del(ctx, stateKey(tenant)).Err()
+}
+
+// maxReserveN bounds how many slots ReserveN takes in one round trip.
+const maxReserveN = 64
+
+// ReserveN takes up to n slots for requests of tenant in one round trip:
+// the slots n Reserve calls made one after another would give (the reserve
+// script runs n times, pipelined), so they are paced like any others. It
+// returns the slots taken, in time order, each with its own Wait; it stops
+// at the first slot further than MaxWait, which it returns alone when it is
+// the first (OK false, as Reserve). Every slot carries the epochs it was
+// given in: a caller holding slots must check them like any other (Stale)
+// before using one after a wait.
+func (l *Limiter) ReserveN(ctx context.Context, tenant string, n int) ([]Reservation, error) {
+	n = min(n, maxReserveN)
+	if n <= 1 {
+		r, err := l.Reserve(ctx, tenant)
+		if err != nil {
+			return nil, err
+		}
+		return []Reservation{r}, nil
+	}
+	if until := l.pausedUntil(tenant); !until.IsZero() {
+		if w := until.Sub(l.now()); w > 0 {
+			return []Reservation{{Wait: w}}, nil
+		}
+	}
+	keys, args := []string{stateKey(tenant), sourceKey}, l.reserveArgs(tenant)
+	cmds, err := l.reserveN(ctx, keys, args, n, false)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// None ran: the first sends the script itself this time.
+		cmds, err = l.reserveN(ctx, keys, args, n, true)
+	}
+	var out []Reservation
+	for _, cmd := range cmds {
+		res, cerr := cmd.Int64Slice()
+		if cerr != nil {
+			break
+		}
+		r := reservation(res)
+		if !r.OK {
+			if len(out) == 0 {
+				out = append(out, r)
+			}
+			break
+		}
+		out = append(out, r)
+	}
+	if len(out) == 0 {
+		if err == nil {
+			err = fmt.Errorf("no answer")
+		}
+		return nil, fmt.Errorf("rate limit: %w", err)
+	}
+	// Slots taken before a failure are the caller's: they were given.
+	return out, nil
+}
+
+// reserveN sends n reserve scripts in one pipeline; load sends the first
+// with its source, for a server that does not have it cached.
+func (l *Limiter) reserveN(ctx context.Context, keys []string, args []any, n int, load bool) ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, n)
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range cmds {
+			if i == 0 && load {
+				cmds[i] = reserveScript.Eval(ctx, p, keys, args...)
+			} else {
+				cmds[i] = reserveScript.EvalSha(ctx, p, keys, args...)
+			}
+		}
+		return nil
+	})
+	return cmds, err
 }
