@@ -187,7 +187,8 @@ func TestShortRateLimitWaitIsSleptInPlace(t *testing.T) {
 type gatedRealm struct {
 	mu         sync.Mutex
 	now, peak  int
-	full, open chan struct{} // full: closed at InFlightPerBatch in flight
+	full, open chan struct{} // full: closed the first time InFlightPerBatch are in flight
+	fullOnce   sync.Once
 }
 
 func (g *gatedRealm) Check(ctx context.Context, addr string) (realm.Result, error) {
@@ -195,7 +196,7 @@ func (g *gatedRealm) Check(ctx context.Context, addr string) (realm.Result, erro
 	g.now++
 	g.peak = max(g.peak, g.now)
 	if g.now == InFlightPerBatch {
-		close(g.full)
+		g.fullOnce.Do(func() { close(g.full) })
 	}
 	g.mu.Unlock()
 	defer func() { g.mu.Lock(); g.now--; g.mu.Unlock() }()
