@@ -55,7 +55,9 @@ const Procs = 1
 // 'worker' and 'enqueue local' start from it.
 func DefaultConfig() Config {
 	return Config{
-		Concurrency:  10,
+		// Two tenants at 100 requests/s each keep 16 batches busy (eight
+		// each, their fair parts; checker.SlotsFor asks nine).
+		Concurrency:  16,
 		RealmURL:     realm.DefaultURL,
 		RealmTimeout: 10 * time.Second,
 		Limits: ratelimit.Config{
