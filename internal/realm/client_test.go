@@ -94,8 +94,10 @@ func TestTransportKeepsConnections(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // for the last connections to be back in the pool
 	}
 	// Each round reuses the first one's connections; a few more may be
-	// dialled while one is on its way back to the pool.
-	if n := opened.Load(); n > inFlight*3/2 {
+	// dialled while one is on its way back to the pool (on a loaded
+	// machine, up to half a round's). Keeping 2 idle connections, as
+	// http.DefaultTransport does, would open about 18 more every round.
+	if n := opened.Load(); n > 2*inFlight {
 		t.Errorf("%d connections opened for %d rounds of %d requests, want about %d", n, rounds, inFlight, inFlight)
 	}
 }
