@@ -353,12 +353,12 @@ func (h *Handler) slot(ctx, wctx context.Context, p tasks.CheckBatchPayload, fl 
 const staleCheckAfter = 20 * time.Millisecond
 
 // reserve gets a rate-limit slot and sleeps until it, on tfd (sleeper.go).
-// The slot comes from the tenant's pool in this process, which reserves
-// the next few of the tenant's schedule when it is empty, for a pass with
-// want addresses left to send. The slot is not OK when it is further than the limiter's MaxWait
-// (Wait then says how long until one could be had), or when a throttle seen
-// meanwhile paused the tenant; the pool's slots as old as it are then
-// dropped too.
+// The slot comes from the tenant's pool in this process, which reserves the
+// next few of the tenant's schedule when it is empty, for a pass with want
+// addresses left to send. The slot is not OK when it is further than the
+// limiter's MaxWait (Wait then says how long until one could be had), or
+// when a throttle seen meanwhile paused the tenant; the pool's slots as old
+// as it are then dropped too.
 func (h *Handler) reserve(ctx context.Context, tenant string, tfd *timerFD, want int) (ratelimit.Reservation, error) {
 	pool := h.slots.pool(tenant)
 	r, err := pool.take(ctx, h, tenant, want)

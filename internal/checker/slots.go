@@ -120,10 +120,10 @@ func (s *slotPools) fresh(tenant string, r ratelimit.Reservation, now time.Time)
 }
 
 // take hands out the tenant's next slot, reserving the next ones of its
-// schedule when the pool is empty, for a pass with want addresses left. Callers that find it empty at the same
-// time each reserve; the pool keeps what they got in time order. Wait is
-// counted from now. A slot not OK is the limiter's refusal, for this
-// caller alone.
+// schedule when the pool is empty, for a pass with want addresses left.
+// Callers that find it empty at the same time each reserve; the pool keeps
+// what they got in time order. Wait is counted from now. A slot not OK is
+// the limiter's refusal, for this caller alone.
 func (p *slotPool) take(ctx context.Context, h *Handler, tenant string, want int) (ratelimit.Reservation, error) {
 	p.mu.Lock()
 	if len(p.held) == 0 {
