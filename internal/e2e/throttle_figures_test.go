@@ -38,23 +38,30 @@ type sweepRow struct {
 	throttled float64 // throttled / requests
 	lost      int64
 	wall      time.Duration
+	// startUp is when a 5 s window of answers first reached 0.9 of the
+	// available capacity (its end, from the first request); -1: never.
+	startUp time.Duration
 }
 
-const sweepHeader = "configuration            goodput whole  steady  throttled  lost   wall  per tenant (of fair share)"
+const sweepHeader = "configuration            goodput whole  steady  throttled  lost   wall  0.9 at  per tenant (of fair share)"
 
 func (r sweepRow) String() string {
 	var ten []string
 	for i, g := range r.tenants {
 		ten = append(ten, fmt.Sprintf("t%d %.3f", i+1, g))
 	}
-	return strings.TrimSpace(fmt.Sprintf("%-24s %13.3f %7.3f %9.2f%% %5d %6s  %s", r.cfg.name(), r.whole, r.steady,
-		100*r.throttled, r.lost, r.wall.Round(time.Second), strings.Join(ten, " ")))
+	startUp := "never"
+	if r.startUp >= 0 {
+		startUp = r.startUp.String()
+	}
+	return strings.TrimSpace(fmt.Sprintf("%-24s %13.3f %7.3f %9.2f%% %5d %6s %7s  %s", r.cfg.name(), r.whole, r.steady,
+		100*r.throttled, r.lost, r.wall.Round(time.Second), startUp, strings.Join(ten, " ")))
 }
 
 func sweepFigures(cfg throttleConfig, out runOutcome) sweepRow {
 	ss, last := out.samples, out.samples.last()
 	avail := cfg.available()
-	r := sweepRow{cfg: cfg, lost: out.lost, wall: out.wall}
+	r := sweepRow{cfg: cfg, lost: out.lost, wall: out.wall, startUp: ss.startUp(0.9 * avail)}
 	if d := ss.lastAnswer("").Seconds(); d > 0 {
 		r.whole = float64(last.answered) / d / avail
 	}

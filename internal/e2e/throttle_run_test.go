@@ -122,6 +122,20 @@ func (ss samples) lastAnswer(key string) time.Duration {
 	return ss.last().at.Sub(ss.first)
 }
 
+// startUp is when the answers over a 5 s window first came at rate or more:
+// the window's end, as an offset from the first request; -1 if they never
+// did.
+func (ss samples) startUp(rate float64) time.Duration {
+	const window = 5 * time.Second
+	end := ss.lastAnswer("")
+	for t := time.Duration(0); t+window <= end; t += time.Second {
+		if ss.rate("", t, t+window) >= rate {
+			return t + window
+		}
+	}
+	return -1
+}
+
 // reached is when all answers first reached frac of n (offset from the first
 // request).
 func (ss samples) reached(frac float64, n int) time.Duration {

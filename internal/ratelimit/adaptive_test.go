@@ -445,3 +445,46 @@ func TestLearnedStateResumesAfterIdle(t *testing.T) {
 		t.Errorf("rate %g a month later, want %g", r.Rate, want)
 	}
 }
+
+// sendBoth takes slots for tenants a and b, each at its own pace, for d of
+// the bundle's time.
+func (b *clockBundle) sendBoth(t *testing.T, l *Limiter, d time.Duration) {
+	t.Helper()
+	end := b.now.Add(d)
+	next := map[string]time.Time{"a": b.now, "b": b.now}
+	for b.now.Before(end) {
+		for _, tenant := range []string{"a", "b"} {
+			if b.now.Before(next[tenant]) {
+				continue
+			}
+			r := b.reserve(t, l, tenant)
+			if !r.OK {
+				t.Fatalf("slot refused: %+v", r)
+			}
+			next[tenant] = b.now.Add(max(r.Wait, time.Millisecond))
+		}
+		b.advance(max(time.Millisecond, min(next["a"].Sub(b.now), next["b"].Sub(b.now))))
+	}
+}
+
+func TestTenantTakesUpTheSharedCapacityAnotherLeft(t *testing.T) {
+	b, l := twoTenants(t, 20, 20)
+	b.coincide(t, l)
+	b.advance(5 * time.Second)
+	// Both keep sending at their parts of the shared estimate: a keeps its
+	// part.
+	b.sendBoth(t, l, 15*time.Second)
+	shared, half := b.field(t, sourceKey, "est"), b.field(t, stateKey("a"), "est")
+	if !near(half, shared/2, 0.05) {
+		t.Fatalf("a's estimate %g while both tenants send, want half the shared %g", half, shared)
+	}
+	// b's run ends: within a few windows, well before a's quiet time ends,
+	// a takes the capacity b left.
+	b.sendFor(t, l, "a", 10*time.Second)
+	if est := b.field(t, stateKey("a"), "est"); est < 0.95*shared {
+		t.Errorf("a's estimate %g 10 s after b stopped, want the shared %g", est, shared)
+	}
+	if r := b.reserve(t, l, "a"); r.Rate < 0.9*shared {
+		t.Errorf("a's rate %g 10 s after b stopped, want about the shared %g", r.Rate, shared)
+	}
+}

@@ -41,6 +41,10 @@ const (
 	// its own, and tenants paused together do not probe together.
 	SharedQuiet = 1.5
 	QuietSpread = 0.4
+	// Freed: when all tenants together take less than this fraction of the
+	// shared estimate, a tenant cut by a shared event takes up what they
+	// leave unused at once (a run sharing the capacity has ended).
+	Freed = 0.6
 	// A throttle sets a new estimate from the rate r that throttled, by how
 	// long the rate held since the last pause. Within ProbeQuiet the
 	// plateau was over the capacity, the more so the shorter it held: a rate

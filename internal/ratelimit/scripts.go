@@ -153,6 +153,23 @@ local function window_rate(g, now)
   return (num(g.wn, 0) + num(g.wp, 0) * frac) / (WINDOW / 1000000)
 end
 
+-- A tenant whose last cut was a shared one (its quiet time says so) takes
+-- up the shared capacity the tenants leave unused: when all of them
+-- together take less than FREED of the shared estimate over a whole window
+-- since the last pause (another tenant's run ended), its estimate grows by
+-- the unused part, up to the shared estimate, instead of waiting out its
+-- quiet time and probing.
+local function take_freed(s, g, now, ceiling, initial)
+  local shared, est = num(g.est, 0), num(s.est, 0)
+  if not s.q or s.pat or shared <= 0 or est <= 0 or est >= shared * PLATEAUCUT then return end
+  if now < math.max(num(s.till, 0), num(g.till, 0)) + WINDOW then return end
+  local used = window_rate(g, now)
+  if used >= FREED * shared then return end
+  local grown = math.min(shared, est + shared - used)
+  s.rate, s.changed = current_rate(s, now, ceiling, initial), now
+  s.est = grown
+end
+
 -- The reaction of a scope to a throttle of a request sent at time slot, r
 -- being the scope's rate then: it pauses, and unless the pause proved too short it
 -- re-estimates the capacity. Returns the pause to apply (us) and, if the
@@ -236,6 +253,7 @@ func constants() string {
 		{"EVIDENCE", float64(Independent.Microseconds())},
 		{"WINDOW", float64(window.Microseconds())},
 		{"USEHEADROOM", UseHeadroom},
+		{"FREED", Freed},
 		{"LAG", scheduleLag},
 		{"IDLE", float64(IdleRestart.Microseconds())},
 		{"FRESH", float64(Fresh.Microseconds())},
@@ -271,6 +289,7 @@ if adaptive then
   resume(s, now)
   resume(g, now)
   resolve(s, g, now)
+  take_freed(s, g, now, ceiling, initial)
   r = current_rate(view(s), now, ceiling, initial)
   -- The rate grows with use: it runs at most USEHEADROOM ahead of what the
   -- workers took lately (but never below the estimate), so a tenant short
