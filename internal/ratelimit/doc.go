@@ -50,7 +50,10 @@
 // sharing a capacity probe it in turn rather than each as often as one of
 // its own, and a random part longer or shorter (QuietSpread), so that
 // tenants paused together do not probe together, which would look like one
-// capacity again.
+// capacity again. When the tenants together take less than Freed of the
+// shared estimate (a run sharing the capacity ended), a tenant cut by a
+// shared event takes up the unused part at once, up to the shared
+// estimate, instead of waiting out that quiet time.
 //
 // # Adapting a rate
 //
