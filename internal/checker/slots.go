@@ -9,17 +9,25 @@ import (
 	"github.com/msaudit/msaudit/internal/ratelimit"
 )
 
-// refillSpan is how much of a tenant's schedule a worker reserves in one
-// round trip: at rate R, ⌊R·refillSpan⌋ slots (at least one, and no more
-// than the pass asking still has addresses to send), kept in the tenant's
-// pool for the next requests of any of its passes here. A round trip per
-// request cost a paced worker a wake-up more per request (its answer comes
-// back on its own). The span is short, so that few slots are left unused
-// when the tenant's passes stop, and so that the round trips that refill
-// the pool also confirm the epochs of the slots it hands out
-// (staleCheckAfter): a slot needs a Stale round trip of its own only when
-// none did for that long.
+// refillSpan is how much of its own use of a tenant's slots a worker
+// reserves in one round trip: taking slots here at rate R (this worker's
+// part of the tenant's rate, and no more than the tenant's rate),
+// ⌊R·refillSpan⌋ slots (at least one, and no more than the pass asking
+// still has addresses to send), kept in the tenant's pool for the next
+// requests of any of its passes here. A round trip per request cost a paced
+// worker a wake-up more per request (its answer comes back on its own). The
+// span is short, so that few slots are left unused when the tenant's passes
+// stop, and so that the round trips that refill the pool also confirm the
+// epochs of the slots it hands out (staleCheckAfter): a slot needs a Stale
+// round trip of its own only when none did for that long. Sized by the
+// tenant's whole rate instead, the pools of several workers held slots
+// their passes took late, and the sweep at C = 100 with four workers lost
+// 2 to 3 % of the capacity.
 const refillSpan = 20 * time.Millisecond
+
+// takeGapWeight is the weight of a new gap between two takes in a pool's
+// average gap, from which its rate of use is known.
+const takeGapWeight = 0.2
 
 // slotPools keeps, per tenant, the rate-limit slots this process reserved
 // and has not handed out yet, and the newest epochs its round trips saw.
@@ -34,8 +42,43 @@ type slotPool struct {
 	mu   sync.Mutex
 	held []heldSlot
 	rate float64   // the tenant's rate at the last reservation; 0: unknown
+	gap  float64   // average seconds between takes here; 0: unknown
 	last time.Time // the time of the last slot handed out
-	used time.Time // the last take, for pruning
+	used time.Time // the last take, for the rate of use and pruning
+}
+
+// useRate is how many slots a second this process takes from the pool,
+// 0 while unknown.
+func (p *slotPool) useRate() float64 {
+	if p.gap <= 0 {
+		return 0
+	}
+	return 1 / p.gap
+}
+
+// refillSize is how many slots to reserve for a pass with want addresses
+// left (see refillSpan). p.mu is held.
+func (p *slotPool) refillSize(want int) int {
+	return max(1, min(want, int(min(p.rate, p.useRate())*refillSpan.Seconds())))
+}
+
+// minTakeGap keeps passes that ask at the same instant from reading as an
+// unbounded rate of use.
+const minTakeGap = time.Millisecond
+
+// took notes a take at now. p.mu is held.
+func (p *slotPool) took(now time.Time) {
+	if !p.used.IsZero() {
+		// A pause or an idle spell is one long gap, not a rate: the
+		// average moves by at most a second.
+		g := min(max(now.Sub(p.used), minTakeGap).Seconds(), 1)
+		if p.gap <= 0 {
+			p.gap = g
+		} else {
+			p.gap += takeGapWeight * (g - p.gap)
+		}
+	}
+	p.used = now
 }
 
 // heldSlot is a slot reserved and not handed out yet.
@@ -64,7 +107,7 @@ func (s *slotPools) pool(tenant string) *slotPool {
 		if len(s.pools) > 1000 {
 			s.prune()
 		}
-		p = &slotPool{used: time.Now()}
+		p = &slotPool{}
 		s.pools[tenant] = p
 	}
 	return p
@@ -75,7 +118,7 @@ func (s *slotPools) prune() {
 	now := time.Now()
 	for t, p := range s.pools {
 		p.mu.Lock()
-		idle := now.Sub(p.used) > time.Minute
+		idle := !p.used.IsZero() && now.Sub(p.used) > time.Minute
 		p.mu.Unlock()
 		if idle {
 			delete(s.pools, t)
@@ -127,7 +170,7 @@ func (s *slotPools) fresh(tenant string, r ratelimit.Reservation, now time.Time)
 func (p *slotPool) take(ctx context.Context, h *Handler, tenant string, want int) (ratelimit.Reservation, error) {
 	p.mu.Lock()
 	if len(p.held) == 0 {
-		n := max(1, min(want, int(p.rate*refillSpan.Seconds())))
+		n := p.refillSize(want)
 		p.mu.Unlock()
 		sent := time.Now()
 		rs, err := h.limiter.ReserveN(ctx, tenant, n)
@@ -151,7 +194,7 @@ func (p *slotPool) take(ctx context.Context, h *Handler, tenant string, want int
 		}
 	}
 	now := time.Now()
-	p.used = now
+	p.took(now)
 	s := p.held[0]
 	p.held = p.held[1:]
 	s.r.Wait = p.handOut(s, now).Sub(now)

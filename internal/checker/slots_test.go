@@ -79,8 +79,10 @@ func TestPooledSlotIsNotUsedAfterAReaction(t *testing.T) {
 	cfg := ratelimit.Config{TenantRate: 1000, Initial: 100, Adaptive: true, MaxWait: time.Second}
 	h, p := setup(t, rdb, cfg, &fakeRealm{calls: map[string]int{}}, "a@x.com")
 	ctx, tenant := context.Background(), p.TenantID
-	if _, err := h.reserve(ctx, tenant, nil, 10); err != nil { // learns the rate
-		t.Fatal(err)
+	for range 2 { // learns the tenant's rate, then this worker's use
+		if _, err := h.reserve(ctx, tenant, nil, 10); err != nil {
+			t.Fatal(err)
+		}
 	}
 	r, err := h.reserve(ctx, tenant, nil, 10) // reserves two, keeps one
 	if err != nil || !r.OK {
@@ -156,5 +158,36 @@ func TestEpochsConfirmSlots(t *testing.T) {
 	s.saw("t", ratelimit.Reservation{Epoch: 3, SourceEpoch: 2}, now.Add(5*time.Millisecond))
 	if s.fresh("t", newer, now.Add(6*time.Millisecond)) {
 		t.Error("with the tenant and source epochs seen moving apart, a slot is fresh")
+	}
+}
+
+// TestRefillFollowsThisWorkersUse: a pool reserves 20 ms of what this
+// worker takes, not of the tenant's whole rate, which several workers
+// share.
+func TestRefillFollowsThisWorkersUse(t *testing.T) {
+	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		rate float64       // the tenant's, from the limiter
+		gap  time.Duration // between this worker's takes
+		want int
+	}{
+		{"one worker at 200/s", 200, 5 * time.Millisecond, 4},
+		{"one of four workers at 100/s", 100, 40 * time.Millisecond, 1},
+		{"passes asking together, tenant at 100/s", 100, 0, 2},
+		{"rate not known yet", 0, 5 * time.Millisecond, 1},
+	} {
+		p := &slotPool{rate: c.rate}
+		now := at
+		for range 30 {
+			p.took(now)
+			now = now.Add(c.gap)
+		}
+		if got := p.refillSize(50); got != c.want {
+			t.Errorf("%s: %d slots a refill, want %d", c.name, got, c.want)
+		}
+		if got := p.refillSize(1); got != 1 {
+			t.Errorf("%s, one address left: %d slots a refill, want 1", c.name, got)
+		}
 	}
 }
