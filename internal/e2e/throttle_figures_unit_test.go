@@ -9,7 +9,7 @@ import (
 // at the rate asked for, counted from the first request.
 func TestStartUpIsTheEndOfTheFirstFastWindow(t *testing.T) {
 	first := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
-	ss := samples{first: first}
+	ss := samples{first: first, list: []simSample{{at: first}}}
 	var answered int64
 	for s := 1; s <= 30; s++ { // 10/s for 10 s, then 20/s
 		if s <= 10 {
