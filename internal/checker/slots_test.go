@@ -61,9 +61,11 @@ func TestSlotsAreReservedSeveralAtATime(t *testing.T) {
 	if took := time.Since(start); took < 190*time.Millisecond {
 		t.Errorf("40 requests at 200/s took %s, want at least 195ms", took)
 	}
-	// The first round trip takes one slot (the rate is not known yet),
-	// the others four.
-	if n := trips.n.Load(); n > 12 {
+	// The first two round trips take one slot each (the tenant's rate, then
+	// this worker's use of its slots, are not known yet), the others about
+	// four: about 11 in all, and far from one per slot however the takes
+	// fall on a loaded machine.
+	if n := trips.n.Load(); n > 20 {
 		t.Errorf("%d round trips for 40 slots, want about 11", n)
 	}
 	if r, _ := h.store.GetRun(context.Background(), p.RunID); r.Checked != 40 || r.State() != runstore.StateCompleted {
