@@ -379,23 +379,7 @@ func TestGlobalScheduleKeepsEachTenantsPlace(t *testing.T) {
 	b.steady(t, l, "b", 19)
 	// Busy workers of both tenants: each books its next slot as soon as
 	// its last one is due, for 20 s.
-	count := map[string]int{}
-	next := map[string]time.Time{"a": b.now, "b": b.now}
-	end := b.now.Add(20 * time.Second)
-	for b.now.Before(end) {
-		for _, tenant := range []string{"a", "b"} {
-			if b.now.Before(next[tenant]) {
-				continue
-			}
-			r := b.reserve(t, l, tenant)
-			if !r.OK {
-				t.Fatalf("slot refused: %+v", r)
-			}
-			count[tenant]++
-			next[tenant] = b.now.Add(r.Wait)
-		}
-		b.advance(2 * time.Millisecond)
-	}
+	count := b.sendBoth(t, l, 20*time.Second)
 	for tenant, want := range map[string]float64{"a": 23, "b": 19} {
 		if got := float64(count[tenant]) / 20; !near(got, want, 0.05) {
 			t.Errorf("tenant %s paced at %.1f/s beside the other under a global 46/s, want its own %g", tenant, got, want)
@@ -404,19 +388,7 @@ func TestGlobalScheduleKeepsEachTenantsPlace(t *testing.T) {
 	// When the global rate is below the sum, the tenants together keep to
 	// it.
 	l = b.limiter(t, Config{TenantRate: 1000, Initial: 500, GlobalRate: 30})
-	clear(count)
-	end = b.now.Add(20 * time.Second)
-	for b.now.Before(end) {
-		for _, tenant := range []string{"a", "b"} {
-			if b.now.Before(next[tenant]) {
-				continue
-			}
-			r := b.reserve(t, l, tenant)
-			count[tenant]++
-			next[tenant] = b.now.Add(r.Wait)
-		}
-		b.advance(2 * time.Millisecond)
-	}
+	count = b.sendBoth(t, l, 20*time.Second)
 	if got := float64(count["a"]+count["b"]) / 20; got > 30*1.05 || got < 30*0.9 {
 		t.Errorf("tenants together at %.1f/s under a global 30/s", got)
 	}
@@ -446,11 +418,12 @@ func TestLearnedStateResumesAfterIdle(t *testing.T) {
 	}
 }
 
-// sendBoth takes slots for tenants a and b, each at its own pace, for d of
-// the bundle's time.
-func (b *clockBundle) sendBoth(t *testing.T, l *Limiter, d time.Duration) {
+// sendBoth takes slots for tenants a and b, each as soon as its last one is
+// due, for d of the bundle's time, and returns how many each took.
+func (b *clockBundle) sendBoth(t *testing.T, l *Limiter, d time.Duration) map[string]int {
 	t.Helper()
 	end := b.now.Add(d)
+	count := map[string]int{}
 	next := map[string]time.Time{"a": b.now, "b": b.now}
 	for b.now.Before(end) {
 		for _, tenant := range []string{"a", "b"} {
@@ -461,10 +434,12 @@ func (b *clockBundle) sendBoth(t *testing.T, l *Limiter, d time.Duration) {
 			if !r.OK {
 				t.Fatalf("slot refused: %+v", r)
 			}
+			count[tenant]++
 			next[tenant] = b.now.Add(max(r.Wait, time.Millisecond))
 		}
 		b.advance(max(time.Millisecond, min(next["a"].Sub(b.now), next["b"].Sub(b.now))))
 	}
+	return count
 }
 
 func TestTenantTakesUpTheSharedCapacityAnotherLeft(t *testing.T) {
