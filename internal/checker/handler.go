@@ -350,7 +350,8 @@ func (h *Handler) slot(ctx, wctx context.Context, p tasks.CheckBatchPayload, fl 
 // reaction by another worker may have happened meanwhile: about the time a
 // realm request and its report take. A slot used later than this after
 // the last round trip that found its epochs current is checked (Stale).
-const staleCheckAfter = 20 * time.Millisecond
+// The limiter's pauses allow for the requests sent unchecked meanwhile.
+const staleCheckAfter = ratelimit.Unchecked
 
 // reserve gets a rate-limit slot and sleeps until it, on tfd (sleeper.go).
 // The slot comes from the tenant's pool in this process, which reserves the

@@ -123,10 +123,11 @@ func TestThrottleEndsSlowStartAndPauses(t *testing.T) {
 		t.Fatal("a fresh slot is stale")
 	}
 	b.advance(300 * time.Millisecond)
-	if p := b.throttled(t, l, "t", r); p != Pause {
-		t.Fatalf("pause %s, want %s", p, Pause)
+	// The pause counts from the last request a worker may still send.
+	if p := b.throttled(t, l, "t", r); p != Pause+PauseGuard {
+		t.Fatalf("pause %s, want %s", p, Pause+PauseGuard)
 	}
-	if left := l.PausedFor("t"); left <= 0 || left > Pause {
+	if left := l.PausedFor("t"); left <= 0 || left > Pause+PauseGuard {
 		t.Error("the reporting process does not know of the pause")
 	}
 	if stale, left, _ := other.Stale(b.ctx, "t", early); !stale || left < Pause-300*time.Millisecond {
@@ -134,7 +135,7 @@ func TestThrottleEndsSlowStartAndPauses(t *testing.T) {
 	}
 	// A report from a request already in flight at the reaction changes
 	// nothing.
-	if p := b.throttled(t, other, "t", early); p > Pause {
+	if p := b.throttled(t, other, "t", early); p > Pause+PauseGuard {
 		t.Errorf("an in-flight report lengthened the pause to %s", p)
 	}
 	// The other process is held until the pause ends, then paced at the
@@ -142,15 +143,36 @@ func TestThrottleEndsSlowStartAndPauses(t *testing.T) {
 	if r2 := b.reserve(t, other, "t"); r2.Wait < Pause-400*time.Millisecond {
 		t.Errorf("slot during the pause only %s ahead", r2.Wait)
 	}
-	b.advance(Pause)
+	b.advance(Pause + PauseGuard)
 	b.reserve(t, other, "t")
 	want := r.Rate * SlowStartMargin
 	if got := b.field(t, stateKey("t"), "est"); !near(got, want, 0.01) {
 		t.Errorf("estimate %g, want %g", got, want)
 	}
 	// Retry-After longer than the pause wins.
-	if p, _ := l.Throttled(b.ctx, "u", 5*time.Second, b.reserve(t, l, "u")); p != 5*time.Second {
+	if p, _ := l.Throttled(b.ctx, "u", 5*time.Second, b.reserve(t, l, "u")); p != 5*time.Second+PauseGuard {
 		t.Errorf("pause with Retry-After 5s = %s", p)
+	}
+}
+
+// TestSlowStartMarginFollowsTheBurstGuess: the slow-start margin is the
+// one its comment derives from BurstGuess and DoublingTime, so that the
+// first estimate lands on the capacity of a service whose burst allowance
+// is the guess, not above it (a second throttle a few seconds later) nor
+// below it (a probe's quiet time at a lower rate).
+func TestSlowStartMarginFollowsTheBurstGuess(t *testing.T) {
+	burst := BurstGuess.Seconds() / DoublingTime.Seconds()
+	excess := func(y float64) float64 { return (math.Exp2(y)-1)/math.Ln2 - y - burst }
+	lo, hi := 0.0, 10.0
+	for range 100 {
+		if mid := (lo + hi) / 2; excess(mid) > 0 {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	if want := math.Exp2(-lo); math.Abs(SlowStartMargin-want) > 0.001 {
+		t.Errorf("SlowStartMargin %g, want %.3f for a burst of %s doubling every %s", SlowStartMargin, want, BurstGuess, DoublingTime)
 	}
 }
 
@@ -182,8 +204,9 @@ func TestPauseTooShortGrowsThePause(t *testing.T) {
 	r := b.reserve(t, other, "t")
 	b.advance(r.Wait + 200*time.Millisecond)
 	est := b.field(t, key, "pest")
-	if p2 := b.throttled(t, other, "t", r); p2 != time.Duration(float64(p)*PauseGrowth) {
-		t.Fatalf("pause %s after a throttle right after a pause of %s, want %s", p2, p, time.Duration(float64(p)*PauseGrowth))
+	want := time.Duration(float64(p-PauseGuard)*PauseGrowth) + PauseGuard
+	if p2 := b.throttled(t, other, "t", r); p2 != want {
+		t.Fatalf("pause %s after a throttle right after a pause of %s, want %s", p2, p, want)
 	}
 	b.advance(5 * time.Second)
 	b.reserve(t, l, "t")
@@ -197,7 +220,7 @@ func TestPauseTooShortGrowsThePause(t *testing.T) {
 		b.sendFor(t, l, "t", 10*time.Second)
 		r := b.reserve(t, l, "t")
 		p := b.throttled(t, l, "t", r)
-		if p < floor-time.Millisecond {
+		if p < floor+PauseGuard-time.Millisecond {
 			t.Fatalf("pause decayed to %s, below %s", p, floor)
 		}
 		b.advance(p + Coincidence)

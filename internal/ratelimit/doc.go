@@ -65,15 +65,19 @@
 //   - A throttle (MicrosoftAccount 2, HTTP 429) pauses the scope for the
 //     learned pause (or the service's Retry-After, if longer): no slot is
 //     handed out during it, since requests sent into a penalty window only
-//     lengthen it. Each reaction starts a new epoch, and every slot carries
-//     the epochs it was given in: a report from a slot of an older epoch
-//     came from a request sent before the reaction and is ignored, and a
-//     sleeping slot of an older epoch is not used (Stale).
+//     lengthen it. The pause counts from PauseGuard after the reaction:
+//     callers may still send a slot for Unchecked without asking, and
+//     requests overtake each other on the way. Each reaction starts a new
+//     epoch, and every slot carries the epochs it was given in: a report
+//     from a slot of an older epoch came from a request sent before the
+//     reaction and is ignored, and a sleeping slot of an older epoch is not
+//     used (Stale).
 //   - Which throttle it is decides the new estimate, from the rate r the
 //     throttled request was paced at and how long the rate held since the
 //     last pause ended:
-//     the first (leaving slow start): SlowStartMargin·r, since the feedback
-//     comes a latency and a burst allowance late;
+//     the first (leaving slow start): SlowStartMargin·r, the capacity at
+//     which a rate doubling every DoublingTime empties a burst allowance of
+//     BurstGuess when it has reached r;
 //     a request sent within PauseTooShort of the pause's end: the pause was
 //     shorter than the service's penalty, not the rate too high — the pause
 //     grows by PauseGrowth and the estimate stays;

@@ -16,10 +16,15 @@ const (
 	DoublingTime = time.Second
 	// SlowStartMargin and SlowStartBackoff: at the first throttle, which
 	// ends the doubling, the estimate and the restart rate are these
-	// fractions of the rate that throttled: it is up to a few times the
-	// capacity, the feedback coming a latency and a burst allowance late.
-	SlowStartMargin  = 0.42
-	SlowStartBackoff = 0.42
+	// fractions of the rate that throttled. A rate doubling every
+	// DoublingTime from capacity C takes y doubling times to empty a burst
+	// allowance of BurstGuess, where (2^y - 1)/ln 2 - y = BurstGuess /
+	// DoublingTime, and is then 2^y·C: for both 1 s, y = 1.42 and the
+	// margin 2^-y = 0.373 (TestSlowStartMarginFollowsTheBurstGuess). The
+	// feedback latency does not matter: the rate is the one the throttled
+	// request was paced at.
+	SlowStartMargin  = 0.373
+	SlowStartBackoff = SlowStartMargin
 	// After a pause the rate restarts at Backoff times the estimate and
 	// returns to it with the time constant Recovery; it then creeps above
 	// it by Probe (a fraction per second) and, after ProbeQuiet without a
@@ -67,6 +72,15 @@ const (
 	PauseDecay       = 0.95
 	MaxPause         = time.Minute
 	ShortPauseMargin = 1.1
+	// Unchecked: a caller may use a slot without asking Stale this soon
+	// after a round trip found its epochs current, so requests may still
+	// go out this long after a reaction. A pause starts PauseGuard after
+	// the reaction: Unchecked, and a margin for requests that overtake
+	// each other on the way. Without it the first request after a pause
+	// could find the penalty these stragglers prolonged, and the pause
+	// would grow for good (ShortPauseMargin).
+	Unchecked  = 20 * time.Millisecond
+	PauseGuard = Unchecked + 80*time.Millisecond
 	// Coincidence: throttles of two tenants this close together mean they
 	// share one capacity (the service limits the source address).
 	Coincidence = 750 * time.Millisecond

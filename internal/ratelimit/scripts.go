@@ -188,7 +188,9 @@ local function react(s, now, slot, r, retry)
     pause = math.max(BASEPAUSE, pause * PAUSEDECAY, short * SHORTMARGIN)
   end
   s.pause, s.short = pause, short
-  local p = math.max(pause, retry)
+  -- The pause runs from the last request a worker may still send unchecked
+  -- (see GUARD), not from this reaction.
+  local p = math.max(pause, retry) + GUARD
   s.till = now + p
   s.tat = math.max(num(s.tat, 0), s.till)
   s.epoch = num(s.epoch, 0) + 1
@@ -240,6 +242,7 @@ func constants() string {
 		{"MAXPAUSE", float64(MaxPause.Microseconds())},
 		{"SHORTMARGIN", ShortPauseMargin},
 		{"PAUSEFAIL", float64(PauseTooShort.Microseconds())},
+		{"GUARD", float64(PauseGuard.Microseconds())},
 		{"SSMARGIN", SlowStartMargin},
 		{"SSBACKOFF", SlowStartBackoff},
 		{"DEEPEST", DeepestCut},
