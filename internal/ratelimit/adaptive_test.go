@@ -465,6 +465,9 @@ func (b *clockBundle) sendBoth(t *testing.T, l *Limiter, d time.Duration) map[st
 	return count
 }
 
+// TestTenantTakesUpTheSharedCapacityAnotherLeft: when one of two tenants
+// sharing a capacity stops sending, the other takes up the whole shared
+// estimate within a few windows instead of waiting out its quiet time.
 func TestTenantTakesUpTheSharedCapacityAnotherLeft(t *testing.T) {
 	b, l := twoTenants(t, 20, 20)
 	b.coincide(t, l)
