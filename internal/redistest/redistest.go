@@ -1,8 +1,11 @@
 // Package redistest starts a private redis-server for tests: on a free
 // loopback port, with its own temporary directory, stopped when the test
-// binary's tests end. Each test gets a database of its own (URL, Client), so
-// tests may run in parallel. Set TEST_REDIS_URL to use an existing server
-// instead (one database, flushed per test). It is imported only by tests.
+// binary's tests end. Each test gets a database of its own (URL, Client),
+// returned when the test ends, so tests may run in parallel. A test that
+// changes what the whole server shares (SCRIPT FLUSH, CONFIG SET, a
+// restart) takes a server of its own (StartT). Set TEST_REDIS_URL to use an
+// existing server instead (one database, flushed per test; the tests that
+// use it take turns). It is imported only by tests.
 package redistest
 
 import (
@@ -65,7 +68,21 @@ func newServer() (*Server, error) {
 	return &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir}, nil
 }
 
+// StartT starts a server for test t alone, stopped when t ends: for a test
+// that changes what every database of a server shares.
+func StartT(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	s, err := Start(extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
 // Restart (re)starts the server process on the same port and directory.
+// The server that answers must be this process: on a port another test's
+// server took meanwhile, it fails rather than hand over a stranger's data.
 func (s *Server) Restart(extra ...string) error {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	args := []string{"--port", port, "--bind", "127.0.0.1", "--dir", s.Dir, "--save", "",
@@ -82,14 +99,34 @@ func (s *Server) Restart(extra ...string) error {
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if err := c.Ping(context.Background()).Err(); err == nil {
+		pid, err := serverPID(c)
+		if err == nil && pid == s.cmd.Process.Pid {
 			return nil
-		} else if time.Now().After(deadline) {
+		}
+		if err == nil { // the port is held: this server will never have it
+			s.Kill()
+			return fmt.Errorf("%s is served by process %d, not by the redis-server started (%d)", s.Addr, pid, s.cmd.Process.Pid)
+		}
+		if time.Now().After(deadline) {
 			s.Kill()
 			return fmt.Errorf("redis-server did not come up: %w", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// serverPID is the process_id the server at c says it is.
+func serverPID(c *redis.Client) (int, error) {
+	info, err := c.Info(context.Background(), "server").Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, fmt.Errorf("no process_id in INFO server")
 }
 
 // Kill stops the server at once (SIGKILL).
@@ -113,13 +150,19 @@ const sharedDatabases = 256
 
 var (
 	dbMu   sync.Mutex
-	nextDB int
+	dbFree = sync.NewCond(&dbMu)
+	dbUsed [sharedDatabases]bool
+	// turn is the test (and its subtests) using TEST_REDIS_URL's one
+	// database; "" when none is.
+	turn string
 )
 
 // URL returns the URL of a database of the shared test Redis for this test
 // alone, flushed: a private server started once per test binary, or
-// TEST_REDIS_URL (then its one database, and tests using it must not run in
-// parallel).
+// TEST_REDIS_URL. A database of the shared server is taken back when the
+// test ends; one is never handed to two tests at once (a test waits for a
+// free one). TEST_REDIS_URL has one database: tests using it take turns,
+// the next waits until the test using it and its subtests end.
 func URL(t testing.TB) string {
 	t.Helper()
 	url := os.Getenv("TEST_REDIS_URL")
@@ -128,11 +171,11 @@ func URL(t testing.TB) string {
 		if errRun != nil {
 			t.Fatal(errRun)
 		}
-		dbMu.Lock()
-		db := nextDB%(sharedDatabases-1) + 1
-		nextDB++
-		dbMu.Unlock()
+		db := takeDB()
+		t.Cleanup(func() { giveDB(db) })
 		url = fmt.Sprintf("redis://%s/%d", shared.Addr, db)
+	} else {
+		takeTurn(t)
 	}
 	opts, err := redis.ParseURL(url)
 	if err != nil {
@@ -144,6 +187,51 @@ func URL(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return url
+}
+
+// takeDB waits for a database of the shared server no test holds and
+// takes it.
+func takeDB() int {
+	dbMu.Lock()
+	defer dbMu.Unlock()
+	for {
+		for db := 1; db < sharedDatabases; db++ {
+			if !dbUsed[db] {
+				dbUsed[db] = true
+				return db
+			}
+		}
+		dbFree.Wait()
+	}
+}
+
+func giveDB(db int) {
+	dbMu.Lock()
+	dbUsed[db] = false
+	dbMu.Unlock()
+	dbFree.Broadcast()
+}
+
+// takeTurn waits until no other test uses TEST_REDIS_URL's database and
+// gives it to t until t ends. A subtest of the test whose turn it is
+// shares the turn.
+func takeTurn(t testing.TB) {
+	name := t.Name()
+	dbMu.Lock()
+	defer dbMu.Unlock()
+	for turn != "" && name != turn && !strings.HasPrefix(name, turn+"/") {
+		dbFree.Wait()
+	}
+	if turn != "" {
+		return
+	}
+	turn = name
+	t.Cleanup(func() {
+		dbMu.Lock()
+		turn = ""
+		dbMu.Unlock()
+		dbFree.Broadcast()
+	})
 }
 
 // Client returns a client of the shared test Redis, flushed, closed at the
@@ -176,11 +264,27 @@ type quiet struct{}
 
 func (quiet) Printf(context.Context, string, ...any) {}
 
+var (
+	portMu sync.Mutex
+	given  = map[int]bool{}
+)
+
+// freePort is a loopback port free now and never handed out before in this
+// process: a server killed to be restarted leaves its port free for a
+// while, and another test's server must not take it meanwhile.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	portMu.Lock()
+	defer portMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !given[port] {
+			given[port] = true
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
