@@ -5,7 +5,6 @@
 package runstoretest
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -40,7 +39,7 @@ func Address(i int) string { return fmt.Sprintf("user%04d@contoso.com", i) }
 // batches (stored as sent: nothing is enqueued) with one owner each.
 func NewRun(t testing.TB, store *runstore.Store, r Run) *Fixture {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	id := runstore.NewRunID(time.Now())
 	f := &Fixture{Store: store, ID: id, Tenant: r.TenantID}
 	if f.Tenant == "" {
