@@ -1,14 +1,14 @@
 package runstore
 
 import (
-	"context"
 	"strconv"
 	"testing"
 	"time"
 )
 
 func TestPairsKeepDisplayNameAndMail(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	s, id := newRun(t)
 	pairs := []Pair{
 		{Address: "a@x.com", UserID: "u1", UPN: "a@x.com", DisplayName: "<b>Ann</b>\x1fX", Mail: "ann@x.com"},
@@ -34,7 +34,8 @@ func TestPairsKeepDisplayNameAndMail(t *testing.T) {
 }
 
 func TestPauseResume(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	s, id := newRun(t, "a@x.com", "b@x.com")
 	s.FinishEnumeration(ctx, id, 2, time.Now())
 	for _, tc := range []struct {
@@ -74,7 +75,8 @@ func TestPauseResume(t *testing.T) {
 }
 
 func TestRecordAfterPurgeWritesNothing(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	s, id := newRun(t, "a@x.com")
 	if err := s.Purge(ctx, id); err != nil {
 		t.Fatal(err)
@@ -89,7 +91,8 @@ func TestRecordAfterPurgeWritesNothing(t *testing.T) {
 }
 
 func TestCountersAndTimeline(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	var addrs []string
 	for i := 0; i < 40; i++ {
 		addrs = append(addrs, "a"+strconv.Itoa(i)+"@x.com")
@@ -131,7 +134,8 @@ func TestCountersAndTimeline(t *testing.T) {
 }
 
 func TestChartStaysBounded(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	s, id := newRun(t, "a@x.com", "b@x.com", "c@x.com")
 	t0 := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
 	s.Record(ctx, id, 9, t0, []Outcome{fail("a@x.com")})

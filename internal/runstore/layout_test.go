@@ -1,7 +1,6 @@
 package runstore
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -10,6 +9,7 @@ import (
 )
 
 func TestDetailRoundTrip(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 12, 3, 7, 35, 20, 123_000_000, time.UTC)
 	for _, d := range []Detail{
 		{},
@@ -34,6 +34,7 @@ func TestDetailRoundTrip(t *testing.T) {
 }
 
 func TestRefsRoundTrip(t *testing.T) {
+	t.Parallel()
 	ids := []string{"6b1c9a52-3f0e-4d7a-b8c2-1e5f9a0d3c47", "", "u-a@x.com", "6B1C9A52-3F0E-4D7A-B8C2-1E5F9A0D3C47", strings.Repeat("x", maxTextRef)}
 	var v string
 	for _, id := range ids {
@@ -56,6 +57,7 @@ func TestRefsRoundTrip(t *testing.T) {
 }
 
 func TestUserValueRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, p := range []Pair{
 		{UPN: "a@x.com"},
 		{UPN: "a@x.com", DisplayName: "Ann", Mail: "a@x.com"},
@@ -75,7 +77,8 @@ func TestUserValueRoundTrip(t *testing.T) {
 // TestUsersAreKeptOnce: a user found on several addresses, or registered
 // again by a resumed submit, is stored once, and each pair once.
 func TestUsersAreKeptOnce(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	s, id := newRun(t)
 	uid := "6b1c9a52-3f0e-4d7a-b8c2-1e5f9a0d3c47"
 	ann := func(a, name string) Pair {
@@ -115,7 +118,8 @@ func TestUsersAreKeptOnce(t *testing.T) {
 // TestRecountAndAddressLists: recount, the pending list and the known
 // addresses read every state bucket.
 func TestRecountAndAddressLists(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	var addrs []string
 	for i := 0; i < 300; i++ {
 		addrs = append(addrs, "a"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+time.Duration(i).String()+"@x.com")
@@ -150,7 +154,8 @@ func TestRecountAndAddressLists(t *testing.T) {
 // count, addresses in one status hash) is refused rather than read as
 // holding no addresses, and cancel and purge still reach its keys.
 func TestOldLayoutFailsLoudly(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	for _, end := range []string{"cancel", "purge"} {
 		s, id := newRun(t)
 		k := runKeys(id)

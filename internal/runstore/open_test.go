@@ -1,14 +1,13 @@
 package runstore
 
 import (
-	"context"
 	"testing"
 	"time"
 )
 
 func openIDs(t *testing.T, s *Store) map[string]bool {
 	t.Helper()
-	runs, err := s.OpenRuns(context.Background())
+	runs, err := s.OpenRuns(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +21,8 @@ func openIDs(t *testing.T, s *Store) map[string]bool {
 // TestOpenRunsIndex: a run is in the open-runs index from its creation until
 // it completes, is cancelled or purged, and again while a requeue reopens it.
 func TestOpenRunsIndex(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	s, id := newRun(t, "a@x.com", "b@x.com")
 	if !openIDs(t, s)[id] {
 		t.Fatal("a new run is not open")
@@ -75,7 +75,8 @@ func TestOpenRunsIndex(t *testing.T) {
 // completed run makes it open again, with no expiry, until the new
 // addresses are final.
 func TestExtendingACompletedRunReopensIt(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	s, id := newRun(t, "a@x.com")
 	if err := s.FinishEnumeration(ctx, id, 1, time.Now()); err != nil {
 		t.Fatal(err)
@@ -98,7 +99,8 @@ func TestExtendingACompletedRunReopensIt(t *testing.T) {
 // TestCancelStartsTheRetention: a cancelled run's data expires like a
 // completed one's.
 func TestCancelStartsTheRetention(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	s, id := newRun(t, "a@x.com")
 	if err := s.Cancel(ctx, id); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package runstore
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -10,7 +9,7 @@ import (
 // BenchmarkRecordBatch measures the one Lua call that records a 50-address
 // batch: reported per address.
 func BenchmarkRecordBatch(b *testing.B) {
-	ctx := context.Background()
+	ctx := b.Context()
 	s, id := newRunB(b)
 	outs := make([]Outcome, 50)
 	b.ResetTimer()

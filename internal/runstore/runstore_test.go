@@ -1,7 +1,6 @@
 package runstore
 
 import (
-	"context"
 	"errors"
 	"os"
 	"testing"
@@ -23,7 +22,7 @@ func newRunB(b *testing.B) (*Store, string) { return newRunIn(b) }
 
 func newRunIn(t testing.TB, addrs ...string) (*Store, string) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	s := New(redistest.Client(t))
 	id := NewRunID(time.Now())
 	if err := s.CreateRun(ctx, &Run{ID: id, TenantID: "t1", Source: "graph", Retention: time.Hour}, time.Now()); err != nil {
@@ -48,7 +47,8 @@ func fail(a string) Outcome {
 }
 
 func TestRecordCountsEachAddressOnce(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	s, id := newRun(t, "a@x.com", "b@x.com", "c@x.com")
 	outs := []Outcome{answer("a@x.com", StatePresent), answer("b@x.com", StateAbsent)}
 	for i := 0; i < 3; i++ { // a re-delivered batch records the same outcomes again
@@ -66,7 +66,8 @@ func TestRecordCountsEachAddressOnce(t *testing.T) {
 }
 
 func TestFailuresDeadLetterAndComplete(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	s, id := newRun(t, "a@x.com", "b@x.com")
 	if err := s.FinishEnumeration(ctx, id, 2, time.Now()); err != nil {
 		t.Fatal(err)
@@ -110,7 +111,8 @@ func TestFailuresDeadLetterAndComplete(t *testing.T) {
 }
 
 func TestRequeueIsAtomicAndIdempotent(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	s, id := newRun(t, "a@x.com")
 	s.FinishEnumeration(ctx, id, 1, time.Now())
 	s.Record(ctx, id, 1, time.Now(), []Outcome{fail("a@x.com")})
@@ -138,7 +140,8 @@ func TestRequeueIsAtomicAndIdempotent(t *testing.T) {
 }
 
 func TestResultsListEveryPair(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	s, id := newRun(t, "a@x.com", "b@x.com")
 	s.Register(ctx, id, -1, nil, nil, []Pair{{Address: "a@x.com", UserID: "u2", UPN: "second@x.com"}}, []int{0})
 	s.Record(ctx, id, 3, time.Now(), []Outcome{answer("a@x.com", StatePresent)})
@@ -161,7 +164,8 @@ func TestResultsListEveryPair(t *testing.T) {
 }
 
 func TestLockIsExclusive(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	s, id := newRun(t, "a@x.com")
 	if err := s.Lock(ctx, id, "one"); err != nil {
 		t.Fatal(err)
@@ -183,7 +187,8 @@ func TestLockIsExclusive(t *testing.T) {
 }
 
 func TestPurgeAndUnknownRun(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	s, id := newRun(t, "a@x.com")
 	if err := s.Purge(ctx, id); err != nil {
 		t.Fatal(err)
@@ -210,7 +215,7 @@ func keysFor(id string) keys {
 // lasting counts the run's keys that exist and do not expire.
 func lasting(t *testing.T, s *Store, id string) int {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	all := keysFor(id).all()
 	pipe := s.rdb.Pipeline()
 	ttls := make([]*redis.DurationCmd, len(all))
