@@ -25,7 +25,7 @@ func setupClock(t *testing.T) *clockBundle {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	b := &clockBundle{mr: mr, rdb: rdb, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), ctx: context.Background()}
+	b := &clockBundle{mr: mr, rdb: rdb, now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), ctx: t.Context()}
 	mr.SetTime(b.now)
 	return b
 }
@@ -97,6 +97,7 @@ func (b *clockBundle) sendFor(t *testing.T, l *Limiter, tenant string, d time.Du
 func near(got, want, tolerance float64) bool { return math.Abs(got-want) <= tolerance*want }
 
 func TestSlowStartGrowsWithUse(t *testing.T) {
+	t.Parallel()
 	b := setupClock(t)
 	l := b.limiter(t, Config{TenantRate: 1000, Initial: 2})
 	b.reserve(t, l, "t")
@@ -114,6 +115,7 @@ func TestSlowStartGrowsWithUse(t *testing.T) {
 }
 
 func TestThrottleEndsSlowStartAndPauses(t *testing.T) {
+	t.Parallel()
 	b := setupClock(t)
 	l := b.limiter(t, Config{TenantRate: 1000, Initial: 40})
 	other := b.limiter(t, Config{TenantRate: 1000, Initial: 40}) // another worker process
@@ -161,6 +163,7 @@ func TestThrottleEndsSlowStartAndPauses(t *testing.T) {
 // is the guess, not above it (a second throttle a few seconds later) nor
 // below it (a probe's quiet time at a lower rate).
 func TestSlowStartMarginFollowsTheBurstGuess(t *testing.T) {
+	t.Parallel()
 	burst := BurstGuess.Seconds() / DoublingTime.Seconds()
 	excess := func(y float64) float64 { return (math.Exp2(y)-1)/math.Ln2 - y - burst }
 	lo, hi := 0.0, 10.0
@@ -191,6 +194,7 @@ func (b *clockBundle) steady(t *testing.T, l *Limiter, tenant string, rate float
 }
 
 func TestPauseTooShortGrowsThePause(t *testing.T) {
+	t.Parallel()
 	b := setupClock(t)
 	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
 	b.steady(t, l, "t", 20)
@@ -231,6 +235,7 @@ func TestPauseTooShortGrowsThePause(t *testing.T) {
 }
 
 func TestCutDependsOnHowLongTheRateHeld(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name string
 		held time.Duration
@@ -242,6 +247,7 @@ func TestCutDependsOnHowLongTheRateHeld(t *testing.T) {
 		{"on the plateau, long", ProbeQuiet - 2*time.Second, PlateauCut},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			b := setupClock(t)
 			l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
 			b.steady(t, l, "t", 20)
@@ -259,6 +265,7 @@ func TestCutDependsOnHowLongTheRateHeld(t *testing.T) {
 }
 
 func TestProbeFindsMoreCapacity(t *testing.T) {
+	t.Parallel()
 	b := setupClock(t)
 	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
 	b.steady(t, l, "t", 20)
@@ -278,6 +285,7 @@ func TestProbeFindsMoreCapacity(t *testing.T) {
 }
 
 func TestProbeGrowsWithUse(t *testing.T) {
+	t.Parallel()
 	b := setupClock(t)
 	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
 	b.steady(t, l, "t", 20)
@@ -320,6 +328,7 @@ func (b *clockBundle) coincide(t *testing.T, l *Limiter) (ra, rb Reservation) {
 }
 
 func TestCoincidentThrottlesPauseEveryTenant(t *testing.T) {
+	t.Parallel()
 	b, l := twoTenants(t, 20, 20)
 	ra, rb := b.coincide(t, l)
 	// b's throttle comes with a's: the tenants share one capacity.
@@ -343,6 +352,7 @@ func TestCoincidentThrottlesPauseEveryTenant(t *testing.T) {
 }
 
 func TestSharedCutsConvergeToFairShares(t *testing.T) {
+	t.Parallel()
 	b, l := twoTenants(t, 30, 10)
 	b.sendFor(t, l, "b", 10*time.Second)
 	b.coincide(t, l)
@@ -357,6 +367,7 @@ func TestSharedCutsConvergeToFairShares(t *testing.T) {
 }
 
 func TestAnsweredTenantIsNotSharingTheCapacity(t *testing.T) {
+	t.Parallel()
 	b, l := twoTenants(t, 20, 20)
 	ra := b.reserve(t, l, "a")
 	b.advance(300 * time.Millisecond)
@@ -377,6 +388,7 @@ func TestAnsweredTenantIsNotSharingTheCapacity(t *testing.T) {
 }
 
 func TestSolitaryThrottleCutsOnlyTheTenant(t *testing.T) {
+	t.Parallel()
 	b, l := twoTenants(t, 20, 20)
 	ra := b.reserve(t, l, "a")
 	b.advance(300 * time.Millisecond)
@@ -396,6 +408,7 @@ func TestSolitaryThrottleCutsOnlyTheTenant(t *testing.T) {
 }
 
 func TestGlobalScheduleKeepsEachTenantsPlace(t *testing.T) {
+	t.Parallel()
 	b := setupClock(t)
 	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500, GlobalRate: 46})
 	b.steady(t, l, "a", 23)
@@ -418,6 +431,7 @@ func TestGlobalScheduleKeepsEachTenantsPlace(t *testing.T) {
 }
 
 func TestLearnedStateResumesAfterIdle(t *testing.T) {
+	t.Parallel()
 	b := setupClock(t)
 	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
 	b.steady(t, l, "t", 40)
@@ -469,6 +483,7 @@ func (b *clockBundle) sendBoth(t *testing.T, l *Limiter, d time.Duration) map[st
 // sharing a capacity stops sending, the other takes up the whole shared
 // estimate within a few windows instead of waiting out its quiet time.
 func TestTenantTakesUpTheSharedCapacityAnotherLeft(t *testing.T) {
+	t.Parallel()
 	b, l := twoTenants(t, 20, 20)
 	b.coincide(t, l)
 	b.advance(5 * time.Second)

@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"context"
 	"os"
 	"sort"
 	"sync"
@@ -27,6 +26,7 @@ func newLimiter(t *testing.T, rdb *redis.Client, cfg Config) *Limiter {
 // TestReservationsAreEvenlySpaced takes many slots at once, as many worker
 // processes would: slot times must be spaced 1/rate apart, never bunched.
 func TestReservationsAreEvenlySpaced(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	l := newLimiter(t, rdb, Config{TenantRate: 50, MaxWait: time.Hour})
 	var mu sync.Mutex
@@ -37,7 +37,7 @@ func TestReservationsAreEvenlySpaced(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 25; i++ {
-				r, err := l.Reserve(context.Background(), "t")
+				r, err := l.Reserve(t.Context(), "t")
 				if err != nil || !r.OK {
 					t.Error(r, err)
 					return
@@ -65,9 +65,10 @@ func TestReservationsAreEvenlySpaced(t *testing.T) {
 }
 
 func TestFarSlotIsNotTaken(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	l := newLimiter(t, rdb, Config{TenantRate: 1, MaxWait: 500 * time.Millisecond})
-	ctx := context.Background()
+	ctx := t.Context()
 	if r, _ := l.Reserve(ctx, "t"); !r.OK || r.Wait != 0 {
 		t.Fatalf("first = %+v", r)
 	}
@@ -83,9 +84,10 @@ func TestFarSlotIsNotTaken(t *testing.T) {
 }
 
 func TestGlobalCeilingSpansTenants(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	l := newLimiter(t, rdb, Config{TenantRate: 100, GlobalRate: 10, MaxWait: time.Hour})
-	ctx := context.Background()
+	ctx := t.Context()
 	var last time.Duration
 	for i := 0; i < 10; i++ {
 		r, _ := l.Reserve(ctx, []string{"a", "b"}[i%2])
@@ -97,9 +99,10 @@ func TestGlobalCeilingSpansTenants(t *testing.T) {
 }
 
 func TestFixedRateIgnoresThrottles(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	l := newLimiter(t, rdb, Config{TenantRate: 7, MaxWait: time.Hour})
-	ctx := context.Background()
+	ctx := t.Context()
 	if p, _ := l.Throttled(ctx, "t", 0, Reservation{}); p != 0 {
 		t.Errorf("pause = %s", p)
 	}
@@ -109,6 +112,7 @@ func TestFixedRateIgnoresThrottles(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
+	t.Parallel()
 	for _, c := range []Config{
 		{TenantRate: 0, MaxWait: time.Second},
 		{TenantRate: 1, GlobalRate: -1, MaxWait: time.Second},

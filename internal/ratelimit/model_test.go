@@ -2,7 +2,6 @@ package ratelimit
 
 import (
 	"container/heap"
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -152,7 +151,7 @@ func (m *modelRun) run(tb testing.TB) modelResult {
 		l.now = func() time.Time { return now }
 		lims[i] = l
 	}
-	ctx := context.Background()
+	ctx := tb.Context()
 	q := &modelQueue{}
 	var step func(t *modelTenant, l *Limiter, holding bool, attempts int)
 	step = func(t *modelTenant, l *Limiter, holding bool, attempts int) {
@@ -249,7 +248,7 @@ func (m *modelRun) run(tb testing.TB) modelResult {
 }
 
 func (m *modelRun) traceLine(tb testing.TB, rdb *redis.Client, now time.Time) {
-	ctx := context.Background()
+	ctx := tb.Context()
 	var b strings.Builder
 	sec := int(now.Sub(m.svc.start) / time.Second)
 	fmt.Fprintf(&b, "t=%4ds", sec)

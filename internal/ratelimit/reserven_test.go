@@ -1,9 +1,10 @@
 package ratelimit
 
 import (
-	"context"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/msaudit/msaudit/internal/redistest"
 )
@@ -12,9 +13,10 @@ import (
 // Reserve calls would have given, one interval apart, and the schedule goes
 // on after them.
 func TestReserveNTakesTheNextSlots(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	l := newLimiter(t, rdb, Config{TenantRate: 50, MaxWait: time.Hour})
-	ctx := context.Background()
+	ctx := t.Context()
 	rs, err := l.ReserveN(ctx, "t", 5)
 	if err != nil {
 		t.Fatal(err)
@@ -40,9 +42,10 @@ func TestReserveNTakesTheNextSlots(t *testing.T) {
 // TestReserveNStopsAtMaxWait: ReserveN takes no slot beyond MaxWait, and
 // when even the first is, it returns the refusal alone, as Reserve would.
 func TestReserveNStopsAtMaxWait(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	l := newLimiter(t, rdb, Config{TenantRate: 10, MaxWait: 250 * time.Millisecond})
-	ctx := context.Background()
+	ctx := t.Context()
 	rs, err := l.ReserveN(ctx, "t", 10)
 	if err != nil {
 		t.Fatal(err)
@@ -64,11 +67,14 @@ func TestReserveNStopsAtMaxWait(t *testing.T) {
 }
 
 // TestReserveNLoadsTheScript: after Redis lost its script cache (a restart,
-// SCRIPT FLUSH) the pipelined scripts are sent again.
+// SCRIPT FLUSH) the pipelined scripts are sent again. The flush empties the
+// whole server's cache: the test has a server of its own.
 func TestReserveNLoadsTheScript(t *testing.T) {
-	rdb := redistest.Client(t)
+	t.Parallel()
+	rdb := redis.NewClient(&redis.Options{Addr: redistest.StartT(t).Addr})
+	t.Cleanup(func() { rdb.Close() })
 	l := newLimiter(t, rdb, Config{TenantRate: 100, MaxWait: time.Hour})
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +87,7 @@ func TestReserveNLoadsTheScript(t *testing.T) {
 // TestReserveNWaitsOutALocalPause: a pause this process saw is waited out
 // without a round trip, as in Reserve.
 func TestReserveNWaitsOutALocalPause(t *testing.T) {
+	t.Parallel()
 	b := setupClock(t)
 	l := b.limiter(t, Config{TenantRate: 1000, Initial: 40})
 	r := b.reserve(t, l, "t")
