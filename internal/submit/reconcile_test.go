@@ -34,7 +34,8 @@ func listSource(addrs []string) Source {
 // off after a partial restore. Reconcile re-queues exactly the uncarried
 // addresses, hands the orphan back, and recounts.
 func TestReconcileRepairsLostAndOrphanedTasks(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	rdb := redistest.Client(t)
 	store := runstore.New(rdb)
 	client := asynq.NewClientFromRedisClient(rdb)

@@ -88,7 +88,8 @@ func checkQueuedOnce(t *testing.T, rdb redis.UniversalClient, runID string, addr
 // error and the run stays resumable; the resume enqueues the stored batch
 // and the rest, and every address ends on exactly one task.
 func TestSubmitResumesAfterTheQueueFails(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	rdb := redistest.Client(t)
 	store := runstore.New(rdb)
 	addrs := manyAddresses(95)
@@ -121,7 +122,8 @@ func TestSubmitResumesAfterTheQueueFails(t *testing.T) {
 // and enqueuing it, and comes back from its AOF. Nothing written before the
 // crash is lost or sent twice: the resume sends the stored batch.
 func TestSubmitResumesAfterRedisGoesAway(t *testing.T) {
-	ctx := context.Background()
+	t.Parallel()
+	ctx := t.Context()
 	srv, err := redistest.Start("appendonly yes", "appendfsync always")
 	if err != nil {
 		t.Fatal(err)
