@@ -35,6 +35,7 @@ func render(t *testing.T, format string, d Data) string {
 }
 
 func TestJSONContract(t *testing.T) {
+	t.Parallel()
 	var got []map[string]any
 	if err := json.Unmarshal([]byte(render(t, "json", sample())), &got); err != nil {
 		t.Fatal(err)
@@ -76,6 +77,7 @@ func readCSV(t *testing.T, s string) [][]string {
 }
 
 func TestCSVDefusesFormulas(t *testing.T) {
+	t.Parallel()
 	recs := readCSV(t, render(t, "csv", sample()))
 	if len(recs) != 4 || strings.Join(recs[0], ",") != strings.Join(csvHeader, ",") {
 		t.Fatalf("records = %q", recs)
@@ -86,6 +88,7 @@ func TestCSVDefusesFormulas(t *testing.T) {
 }
 
 func TestContacts(t *testing.T) {
+	t.Parallel()
 	rows := []Row{
 		{Address: "a1@x.com", UserID: "u1", UPN: "ann@x.com", DisplayName: "Ann", Mail: "ann.mail@x.com", Status: "present"},
 		{Address: "a2@x.com", UserID: "u1", UPN: "ann@x.com", DisplayName: "Ann", Mail: "ann.mail@x.com", Status: "present"},
@@ -112,6 +115,7 @@ func TestContacts(t *testing.T) {
 }
 
 func TestCompare(t *testing.T) {
+	t.Parallel()
 	row := func(a, st string) Row { return Row{Address: a, UserID: "u-" + a, Status: runstore.AddressStatus(st)} }
 	old := []Row{row("a", "present"), row("b", "present"), row("c", "present"), row("d", "absent"), row("e", "present"), row("f", "dead")}
 	cur := []Row{row("a", "absent"), row("b", "present"), row("c", "dead"), row("d", "present"), row("f", "present"), row("g", "present")}
@@ -137,6 +141,7 @@ func TestCompare(t *testing.T) {
 }
 
 func TestHTMLEscapesAndSections(t *testing.T) {
+	t.Parallel()
 	d := sample()
 	d.Compare = Compare("r0", []Row{{Address: "b@contoso.com", Status: "present", DisplayName: "<i>x</i>"}}, "r1", d.Rows)
 	h := render(t, "html", d)
@@ -157,6 +162,7 @@ func TestHTMLEscapesAndSections(t *testing.T) {
 }
 
 func TestHTMLWithoutChecks(t *testing.T) {
+	t.Parallel()
 	h := render(t, "html", Data{Run: &runstore.Run{ID: "r", TenantID: "t"}})
 	if !strings.Contains(h, "No check recorded yet") || !strings.Contains(h, "Consumer accounts found (0)") {
 		t.Error("an empty run's report lacks its empty states")
@@ -164,6 +170,7 @@ func TestHTMLWithoutChecks(t *testing.T) {
 }
 
 func TestUnknownFormat(t *testing.T) {
+	t.Parallel()
 	if err := Write(&bytes.Buffer{}, "xml", sample()); err == nil || !strings.Contains(err.Error(), "json, csv, html, contacts") {
 		t.Errorf("err = %v", err)
 	}
