@@ -7,6 +7,7 @@ import (
 )
 
 func TestExpand(t *testing.T) {
+	t.Parallel()
 	doms := NewDomainSet("Contoso.com", "fabrikam.com")
 	tests := []struct {
 		name string
@@ -38,6 +39,7 @@ func TestExpand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got := Expand(tt.user, doms, tt.mode)
 			if len(got) == 0 && len(tt.want) == 0 {
 				return
@@ -50,6 +52,7 @@ func TestExpand(t *testing.T) {
 }
 
 func TestParseMode(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]Mode{"all": All, "ALL": All, "primary": Primary, "Primary": Primary} {
 		if m, ok := ParseMode(in); !ok || m != want {
 			t.Errorf("ParseMode(%q) = %v, %v", in, m, ok)
@@ -61,6 +64,7 @@ func TestParseMode(t *testing.T) {
 }
 
 func TestReadList(t *testing.T) {
+	t.Parallel()
 	in := "# dead letters of run X\nA@Contoso.com\n\n  b@fabrikam.com   # throttled: MicrosoftAccount 2\na@contoso.com\n"
 	got, err := ReadList(strings.NewReader(in))
 	if err != nil {
@@ -72,6 +76,7 @@ func TestReadList(t *testing.T) {
 }
 
 func TestReadListRejectsEveryBadLine(t *testing.T) {
+	t.Parallel()
 	in := "ok@contoso.com\nnot-an-address\na@b@c.com\nx@nodot\nsp ace@contoso.com\n@contoso.com\nx@.com\n"
 	got, err := ReadList(strings.NewReader(in))
 	if err == nil || got != nil {
@@ -88,6 +93,7 @@ func TestReadListRejectsEveryBadLine(t *testing.T) {
 }
 
 func TestReadListRefusesWhatIsNoText(t *testing.T) {
+	t.Parallel()
 	for name, in := range map[string]string{
 		"not UTF-8":     "a@contoso.com\ncaf\xe9@contoso.com\n",
 		"control bytes": "a\x00b@contoso.com\n",

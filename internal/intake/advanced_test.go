@@ -3,6 +3,7 @@ package intake
 import "testing"
 
 func TestIsAdvancedFilter(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		filter string
 		want   bool

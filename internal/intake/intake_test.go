@@ -46,7 +46,8 @@ var tenant = &fakeDir{domains: []directory.Domain{
 }}
 
 func TestDomainsDefaultIsVerifiedNonOnMicrosoft(t *testing.T) {
-	got, err := Domains(context.Background(), tenant, nil)
+	t.Parallel()
+	got, err := Domains(t.Context(), tenant, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,29 +57,32 @@ func TestDomainsDefaultIsVerifiedNonOnMicrosoft(t *testing.T) {
 }
 
 func TestDomainsRequested(t *testing.T) {
-	got, err := Domains(context.Background(), tenant, []string{"FABRIKAM.com"})
+	t.Parallel()
+	got, err := Domains(t.Context(), tenant, []string{"FABRIKAM.com"})
 	if err != nil || !reflect.DeepEqual(DomainNames(got), []string{"fabrikam.com"}) {
 		t.Fatalf("domains = %v, %v", got, err)
 	}
-	_, err = Domains(context.Background(), tenant, []string{"contoso.com", "nope.example", "unverified.example"})
+	_, err = Domains(t.Context(), tenant, []string{"contoso.com", "nope.example", "unverified.example"})
 	if err == nil || !strings.Contains(err.Error(), "not in the tenant: nope.example") || !strings.Contains(err.Error(), "not verified: unverified.example") {
 		t.Fatalf("err = %v, want both bad domains named", err)
 	}
 }
 
 func TestResolveUsersReportsAllUnknown(t *testing.T) {
+	t.Parallel()
 	dir := &fakeDir{users: map[string]addresses.User{"a@contoso.com": {ID: "1", UPN: "a@contoso.com"}}}
-	_, err := ResolveUsers(context.Background(), dir, []string{"a@contoso.com", "x@contoso.com", "y@contoso.com"})
+	_, err := ResolveUsers(t.Context(), dir, []string{"a@contoso.com", "x@contoso.com", "y@contoso.com"})
 	if err == nil || !strings.Contains(err.Error(), "2 users not found") || !strings.Contains(err.Error(), "x@contoso.com, y@contoso.com") {
 		t.Fatalf("err = %v", err)
 	}
-	users, err := ResolveUsers(context.Background(), dir, []string{"A@contoso.com"})
+	users, err := ResolveUsers(t.Context(), dir, []string{"A@contoso.com"})
 	if err != nil || len(users) != 1 {
 		t.Fatalf("users = %v, %v", users, err)
 	}
 }
 
 func TestTenantSourceSkipsGuestsAndCountsMembers(t *testing.T) {
+	t.Parallel()
 	dir := &fakeDir{pages: [][]addresses.User{
 		{{ID: "1", UPN: "a@contoso.com", ProxyAddresses: []string{"smtp:a2@fabrikam.com"}}, {ID: "g", UPN: "g_x.com#EXT#@contoso.com"}},
 		{{ID: "2", UPN: "b@contoso.onmicrosoft.com", Mail: "b@contoso.com"}},
@@ -86,7 +90,7 @@ func TestTenantSourceSkipsGuestsAndCountsMembers(t *testing.T) {
 	doms := addresses.NewDomainSet("contoso.com", "fabrikam.com")
 	var users int
 	var got []string
-	err := TenantSource(dir, directory.UserQuery{}, doms, addresses.All)(context.Background(), func(n int, cs []submit.Candidate) error {
+	err := TenantSource(dir, directory.UserQuery{}, doms, addresses.All)(t.Context(), func(n int, cs []submit.Candidate) error {
 		users += n
 		for _, c := range cs {
 			got = append(got, c.Address+"/"+c.Owner.UserID)
@@ -100,7 +104,7 @@ func TestTenantSourceSkipsGuestsAndCountsMembers(t *testing.T) {
 		t.Errorf("users %d, candidates %v, want 2 and %v", users, got, want)
 	}
 	stop := errors.New("stop")
-	if err := TenantSource(dir, directory.UserQuery{}, doms, addresses.All)(context.Background(), func(int, []submit.Candidate) error { return stop }); !errors.Is(err, stop) {
+	if err := TenantSource(dir, directory.UserQuery{}, doms, addresses.All)(t.Context(), func(int, []submit.Candidate) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("emit error not returned: %v", err)
 	}
 }
