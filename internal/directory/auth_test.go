@@ -2,7 +2,6 @@ package directory
 
 import (
 	"bytes"
-	"context"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -49,6 +48,7 @@ func enumerate(t *testing.T, env simEnv, c *Client) {
 }
 
 func TestCertificateAuthPEMAndPFX(t *testing.T) {
+	t.Parallel()
 	registered := testpki.New(t, "msaudit-test")
 	env := startSim(t, 30, tenantsim.Config{ClientCertificates: []*x509.Certificate{registered.Cert}})
 	const password = "pfx-pass~word"
@@ -62,12 +62,14 @@ func TestCertificateAuthPEMAndPFX(t *testing.T) {
 		{"pfx without password", pfx(t, registered, ""), ""},
 		{"pfx with AES (OpenSSL 3 default)", modernPFX(t, registered, password), password},
 	} {
+		// In turn: each compares the one simulator's counters before and
+		// after its own sign-in.
 		t.Run(tc.name, func(t *testing.T) {
 			before := env.server.Stats()
 			opts := env.options(t)
 			opts.ClientSecret = ""
 			opts.Auth, opts.Certificate, opts.CertificatePassword = AuthCertificate, tc.data, tc.password
-			c, err := Connect(context.Background(), opts)
+			c, err := Connect(t.Context(), opts)
 			if err != nil {
 				t.Fatalf("Connect: %v", err)
 			}
@@ -87,6 +89,7 @@ func TestCertificateAuthPEMAndPFX(t *testing.T) {
 }
 
 func TestCertificateAuthRefusals(t *testing.T) {
+	t.Parallel()
 	registered := testpki.New(t, "registered")
 	env := startSim(t, 5, tenantsim.Config{ClientCertificates: []*x509.Certificate{registered.Cert}})
 	const password = "right-pass"
@@ -103,10 +106,11 @@ func TestCertificateAuthRefusals(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			opts := env.options(t)
 			opts.ClientSecret = ""
 			opts.Auth, opts.Certificate, opts.CertificatePassword = AuthCertificate, tc.data, tc.password
-			_, err := Connect(context.Background(), opts)
+			_, err := Connect(t.Context(), opts)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Connect error = %v, want one containing %q", err, tc.want)
 			}
@@ -121,12 +125,13 @@ func TestCertificateAuthRefusals(t *testing.T) {
 }
 
 func TestDeviceCodeAuth(t *testing.T) {
+	t.Parallel()
 	env := startSim(t, 40, tenantsim.Config{DeviceCodePendingPolls: 2})
 	var prompt bytes.Buffer
 	opts := env.options(t)
 	opts.ClientSecret = ""
 	opts.Auth, opts.Prompt = AuthDeviceCode, &prompt
-	c, err := Connect(context.Background(), opts)
+	c, err := Connect(t.Context(), opts)
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -157,7 +162,7 @@ func TestWorkloadIdentityAuth(t *testing.T) {
 		opts := env.options(t)
 		opts.ClientSecret = ""
 		opts.Auth, opts.FederatedTokenFile = AuthWorkloadIdentity, good
-		c, err := Connect(context.Background(), opts)
+		c, err := Connect(t.Context(), opts)
 		if err != nil {
 			t.Fatalf("Connect: %v", err)
 		}
@@ -170,7 +175,7 @@ func TestWorkloadIdentityAuth(t *testing.T) {
 		t.Setenv("AZURE_FEDERATED_TOKEN_FILE", good)
 		opts := env.options(t)
 		opts.ClientSecret, opts.Auth = "", AuthWorkloadIdentity
-		if _, err := Connect(context.Background(), opts); err != nil {
+		if _, err := Connect(t.Context(), opts); err != nil {
 			t.Fatalf("Connect: %v", err)
 		}
 	})
@@ -182,7 +187,7 @@ func TestWorkloadIdentityAuth(t *testing.T) {
 		opts := env.options(t)
 		opts.ClientSecret = ""
 		opts.Auth, opts.FederatedTokenFile = AuthWorkloadIdentity, bad
-		_, err := Connect(context.Background(), opts)
+		_, err := Connect(t.Context(), opts)
 		if err == nil || !strings.Contains(err.Error(), "AADSTS700211") || !errors.Is(err, ErrUnauthorized) {
 			t.Fatalf("Connect error = %v, want AADSTS700211 unauthorized", err)
 		}
@@ -191,7 +196,7 @@ func TestWorkloadIdentityAuth(t *testing.T) {
 		t.Setenv("AZURE_FEDERATED_TOKEN_FILE", "")
 		opts := env.options(t)
 		opts.ClientSecret, opts.Auth = "", AuthWorkloadIdentity
-		_, err := Connect(context.Background(), opts)
+		_, err := Connect(t.Context(), opts)
 		if err == nil || !strings.Contains(err.Error(), "AZURE_FEDERATED_TOKEN_FILE") {
 			t.Fatalf("Connect error = %v, want one naming AZURE_FEDERATED_TOKEN_FILE", err)
 		}
@@ -238,7 +243,7 @@ func TestAzureCLIAuth(t *testing.T) {
 
 	opts := env.options(t)
 	opts.ClientSecret, opts.ClientID, opts.Auth = "", "", AuthAzureCLI
-	c, err := Connect(context.Background(), opts)
+	c, err := Connect(t.Context(), opts)
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -257,7 +262,7 @@ func TestAzureCLIAuth(t *testing.T) {
 func TestAzureCLINotInstalled(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	opts := Options{TenantID: "11111111-2222-3333-4444-555555555555", Auth: AuthAzureCLI}
-	_, err := Connect(context.Background(), opts)
+	_, err := Connect(t.Context(), opts)
 	if err == nil || !strings.Contains(err.Error(), "AzureCLICredential") {
 		t.Fatalf("Connect error = %v, want the azure cli credential's message", err)
 	}
@@ -273,7 +278,7 @@ func TestManagedIdentityAppService(t *testing.T) {
 	t.Run("system-assigned", func(t *testing.T) {
 		opts := env.options(t)
 		opts.ClientSecret, opts.ClientID, opts.Auth = "", "", AuthManagedIdentity
-		c, err := Connect(context.Background(), opts)
+		c, err := Connect(t.Context(), opts)
 		if err != nil {
 			t.Fatalf("Connect: %v", err)
 		}
@@ -282,14 +287,14 @@ func TestManagedIdentityAppService(t *testing.T) {
 	t.Run("user-assigned", func(t *testing.T) {
 		opts := env.options(t)
 		opts.ClientSecret, opts.Auth = "", AuthManagedIdentity
-		if _, err := Connect(context.Background(), opts); err != nil {
+		if _, err := Connect(t.Context(), opts); err != nil {
 			t.Fatalf("Connect: %v", err)
 		}
 	})
 	t.Run("unknown user-assigned identity", func(t *testing.T) {
 		opts := env.options(t)
 		opts.ClientSecret, opts.ClientID, opts.Auth = "", "99999999-0000-0000-0000-000000000000", AuthManagedIdentity
-		_, err := Connect(context.Background(), opts)
+		_, err := Connect(t.Context(), opts)
 		if err == nil || !strings.Contains(err.Error(), "user-assigned managed identity 99999999") {
 			t.Fatalf("Connect error = %v, want one naming the identity", err)
 		}
@@ -299,6 +304,7 @@ func TestManagedIdentityAppService(t *testing.T) {
 // The browser flow opens a browser and waits for a redirect to localhost;
 // no test can complete it, so only the wiring is checked.
 func TestBrowserCredentialWiring(t *testing.T) {
+	t.Parallel()
 	cfg, err := Options{TenantID: "t", ClientID: "c", Auth: AuthBrowser, AuthorityHost: "https://127.0.0.1:1/"}.resolve()
 	if err != nil {
 		t.Fatal(err)
@@ -316,6 +322,7 @@ func TestBrowserCredentialWiring(t *testing.T) {
 }
 
 func TestAuthMethodsResolve(t *testing.T) {
+	t.Parallel()
 	for _, m := range AuthMethods {
 		got, err := ParseAuthMethod(strings.ToUpper(string(m)))
 		if err != nil || got != m {

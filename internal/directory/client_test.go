@@ -9,6 +9,7 @@ import (
 )
 
 func TestResolve(t *testing.T) {
+	t.Parallel()
 	base := Options{TenantID: " tid ", ClientID: "cid", ClientSecret: "s"}
 
 	got, err := base.resolve()
@@ -39,6 +40,7 @@ func TestResolve(t *testing.T) {
 }
 
 func TestResolveRejects(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		mutate func(*Options)
@@ -55,6 +57,7 @@ func TestResolveRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			o := Options{TenantID: "t", ClientID: "c", ClientSecret: "s"}
 			tt.mutate(&o)
 			_, err := o.resolve()
@@ -66,6 +69,7 @@ func TestResolveRejects(t *testing.T) {
 }
 
 func TestAllowedHostsIncludeOverride(t *testing.T) {
+	t.Parallel()
 	o := Options{TenantID: "t", ClientID: "c", GraphURL: "https://LOCALHOST:9443/v1.0"}
 	cfg, err := o.resolve()
 	if err != nil {
@@ -80,6 +84,7 @@ func TestAllowedHostsIncludeOverride(t *testing.T) {
 }
 
 func TestMiddlewareKeepsRetryHandler(t *testing.T) {
+	t.Parallel()
 	for _, m := range graphMiddlewares() {
 		if _, ok := m.(*khttp.RetryHandler); ok {
 			return
@@ -89,6 +94,7 @@ func TestMiddlewareKeepsRetryHandler(t *testing.T) {
 }
 
 func TestNextPageURL(t *testing.T) {
+	t.Parallel()
 	c := &Client{graphURL: "https://g.example/v1.0"}
 	tests := []struct {
 		link     string

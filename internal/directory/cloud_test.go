@@ -6,6 +6,7 @@ import (
 )
 
 func TestCloudByName(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		want      Cloud
@@ -25,6 +26,7 @@ func TestCloudByName(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got, err := CloudByName(tt.name)
 			if tt.wantError {
 				if err == nil {
@@ -50,6 +52,7 @@ func TestCloudByName(t *testing.T) {
 // The scope must name the same host as the Graph URL: a token for one
 // cloud's Graph is rejected by another's.
 func TestCloudScopeMatchesGraphHost(t *testing.T) {
+	t.Parallel()
 	for _, c := range clouds {
 		host := strings.TrimSuffix(c.GraphURL, "/v1.0")
 		if c.Scope != host+"/.default" {

@@ -26,6 +26,7 @@ func odataError(status int, code, message string) *odataerrors.ODataError {
 }
 
 func TestWrapGraph(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		err      error
@@ -47,6 +48,7 @@ func TestWrapGraph(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got := wrapGraph("list users", tt.err)
 			if got.Error() != tt.want {
 				t.Errorf("message %q, want %q", got, tt.want)
@@ -65,6 +67,7 @@ func TestWrapGraph(t *testing.T) {
 }
 
 func TestExplainTokenError(t *testing.T) {
+	t.Parallel()
 	const secret = "s3cr3t-value"
 	body := `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 1\r\nCorrelation ID: 2","error_codes":[7000215]}`
 	req, _ := http.NewRequest(http.MethodPost, "https://login.example/t/oauth2/v2.0/token", nil)

@@ -44,13 +44,14 @@ func newFakeClient(t *testing.T, h http.Handler) *Client {
 // A Graph URL on 127.0.0.1 must still get the token; kiota's default allowed
 // hosts would send the request without one.
 func TestTokenSentToOverriddenHost(t *testing.T) {
+	t.Parallel()
 	var got string
 	c := newFakeClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = r.Header.Get("Authorization")
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"value":[{"id":"contoso.com","isVerified":true,"isInitial":false}]}`))
 	}))
-	ds, err := c.Domains(context.Background())
+	ds, err := c.Domains(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,15 +66,16 @@ func TestTokenSentToOverriddenHost(t *testing.T) {
 // The SDK turns a 200 without a JSON content type into "no result, no
 // error"; that must not read as an empty tenant.
 func TestNonJSONResponseIsAnError(t *testing.T) {
+	t.Parallel()
 	c := newFakeClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header()["Content-Type"] = nil
 		_, _ = w.Write([]byte(`{"value":[]}`))
 	}))
-	err := c.Users(context.Background(), UserQuery{}, func([]addresses.User) error { return nil })
+	err := c.Users(t.Context(), UserQuery{}, func([]addresses.User) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "non-JSON") {
 		t.Fatalf("Users error = %v, want the empty-response error", err)
 	}
-	if _, err := c.Domains(context.Background()); err == nil {
+	if _, err := c.Domains(t.Context()); err == nil {
 		t.Fatal("Domains accepted a non-JSON response")
 	}
 }
@@ -81,6 +83,7 @@ func TestNonJSONResponseIsAnError(t *testing.T) {
 // Advanced queries need $count=true on every page, also when the nextLink
 // does not carry it.
 func TestAdvancedQueryRepeatsCountOnEveryPage(t *testing.T) {
+	t.Parallel()
 	var (
 		mu   sync.Mutex
 		seen []string
@@ -99,7 +102,7 @@ func TestAdvancedQueryRepeatsCountOnEveryPage(t *testing.T) {
 	}))
 	srvURL = strings.TrimSuffix(c.graphURL, "/v1.0")
 	var ids []string
-	err := c.Users(context.Background(), UserQuery{Filter: "endsWith(mail,'@contoso.com')", Advanced: true},
+	err := c.Users(t.Context(), UserQuery{Filter: "endsWith(mail,'@contoso.com')", Advanced: true},
 		func(page []addresses.User) error {
 			for _, u := range page {
 				ids = append(ids, u.ID)

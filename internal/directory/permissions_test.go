@@ -1,7 +1,6 @@
 package directory
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ func fakeJWT(claims map[string]any) string {
 }
 
 func TestGrantFromToken(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		token string
@@ -33,6 +33,7 @@ func TestGrantFromToken(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			got := grantFromToken(c.token)
 			if got.Delegated != c.want.Delegated || got.Known != c.want.Known ||
 				strings.Join(got.Permissions, ",") != strings.Join(c.want.Permissions, ",") {
@@ -43,6 +44,7 @@ func TestGrantFromToken(t *testing.T) {
 }
 
 func TestGrantHas(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		granted []string
 		need    string
@@ -69,6 +71,7 @@ func TestGrantHas(t *testing.T) {
 }
 
 func TestCanonicalPermission(t *testing.T) {
+	t.Parallel()
 	if p, err := CanonicalPermission("directory.read.all", UserPermissions); err != nil || p != "Directory.Read.All" {
 		t.Errorf("CanonicalPermission = %q, %v", p, err)
 	}
@@ -79,6 +82,7 @@ func TestCanonicalPermission(t *testing.T) {
 }
 
 func TestCheckPermissionsAgainstSim(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		roles      []string
@@ -94,6 +98,7 @@ func TestCheckPermissionsAgainstSim(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			env := startSim(t, 3, tenantsim.Config{Roles: c.roles})
 			cl := env.connect(t)
 			err := cl.CheckPermissions(c.domainPerm, c.userPerm)
@@ -120,9 +125,10 @@ func TestCheckPermissionsAgainstSim(t *testing.T) {
 }
 
 func TestExplainForbiddenFromGraph(t *testing.T) {
+	t.Parallel()
 	env := startSim(t, 3, tenantsim.Config{Roles: []string{"Domain.Read.All"}})
 	c := env.connect(t)
-	err := c.Users(context.Background(), UserQuery{}, func([]addresses.User) error { return nil })
+	err := c.Users(t.Context(), UserQuery{}, func([]addresses.User) error { return nil })
 	err = c.ExplainForbidden(err, "User.Read.All")
 	var pe *PermissionError
 	if !errors.As(err, &pe) || !pe.FromGraph {

@@ -1,7 +1,6 @@
 package directory
 
 import (
-	"context"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -12,6 +11,7 @@ import (
 // A page throttled several times in a row is still read: kiota's default of
 // three retries would give up on the fourth 429.
 func TestUsersPageSurvivesRepeated429(t *testing.T) {
+	t.Parallel()
 	var calls atomic.Int32
 	c := newFakeClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) <= 6 {
@@ -31,6 +31,7 @@ func TestUsersPageSurvivesRepeated429(t *testing.T) {
 }
 
 func TestUsersGiveUpAfterMaxRetries(t *testing.T) {
+	t.Parallel()
 	var calls atomic.Int32
 	c := newFakeClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
@@ -39,7 +40,7 @@ func TestUsersGiveUpAfterMaxRetries(t *testing.T) {
 		w.WriteHeader(http.StatusTooManyRequests)
 		_, _ = w.Write([]byte(`{"error":{"code":"TooManyRequests","message":"throttled"}}`))
 	}))
-	err := c.Users(context.Background(), UserQuery{}, func(page []addresses.User) error { return nil })
+	err := c.Users(t.Context(), UserQuery{}, func(page []addresses.User) error { return nil })
 	if err == nil {
 		t.Fatal("Users succeeded against a Graph that always throttles")
 	}

@@ -1,7 +1,6 @@
 package directory
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -63,7 +62,7 @@ func (e simEnv) options(t *testing.T) Options {
 
 func (e simEnv) connect(t *testing.T) *Client {
 	t.Helper()
-	c, err := Connect(context.Background(), e.options(t))
+	c, err := Connect(t.Context(), e.options(t))
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -75,7 +74,7 @@ func collectUsers(t *testing.T, c *Client, q UserQuery) (map[string]addresses.Us
 	t.Helper()
 	got := make(map[string]addresses.User)
 	pages := 0
-	err := c.Users(context.Background(), q, func(page []addresses.User) error {
+	err := c.Users(t.Context(), q, func(page []addresses.User) error {
 		pages++
 		for _, u := range page {
 			if _, dup := got[u.ID]; dup {
@@ -114,15 +113,16 @@ func assertUsers(t *testing.T, got map[string]addresses.User, want []tenantsim.U
 }
 
 func TestSimConnectAndDomains(t *testing.T) {
+	t.Parallel()
 	env := startSim(t, 20, tenantsim.Config{})
 	core, logs := observer.New(zap.DebugLevel)
 	opts := env.options(t)
 	opts.Logger = zap.New(core)
-	c, err := Connect(context.Background(), opts)
+	c, err := Connect(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := c.Domains(context.Background())
+	got, err := c.Domains(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +148,7 @@ func TestSimConnectAndDomains(t *testing.T) {
 }
 
 func TestSimConnectRejectsBadCredentials(t *testing.T) {
+	t.Parallel()
 	env := startSim(t, 0, tenantsim.Config{})
 	tests := []struct {
 		name   string
@@ -160,9 +161,10 @@ func TestSimConnectRejectsBadCredentials(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			o := env.options(t)
 			tt.mutate(&o)
-			_, err := Connect(context.Background(), o)
+			_, err := Connect(t.Context(), o)
 			if err == nil {
 				t.Fatal("Connect succeeded")
 			}
@@ -185,11 +187,12 @@ func TestSimConnectRejectsBadCredentials(t *testing.T) {
 }
 
 func TestSimUsersEveryUserOncePageByPage(t *testing.T) {
+	t.Parallel()
 	env := startSim(t, 1000, tenantsim.Config{})
 	c := env.connect(t)
 	got := make(map[string]addresses.User)
 	pages := 0
-	err := c.Users(context.Background(), UserQuery{PageSize: 150}, func(page []addresses.User) error {
+	err := c.Users(t.Context(), UserQuery{PageSize: 150}, func(page []addresses.User) error {
 		pages++
 		// Streaming: page k reaches us before page k+1 is requested.
 		var served int64
@@ -220,11 +223,12 @@ func TestSimUsersEveryUserOncePageByPage(t *testing.T) {
 }
 
 func TestSimUsersStopsOnCallbackError(t *testing.T) {
+	t.Parallel()
 	env := startSim(t, 300, tenantsim.Config{})
 	c := env.connect(t)
 	stop := errors.New("stop")
 	calls := 0
-	err := c.Users(context.Background(), UserQuery{PageSize: 100}, func([]addresses.User) error {
+	err := c.Users(t.Context(), UserQuery{PageSize: 100}, func([]addresses.User) error {
 		calls++
 		return stop
 	})
@@ -234,6 +238,7 @@ func TestSimUsersStopsOnCallbackError(t *testing.T) {
 }
 
 func TestSimUsersSurviveThrottling(t *testing.T) {
+	t.Parallel()
 	env := startSim(t, 400, tenantsim.Config{GraphThrottleEvery: 3})
 	c := env.connect(t)
 	got, _ := collectUsers(t, c, UserQuery{PageSize: 100})
@@ -252,6 +257,7 @@ func TestSimUsersSurviveThrottling(t *testing.T) {
 }
 
 func TestSimUsersDefaultPageSize(t *testing.T) {
+	t.Parallel()
 	env := startSim(t, 1000, tenantsim.Config{})
 	c := env.connect(t)
 	got, pages := collectUsers(t, c, UserQuery{})
@@ -262,6 +268,7 @@ func TestSimUsersDefaultPageSize(t *testing.T) {
 }
 
 func TestSimUsersFilter(t *testing.T) {
+	t.Parallel()
 	env := startSim(t, 500, tenantsim.Config{})
 	c := env.connect(t)
 	got, _ := collectUsers(t, c, UserQuery{Filter: "startsWith(displayName,'a')", PageSize: 20})
@@ -278,6 +285,7 @@ func TestSimUsersFilter(t *testing.T) {
 }
 
 func TestSimUsersAdvancedFilter(t *testing.T) {
+	t.Parallel()
 	env := startSim(t, 500, tenantsim.Config{})
 	c := env.connect(t)
 	const filter = "endsWith(userPrincipalName,'@contoso.com')"
@@ -295,13 +303,14 @@ func TestSimUsersAdvancedFilter(t *testing.T) {
 	}
 	assertUsers(t, got, want)
 
-	err := c.Users(context.Background(), UserQuery{Filter: filter}, func([]addresses.User) error { return nil })
+	err := c.Users(t.Context(), UserQuery{Filter: filter}, func([]addresses.User) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "Request_UnsupportedQuery") || !strings.Contains(err.Error(), filter) {
 		t.Errorf("advanced filter without Advanced: error %v, want Graph's Request_UnsupportedQuery naming the filter", err)
 	}
 }
 
 func TestSimUser(t *testing.T) {
+	t.Parallel()
 	env := startSim(t, 200, tenantsim.Config{})
 	c := env.connect(t)
 	find := func(pred func(tenantsim.User) bool) tenantsim.User {
@@ -331,7 +340,8 @@ func TestSimUser(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := c.User(context.Background(), tt.key)
+			t.Parallel()
+			got, err := c.User(t.Context(), tt.key)
 			if err != nil {
 				t.Fatalf("User(%q): %v", tt.key, err)
 			}
@@ -343,7 +353,7 @@ func TestSimUser(t *testing.T) {
 	}
 
 	for _, key := range []string{"nobody@contoso.com", "00000000-0000-0000-0000-000000000000", "$nobody@contoso.com"} {
-		_, err := c.User(context.Background(), key)
+		_, err := c.User(t.Context(), key)
 		if !errors.Is(err, ErrNotFound) {
 			t.Errorf("User(%q) error = %v, want ErrNotFound", key, err)
 		} else if !strings.Contains(err.Error(), "Request_ResourceNotFound") {
@@ -353,12 +363,13 @@ func TestSimUser(t *testing.T) {
 }
 
 func TestSimForbiddenWithoutUserRole(t *testing.T) {
+	t.Parallel()
 	env := startSim(t, 20, tenantsim.Config{Roles: []string{"Domain.Read.All"}})
 	c := env.connect(t)
-	if _, err := c.Domains(context.Background()); err != nil {
+	if _, err := c.Domains(t.Context()); err != nil {
 		t.Fatalf("Domains with Domain.Read.All: %v", err)
 	}
-	err := c.Users(context.Background(), UserQuery{}, func([]addresses.User) error { return nil })
+	err := c.Users(t.Context(), UserQuery{}, func([]addresses.User) error { return nil })
 	if !errors.Is(err, ErrForbidden) {
 		t.Fatalf("Users error = %v, want ErrForbidden", err)
 	}
@@ -366,7 +377,7 @@ func TestSimForbiddenWithoutUserRole(t *testing.T) {
 	if !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("error %q, want it to start with %q", err, want)
 	}
-	if _, err := c.User(context.Background(), env.tenant.Users[0].ID); !errors.Is(err, ErrForbidden) {
+	if _, err := c.User(t.Context(), env.tenant.Users[0].ID); !errors.Is(err, ErrForbidden) {
 		t.Errorf("User error = %v, want ErrForbidden", err)
 	}
 }
