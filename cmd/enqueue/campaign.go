@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/msaudit/msaudit/internal/report"
-	"github.com/msaudit/msaudit/internal/runqueue"
 	"github.com/msaudit/msaudit/internal/runstore"
 )
 
@@ -72,7 +71,7 @@ func runResume(ctx context.Context, a *app, sess *session, id string) error {
 	if err != nil {
 		return err
 	}
-	n, err := runqueue.Wake(ctx, sess.inspector, id, run.Lane)
+	n, err := sess.batches.Wake(ctx, id, run.Lane)
 	if err != nil {
 		// The batches look again by themselves within minutes.
 		sess.log.Warn("hand the run's waiting batches back", zap.Error(err))
@@ -165,7 +164,7 @@ sweeps too; run this from a scheduled job if no submit runs for weeks.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withSession(cmd.Context(), func(sess *session) error {
-				n, err := sweepOrphans(cmd.Context(), sess)
+				n, err := sweepLeftovers(cmd.Context(), sess)
 				if err != nil {
 					return err
 				}
@@ -176,9 +175,9 @@ sweeps too; run this from a scheduled job if no submit runs for weeks.`,
 	}
 }
 
-// sweepOrphans deletes the tasks of runs whose data expired or was purged.
-func sweepOrphans(ctx context.Context, sess *session) (int, error) {
-	return runqueue.Orphans(ctx, sess.inspector, sess.store.Exists)
+// sweepLeftovers deletes the tasks of runs whose data expired or was purged.
+func sweepLeftovers(ctx context.Context, sess *session) (int, error) {
+	return sess.batches.DeleteLeftovers(ctx, sess.store.Exists)
 }
 
 // printable replaces control characters, so that a directory value cannot

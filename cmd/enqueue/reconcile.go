@@ -50,7 +50,7 @@ this command does it now.`,
 func runReconcile(ctx context.Context, a *app, sess *session, runID string, batchSize int, output string) error {
 	r := &submit.Reconciler{
 		Submitter: &submit.Submitter{Store: sess.store, Queue: sess.queue, Log: sess.log},
-		Inspector: sess.inspector, Redis: sess.rdb, BatchSize: batchSize,
+		Queue:     sess.batches, BatchSize: batchSize,
 		// A worker's own periodic reconcile holds the lock for seconds.
 		LockWait: runstore.LockTTL + 5*time.Second,
 	}
@@ -60,12 +60,12 @@ func runReconcile(ctx context.Context, a *app, sess *session, runID string, batc
 	}
 	if output == "json" {
 		return json.NewEncoder(a.stdout).Encode(map[string]any{
-			"run_id": runID, "orphaned_tasks": res.Orphans, "requeued_addresses": res.Requeued,
+			"run_id": runID, "leaseless_tasks": res.Leaseless, "requeued_addresses": res.Requeued,
 			"new_batches": res.Batches, "counters_before": res.Before, "counters_after": res.After,
 		})
 	}
-	fmt.Fprintf(a.stdout, "run %s: %d orphaned tasks handed back, %d addresses re-queued in %d batches\n",
-		runID, res.Orphans, res.Requeued, res.Batches)
+	fmt.Fprintf(a.stdout, "run %s: %d active tasks without a lease handed back, %d addresses re-queued in %d batches\n",
+		runID, res.Leaseless, res.Requeued, res.Batches)
 	if res.Before != res.After {
 		fmt.Fprintf(a.stdout, "counters recounted: checked %d -> %d, present %d -> %d, absent %d -> %d, dead %d -> %d, retrying %d -> %d\n",
 			res.Before.Checked, res.After.Checked, res.Before.Present, res.After.Present, res.Before.Absent, res.After.Absent,

@@ -13,6 +13,7 @@ import (
 	"github.com/msaudit/msaudit/internal/cliflags"
 	"github.com/msaudit/msaudit/internal/envflag"
 	"github.com/msaudit/msaudit/internal/redisconn"
+	"github.com/msaudit/msaudit/internal/runqueue"
 	"github.com/msaudit/msaudit/internal/runstore"
 	"github.com/msaudit/msaudit/internal/version"
 )
@@ -81,6 +82,7 @@ type session struct {
 	store     *runstore.Store
 	queue     *asynq.Client
 	inspector *asynq.Inspector
+	batches   runqueue.Queue // the queue lanes' tasks, by run
 	log       *zap.Logger
 	own       bool // close rdb on Close
 }
@@ -135,6 +137,7 @@ func checkOutput(v string) error {
 }
 
 func newSession(rdb redis.UniversalClient, log *zap.Logger, own bool) *session {
+	insp := asynq.NewInspectorFromRedisClient(rdb)
 	return &session{rdb: rdb, store: runstore.New(rdb), queue: asynq.NewClientFromRedisClient(rdb),
-		inspector: asynq.NewInspectorFromRedisClient(rdb), log: log, own: own}
+		inspector: insp, batches: runqueue.Queue{Redis: rdb, Inspector: insp}, log: log, own: own}
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/msaudit/msaudit/internal/runqueue"
 	"github.com/msaudit/msaudit/internal/runstore"
 )
 
@@ -83,7 +82,7 @@ func runPurge(ctx context.Context, a *app, sess *session, id string) error {
 	} else if err != nil {
 		return err
 	}
-	deleted, running, err := runqueue.Purge(ctx, sess.inspector, id, purgeWait)
+	deleted, running, err := sess.batches.Purge(ctx, id, purgeWait)
 	if gone && err == nil && deleted == 0 && running == 0 {
 		return fmt.Errorf("%w: %s", runstore.ErrRunNotFound, id)
 	}

@@ -264,7 +264,7 @@ twice.`,
 			}
 			if sess != nil {
 				// Retention: the tasks of runs whose data expired go too.
-				if n, err := sweepOrphans(cmd.Context(), sess); err != nil {
+				if n, err := sweepLeftovers(cmd.Context(), sess); err != nil {
 					log.Warn("delete the tasks of expired runs", zap.Error(err))
 				} else if n > 0 {
 					log.Info("deleted the tasks of expired runs", zap.Int("tasks", n))
