@@ -26,7 +26,8 @@
 // flags of that command, and its "env" cell only the variables they read.
 //
 // cobra's own help and completion commands and --help and --version flags
-// are left out (section 1 of the document covers them).
+// are left out: the document's conventions and run commands mention them
+// in prose.
 package clidoc
 
 import (
