@@ -125,7 +125,6 @@ type job struct {
 	holder string
 	opened bool
 	stop   context.CancelFunc
-	lockCh chan error
 
 	seen      map[string]struct{}
 	cur       []tasks.Entry
