@@ -31,8 +31,8 @@ this command does it now.`,
 		Example: `  enqueue reconcile 20261202T011655Z-d6c816`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if batchSize < 1 || batchSize > 1000 {
-				return fmt.Errorf("--batch-size %d: want 1 to 1000", batchSize)
+			if err := checkBatchSize(batchSize); err != nil {
+				return err
 			}
 			if err := checkOutput(output); err != nil {
 				return err
@@ -42,7 +42,7 @@ this command does it now.`,
 			})
 		},
 	}
-	cmd.Flags().IntVar(&batchSize, "batch-size", 50, "addresses per new task")
+	addBatchSizeFlag(cmd.Flags(), &batchSize, "addresses per new task")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
 	"github.com/msaudit/msaudit/internal/cliflags"
@@ -15,6 +16,7 @@ import (
 	"github.com/msaudit/msaudit/internal/redisconn"
 	"github.com/msaudit/msaudit/internal/runqueue"
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/submit"
 	"github.com/msaudit/msaudit/internal/version"
 )
 
@@ -126,6 +128,19 @@ func (a *app) withSession(ctx context.Context, fn func(*session) error) error {
 	}
 	defer sess.Close()
 	return fn(sess)
+}
+
+// addBatchSizeFlag defines --batch-size, the addresses per new task.
+func addBatchSizeFlag(f *pflag.FlagSet, p *int, usage string) {
+	f.IntVar(p, "batch-size", submit.DefaultBatchSize, usage)
+}
+
+// checkBatchSize validates a --batch-size value.
+func checkBatchSize(n int) error {
+	if n < 1 || n > submit.MaxBatchSize {
+		return fmt.Errorf("--batch-size %d: want 1 to %d", n, submit.MaxBatchSize)
+	}
+	return nil
 }
 
 // checkOutput validates an --output value.

@@ -19,9 +19,6 @@ import (
 // interval.
 const reconcileLockKey = "msaudit:reconcile:lock"
 
-// reconcileBatchSize is the size of the batches a reconcile queues again.
-const reconcileBatchSize = 50
-
 // reconcileLoop repairs the open runs that made no progress for an interval
 // (see submit.Reconciler), so that a run whose tasks Redis lost still
 // completes without an operator, and deletes the queued batches of runs
@@ -30,7 +27,7 @@ func (w *Worker) reconcileLoop(ctx context.Context, rdb redis.UniversalClient, e
 	store := runstore.New(rdb)
 	r := &submit.Reconciler{
 		Submitter: &submit.Submitter{Store: store, Queue: asynq.NewClientFromRedisClient(rdb), Log: w.log},
-		Queue:     runqueue.New(rdb), BatchSize: reconcileBatchSize,
+		Queue:     runqueue.New(rdb), BatchSize: submit.DefaultBatchSize,
 	}
 	for {
 		// Jitter, so that workers started together do not all try at once.
