@@ -132,3 +132,30 @@ func age(d time.Duration) string {
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
+
+func newSweepCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "sweep",
+		Short: "Delete the queued tasks of runs whose data is gone (purged or expired)",
+		Long: `sweep deletes, from every queue lane, the archived, completed, retrying and
+scheduled batches of runs the run store no longer has: their payloads hold the
+runs' addresses, and asynq keeps archived batches for up to 90 days. 'submit'
+sweeps too; run this from a scheduled job if no submit runs for weeks.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withSession(cmd.Context(), func(sess *session) error {
+				n, err := sweepLeftovers(cmd.Context(), sess)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "deleted %d tasks of runs no longer kept\n", n)
+				return nil
+			})
+		},
+	}
+}
+
+// sweepLeftovers deletes the tasks of runs whose data expired or was purged.
+func sweepLeftovers(ctx context.Context, sess *session) (int, error) {
+	return sess.batches.DeleteLeftovers(ctx, sess.store.Exists)
+}
