@@ -61,6 +61,10 @@ type Handler struct {
 	sleepers *sleepers
 	now      func() time.Time
 	rnd      func(int64) int64
+	// roomWait, if set, is called with the number of requests in flight
+	// when a pass's sending loop is about to wait for one of them to end:
+	// until then it sends nothing, which a test cannot tell by waiting.
+	roomWait func(inFlight int)
 
 	// drained is cancelled by Drain: waits end, requests in flight do not.
 	drained context.Context

@@ -189,9 +189,11 @@ type gatedRealm struct {
 	now, peak  int
 	full, open chan struct{} // full: closed the first time InFlightPerBatch are in flight
 	fullOnce   sync.Once
+	arrived    chan struct{} // a token per request, with room for all
 }
 
 func (g *gatedRealm) Check(ctx context.Context, addr string) (realm.Result, error) {
+	g.arrived <- struct{}{}
 	g.mu.Lock()
 	g.now++
 	g.peak = max(g.peak, g.now)
@@ -217,8 +219,15 @@ func TestBatchKeepsRequestsInFlight(t *testing.T) {
 		addrs = append(addrs, fmt.Sprintf("a%d@x.com", i))
 	}
 	h, p := setup(t, rdb, fastLimits, nil, addrs...)
-	g := &gatedRealm{full: make(chan struct{}), open: make(chan struct{})}
+	g := &gatedRealm{full: make(chan struct{}), open: make(chan struct{}), arrived: make(chan struct{}, len(addrs))}
 	h.realm = g
+	waiting := make(chan int, 1)
+	h.roomWait = func(inFlight int) {
+		select {
+		case waiting <- inFlight:
+		default:
+		}
+	}
 	done := make(chan error, 1)
 	go func() { done <- h.ProcessTask(context.Background(), task(t, p)) }()
 	select {
@@ -229,7 +238,18 @@ func TestBatchKeepsRequestsInFlight(t *testing.T) {
 		g.mu.Lock()
 		t.Fatalf("%d requests in flight at most, want %d", g.peak, InFlightPerBatch)
 	}
-	time.Sleep(100 * time.Millisecond) // room for a request too many
+	// Room for a request too many: the pass sends nothing more until one
+	// ends, and what it sent reaches the realm before any is answered.
+	var sent int
+	select {
+	case sent = <-waiting:
+	case <-time.After(10 * time.Second):
+		g.mu.Lock()
+		t.Fatalf("the pass never waited for room (%d requests in flight at most)", g.peak)
+	}
+	for range sent {
+		<-g.arrived
+	}
 	close(g.open)
 	if err := <-done; err != nil {
 		t.Fatal(err)
