@@ -81,6 +81,7 @@ func task(t *testing.T, p tasks.CheckBatchPayload) *asynq.Task {
 }
 
 func TestRetriesOnlyUnansweredAddresses(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	boom := errors.New("no answer: HTTP 500")
 	fr := &fakeRealm{calls: map[string]int{}, answers: map[string][]error{
@@ -89,7 +90,7 @@ func TestRetriesOnlyUnansweredAddresses(t *testing.T) {
 		"c@x.com": {boom, boom, boom},
 	}}
 	h, p := setup(t, rdb, fastLimits, fr, "a@x.com", "b@x.com", "c@x.com")
-	ctx := context.Background()
+	ctx := t.Context()
 
 	err := h.ProcessTask(ctx, task(t, p))
 	var d *deferError
@@ -122,6 +123,7 @@ func TestRetriesOnlyUnansweredAddresses(t *testing.T) {
 }
 
 func TestThrottleStopsTheBatch(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	fr := &fakeRealm{calls: map[string]int{}, answers: map[string][]error{
 		"b@x.com": {&realm.ThrottleError{Reason: "MicrosoftAccount 2"}},
@@ -129,7 +131,7 @@ func TestThrottleStopsTheBatch(t *testing.T) {
 	// 20/s: c's slot comes 50 ms after b's throttle answer, which must
 	// stop the batch although c's slot was reserved before it arrived.
 	h, p := setup(t, rdb, ratelimit.Config{TenantRate: 20, MaxWait: time.Second}, fr, "a@x.com", "b@x.com", "c@x.com")
-	err := h.ProcessTask(context.Background(), task(t, p))
+	err := h.ProcessTask(t.Context(), task(t, p))
 	var d *deferError
 	if !errors.As(err, &d) || d.rateLimited {
 		t.Fatalf("err = %v, want the throttle's deferral", err)
@@ -137,7 +139,7 @@ func TestThrottleStopsTheBatch(t *testing.T) {
 	if fr.calls["c@x.com"] != 0 {
 		t.Error("the batch went on after a throttle signal")
 	}
-	if err := h.ProcessTask(context.Background(), task(t, p)); err != nil {
+	if err := h.ProcessTask(t.Context(), task(t, p)); err != nil {
 		t.Fatalf("second pass: %v", err)
 	}
 	if fr.calls["a@x.com"] != 1 || fr.calls["b@x.com"] != 2 || fr.calls["c@x.com"] != 1 {
@@ -146,11 +148,12 @@ func TestThrottleStopsTheBatch(t *testing.T) {
 }
 
 func TestRateLimitWaitIsNotAFailure(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	fr := &fakeRealm{calls: map[string]int{}}
 	// 2 requests/s with 100ms max wait: the second address must yield.
 	h, p := setup(t, rdb, ratelimit.Config{TenantRate: 2, MaxWait: 100 * time.Millisecond}, fr, "a@x.com", "b@x.com")
-	err := h.ProcessTask(context.Background(), task(t, p))
+	err := h.ProcessTask(t.Context(), task(t, p))
 	var d *deferError
 	if !errors.As(err, &d) || !d.rateLimited || IsFailure(err) {
 		t.Fatalf("err = %v, want a rate-limit deferral that is not a failure", err)
@@ -161,7 +164,7 @@ func TestRateLimitWaitIsNotAFailure(t *testing.T) {
 	if fr.calls["b@x.com"] != 0 {
 		t.Error("b was checked without a slot")
 	}
-	st, _ := h.store.LoadBatch(context.Background(), p.RunID, []string{"b@x.com"})
+	st, _ := h.store.LoadBatch(t.Context(), p.RunID, []string{"b@x.com"})
 	if st.Addresses[0].Attempts != 0 {
 		t.Errorf("waiting for the limiter cost an attempt: %+v", st.Addresses[0])
 	}
@@ -170,14 +173,15 @@ func TestRateLimitWaitIsNotAFailure(t *testing.T) {
 // A wait for the limiter no longer than WaitInPlace is slept in the
 // batch's slot: the batch finishes in one delivery.
 func TestShortRateLimitWaitIsSleptInPlace(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	fr := &fakeRealm{calls: map[string]int{}}
 	h, p := setup(t, rdb, ratelimit.Config{TenantRate: 2, MaxWait: 100 * time.Millisecond}, fr, "a@x.com", "b@x.com", "c@x.com")
 	h.cfg.WaitInPlace = 2 * time.Second
-	if err := h.ProcessTask(context.Background(), task(t, p)); err != nil {
+	if err := h.ProcessTask(t.Context(), task(t, p)); err != nil {
 		t.Fatalf("err = %v, want the batch done in one delivery", err)
 	}
-	if r, _ := h.store.GetRun(context.Background(), p.RunID); r.Checked != 3 || r.State() != runstore.StateCompleted {
+	if r, _ := h.store.GetRun(t.Context(), p.RunID); r.Checked != 3 || r.State() != runstore.StateCompleted {
 		t.Errorf("run = %+v", r)
 	}
 }
@@ -213,6 +217,7 @@ func (g *gatedRealm) Check(ctx context.Context, addr string) (realm.Result, erro
 // A batch keeps InFlightPerBatch requests in flight, and no more: one
 // request at a time would cap a batch at 1/latency requests a second.
 func TestBatchKeepsRequestsInFlight(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	var addrs []string
 	for i := 0; i < 3*InFlightPerBatch; i++ {
@@ -229,7 +234,7 @@ func TestBatchKeepsRequestsInFlight(t *testing.T) {
 		}
 	}
 	done := make(chan error, 1)
-	go func() { done <- h.ProcessTask(context.Background(), task(t, p)) }()
+	go func() { done <- h.ProcessTask(t.Context(), task(t, p)) }()
 	select {
 	case <-g.full:
 	case err := <-done:
@@ -257,7 +262,7 @@ func TestBatchKeepsRequestsInFlight(t *testing.T) {
 	if g.peak != InFlightPerBatch {
 		t.Errorf("%d requests in flight at once, want at most %d", g.peak, InFlightPerBatch)
 	}
-	if r, _ := h.store.GetRun(context.Background(), p.RunID); r.Checked != int64(len(addrs)) {
+	if r, _ := h.store.GetRun(t.Context(), p.RunID); r.Checked != int64(len(addrs)) {
 		t.Errorf("checked %d of %d", r.Checked, len(addrs))
 	}
 }
@@ -265,6 +270,7 @@ func TestBatchKeepsRequestsInFlight(t *testing.T) {
 // TestLastRetryRateLimitedIsNotArchived runs a real asynq server: a task on
 // its last retry (MaxRetry 0) that is rate-limited must wait, not be archived.
 func TestLastRetryRateLimitedIsNotArchived(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	fr := &fakeRealm{calls: map[string]int{}}
 	h, p := setup(t, rdb, ratelimit.Config{TenantRate: 4, MaxWait: 50 * time.Millisecond}, fr, "a@x.com", "b@x.com", "c@x.com")
@@ -311,6 +317,7 @@ func TestLastRetryRateLimitedIsNotArchived(t *testing.T) {
 }
 
 func TestBackoffFullJitter(t *testing.T) {
+	t.Parallel()
 	maxRnd := func(n int64) int64 { return n - 1 }
 	for _, tt := range []struct {
 		attempt int
@@ -329,6 +336,7 @@ func TestBackoffFullJitter(t *testing.T) {
 // that met a Redis error comes back within a second at first, and never
 // later than a minute however often it failed.
 func TestFailedBatchRetriesSoon(t *testing.T) {
+	t.Parallel()
 	lease := errors.New("asynq: task lease expired")
 	for i := 0; i < 100; i++ {
 		if d := RetryDelay(0, lease, nil); d > taskRetryBase {
@@ -341,6 +349,7 @@ func TestFailedBatchRetriesSoon(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
+	t.Parallel()
 	bad := []Config{
 		{MaxAttempts: 0, BackoffBase: time.Second, BackoffMax: time.Second},
 		{MaxAttempts: 1, BackoffBase: 0, BackoffMax: time.Second},

@@ -69,6 +69,7 @@ func (c commandsDone) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 // answers it already got reach the run store within recordEvery, so a
 // worker that dies now loses only the request in flight.
 func TestAnswersAreRecordedAsTheyArrive(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	// The run's counters change only with a command of the handler's: the
 	// test looks again after each, through a client of the same database
@@ -87,7 +88,7 @@ func TestAnswersAreRecordedAsTheyArrive(t *testing.T) {
 	h, p := setup(t, rdb, fastLimits, nil, addrs...)
 	h.realm = fr
 	done := make(chan error, 1)
-	go func() { done <- h.ProcessTask(context.Background(), task(t, p)) }()
+	go func() { done <- h.ProcessTask(t.Context(), task(t, p)) }()
 
 	// The batch cannot end while the realm stalls: what is recorded by
 	// then was written as the answers came.
@@ -110,7 +111,7 @@ func TestAnswersAreRecordedAsTheyArrive(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := h.store.GetRun(context.Background(), p.RunID); r.Checked != 10 {
+	if r, _ := h.store.GetRun(t.Context(), p.RunID); r.Checked != 10 {
 		t.Errorf("checked = %d at the end, want 10", r.Checked)
 	}
 }
