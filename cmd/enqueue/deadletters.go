@@ -63,15 +63,15 @@ func newRequeueCommand(a *app) *cobra.Command {
 batches with fresh attempts. Running it twice does not check anything twice.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if batchSize < 1 || batchSize > 1000 {
-				return fmt.Errorf("--batch-size %d: want 1 to 1000", batchSize)
+			if err := checkBatchSize(batchSize); err != nil {
+				return err
 			}
 			return a.withSession(cmd.Context(), func(sess *session) error {
 				return runRequeue(cmd.Context(), a, sess, args[0], batchSize)
 			})
 		},
 	}
-	cmd.Flags().IntVar(&batchSize, "batch-size", 50, "addresses per task")
+	addBatchSizeFlag(cmd.Flags(), &batchSize, "addresses per task")
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/submit"
 	"github.com/msaudit/msaudit/internal/tenantsim"
 	"github.com/msaudit/msaudit/internal/worker"
 )
@@ -92,7 +93,7 @@ func runDemo(cmd *cobra.Command, a *app, log *zap.Logger, o *demoOptions) error 
 	lo := &localOptions{
 		submitOptions: submitOptions{
 			TenantID: tenant.ID, Environment: "Global", ClientID: "11111111-2222-3333-4444-555555555555",
-			GraphURL: sim.GraphURL(), AuthorityHost: sim.URL() + "/", Addresses: "all", BatchSize: 50,
+			GraphURL: sim.GraphURL(), AuthorityHost: sim.URL() + "/", Addresses: "all", BatchSize: submit.DefaultBatchSize,
 			Output: "text", Retention: 24 * time.Hour, clientSecret: secret, httpClient: hc,
 		},
 		Worker: worker.DefaultConfig(), ReportDir: o.ReportDir,

@@ -31,8 +31,8 @@ this command does it now.`,
 		Example: `  enqueue reconcile 20261202T011655Z-d6c816`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if batchSize < 1 || batchSize > 1000 {
-				return fmt.Errorf("--batch-size %d: want 1 to 1000", batchSize)
+			if err := checkBatchSize(batchSize); err != nil {
+				return err
 			}
 			if err := checkOutput(output); err != nil {
 				return err
@@ -42,7 +42,7 @@ this command does it now.`,
 			})
 		},
 	}
-	cmd.Flags().IntVar(&batchSize, "batch-size", 50, "addresses per new task")
+	addBatchSizeFlag(cmd.Flags(), &batchSize, "addresses per new task")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
 }
@@ -50,7 +50,7 @@ this command does it now.`,
 func runReconcile(ctx context.Context, a *app, sess *session, runID string, batchSize int, output string) error {
 	r := &submit.Reconciler{
 		Submitter: &submit.Submitter{Store: sess.store, Queue: sess.queue, Log: sess.log},
-		Inspector: sess.inspector, Redis: sess.rdb, BatchSize: batchSize,
+		Queue:     sess.batches, BatchSize: batchSize,
 		// A worker's own periodic reconcile holds the lock for seconds.
 		LockWait: runstore.LockTTL + 5*time.Second,
 	}
@@ -60,12 +60,12 @@ func runReconcile(ctx context.Context, a *app, sess *session, runID string, batc
 	}
 	if output == "json" {
 		return json.NewEncoder(a.stdout).Encode(map[string]any{
-			"run_id": runID, "orphaned_tasks": res.Orphans, "requeued_addresses": res.Requeued,
+			"run_id": runID, "leaseless_tasks": res.Leaseless, "requeued_addresses": res.Requeued,
 			"new_batches": res.Batches, "counters_before": res.Before, "counters_after": res.After,
 		})
 	}
-	fmt.Fprintf(a.stdout, "run %s: %d orphaned tasks handed back, %d addresses re-queued in %d batches\n",
-		runID, res.Orphans, res.Requeued, res.Batches)
+	fmt.Fprintf(a.stdout, "run %s: %d active tasks without a lease handed back, %d addresses re-queued in %d batches\n",
+		runID, res.Leaseless, res.Requeued, res.Batches)
 	if res.Before != res.After {
 		fmt.Fprintf(a.stdout, "counters recounted: checked %d -> %d, present %d -> %d, absent %d -> %d, dead %d -> %d, retrying %d -> %d\n",
 			res.Before.Checked, res.After.Checked, res.Before.Present, res.After.Present, res.Before.Absent, res.After.Absent,

@@ -8,12 +8,15 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
 	"github.com/msaudit/msaudit/internal/cliflags"
 	"github.com/msaudit/msaudit/internal/envflag"
 	"github.com/msaudit/msaudit/internal/redisconn"
+	"github.com/msaudit/msaudit/internal/runqueue"
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/submit"
 	"github.com/msaudit/msaudit/internal/version"
 )
 
@@ -81,6 +84,7 @@ type session struct {
 	store     *runstore.Store
 	queue     *asynq.Client
 	inspector *asynq.Inspector
+	batches   runqueue.Queue // the queue lanes' tasks, by run
 	log       *zap.Logger
 	own       bool // close rdb on Close
 }
@@ -126,6 +130,19 @@ func (a *app) withSession(ctx context.Context, fn func(*session) error) error {
 	return fn(sess)
 }
 
+// addBatchSizeFlag defines --batch-size, the addresses per new task.
+func addBatchSizeFlag(f *pflag.FlagSet, p *int, usage string) {
+	f.IntVar(p, "batch-size", submit.DefaultBatchSize, usage)
+}
+
+// checkBatchSize validates a --batch-size value.
+func checkBatchSize(n int) error {
+	if n < 1 || n > submit.MaxBatchSize {
+		return fmt.Errorf("--batch-size %d: want 1 to %d", n, submit.MaxBatchSize)
+	}
+	return nil
+}
+
 // checkOutput validates an --output value.
 func checkOutput(v string) error {
 	if v != "text" && v != "json" {
@@ -135,6 +152,7 @@ func checkOutput(v string) error {
 }
 
 func newSession(rdb redis.UniversalClient, log *zap.Logger, own bool) *session {
+	insp := asynq.NewInspectorFromRedisClient(rdb)
 	return &session{rdb: rdb, store: runstore.New(rdb), queue: asynq.NewClientFromRedisClient(rdb),
-		inspector: asynq.NewInspectorFromRedisClient(rdb), log: log, own: own}
+		inspector: insp, batches: runqueue.Queue{Redis: rdb, Inspector: insp}, log: log, own: own}
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/msaudit/msaudit/internal/runqueue"
 	"github.com/msaudit/msaudit/internal/runstore"
 )
 
@@ -83,7 +82,7 @@ func runPurge(ctx context.Context, a *app, sess *session, id string) error {
 	} else if err != nil {
 		return err
 	}
-	deleted, running, err := runqueue.Purge(ctx, sess.inspector, id, purgeWait)
+	deleted, running, err := sess.batches.Purge(ctx, id, purgeWait)
 	if gone && err == nil && deleted == 0 && running == 0 {
 		return fmt.Errorf("%w: %s", runstore.ErrRunNotFound, id)
 	}
@@ -132,4 +131,31 @@ func age(d time.Duration) string {
 		return fmt.Sprintf("%dh", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func newSweepCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "sweep",
+		Short: "Delete the queued tasks of runs whose data is gone (purged or expired)",
+		Long: `sweep deletes, from every queue lane, the archived, completed, retrying and
+scheduled batches of runs the run store no longer has: their payloads hold the
+runs' addresses, and asynq keeps archived batches for up to 90 days. 'submit'
+sweeps too; run this from a scheduled job if no submit runs for weeks.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withSession(cmd.Context(), func(sess *session) error {
+				n, err := sweepLeftovers(cmd.Context(), sess)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "deleted %d tasks of runs no longer kept\n", n)
+				return nil
+			})
+		},
+	}
+}
+
+// sweepLeftovers deletes the tasks of runs whose data expired or was purged.
+func sweepLeftovers(ctx context.Context, sess *session) (int, error) {
+	return sess.batches.DeleteLeftovers(ctx, sess.store.Exists)
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/vbauerster/cupwriter"
@@ -99,3 +101,14 @@ func (d *liveDisplay) show(v statusView) error {
 // close leaves the last block on screen: the cursor-up that would redraw
 // it stays unwritten in the buffer.
 func (d *liveDisplay) close() {}
+
+// printable replaces control characters, so that a directory value cannot
+// send escape sequences to the operator's terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
+}

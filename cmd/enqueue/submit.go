@@ -100,8 +100,8 @@ func (o *submitOptions) validateFlags() error {
 	if _, ok := addresses.ParseMode(o.Addresses); !ok {
 		return fmt.Errorf("--addresses %q: want all or primary", o.Addresses)
 	}
-	if o.BatchSize < 1 || o.BatchSize > 1000 {
-		return fmt.Errorf("--batch-size %d: want 1 to 1000", o.BatchSize)
+	if err := checkBatchSize(o.BatchSize); err != nil {
+		return err
 	}
 	if err := checkOutput(o.Output); err != nil {
 		return err
@@ -195,7 +195,7 @@ func addSubmitFlags(cmd *cobra.Command, a *app, o *submitOptions) {
 	f.StringVar(&o.Filter, "filter", "", "Graph $filter selecting users, e.g. \"startsWith(displayName,'a')\"")
 	f.StringVar(&o.UsersFile, "users-file", "", "file of user UPNs or object IDs, one a line (blank lines and lines starting with '#' ignored; a UPN may contain '#')")
 	f.StringVar(&o.AddressesFile, "addresses-file", "", "file of addresses, one a line (or a 'deadletters --export' file): no Graph access")
-	f.IntVar(&o.BatchSize, "batch-size", 50, "addresses per task")
+	addBatchSizeFlag(f, &o.BatchSize, "addresses per task")
 	f.StringVar(&o.RunID, "run-id", "", "resume or extend this run instead of starting a new one (addresses already in it are not checked again)")
 	f.StringVar(&o.Recheck, "recheck", "", "start a new run that checks only the addresses this earlier run found with a consumer account, with their users (no Graph access); 'compare' then shows who renamed theirs")
 	f.BoolVar(&o.DryRun, "dry-run", false, "connect and count users, addresses and batches; queue nothing")
@@ -264,7 +264,7 @@ twice.`,
 			}
 			if sess != nil {
 				// Retention: the tasks of runs whose data expired go too.
-				if n, err := sweepOrphans(cmd.Context(), sess); err != nil {
+				if n, err := sweepLeftovers(cmd.Context(), sess); err != nil {
 					log.Warn("delete the tasks of expired runs", zap.Error(err))
 				} else if n > 0 {
 					log.Info("deleted the tasks of expired runs", zap.Int("tasks", n))

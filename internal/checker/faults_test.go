@@ -1,7 +1,6 @@
 package checker
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -25,6 +24,7 @@ import (
 // left out: they pause the tenant rather than fail the address
 // (TestThrottleStopsTheBatch).
 func TestRealmFaultsEndDeadLettered(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t) // once: each call flushes the database
 	const maxAttempts = 2
 	addrs := []string{"a@contoso.com", "b@contoso.com"}
@@ -34,7 +34,7 @@ func TestRealmFaultsEndDeadLettered(t *testing.T) {
 		}
 		t.Run(f.Name, func(t *testing.T) {
 			t.Parallel()
-			ctx := context.Background()
+			ctx := t.Context()
 			ep := f.Start(t)
 			rc, err := realm.NewClient(ep.URL, ep.Client, realmtest.Timeout)
 			if err != nil {

@@ -53,6 +53,14 @@ func (h *Handler) newFlight(ctx context.Context, p tasks.CheckBatchPayload, rec 
 // take waits until one more request may be in flight, before its slot is
 // reserved so that the slot is not left unused. It fails when wctx ends.
 func (f *flight) take(wctx context.Context) error {
+	if f.h.roomWait != nil {
+		select {
+		case f.room <- struct{}{}:
+			return nil
+		default:
+			f.h.roomWait(len(f.room))
+		}
+	}
 	select {
 	case f.room <- struct{}{}:
 		return nil

@@ -61,6 +61,10 @@ type Handler struct {
 	sleepers *sleepers
 	now      func() time.Time
 	rnd      func(int64) int64
+	// roomWait, if set, is called with the number of requests in flight
+	// when a pass's sending loop is about to wait for one of them to end:
+	// until then it sends nothing, which a test cannot tell by waiting.
+	roomWait func(inFlight int)
 
 	// drained is cancelled by Drain: waits end, requests in flight do not.
 	drained context.Context
@@ -192,11 +196,7 @@ type passResult struct {
 // once, each sent at its own slot. Requests use ctx, so a drain lets them
 // finish; a throttle lets those in flight finish and sends no more.
 func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log *zap.Logger) (passResult, error) {
-	addrs := make([]string, len(p.Entries))
-	for i, e := range p.Entries {
-		addrs[i] = e.Address
-	}
-	bs, err := h.store.LoadBatch(ctx, p.RunID, addrs)
+	addrs, bs, err := h.loadBatch(ctx, p)
 	if err != nil {
 		return passResult{}, err
 	}
@@ -204,6 +204,8 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 		log.Info("dropping batch of a cancelled or purged run")
 		return passResult{}, nil
 	}
+	// Selected here, not in a function that returns them: the list stays
+	// in this frame, where a short one costs no allocation.
 	var todo []string
 	maxAttempts := 0
 	for i, st := range bs.Addresses {
@@ -221,61 +223,92 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 
 	tfd := h.sleepers.get()
 	defer h.sleepers.put(tfd)
-	var (
-		rec      = h.newRecorder(p.RunID)
-		fl       = h.newFlight(ctx, p, rec, maxAttempts, log)
-		deferral *deferError
-		stopErr  error
-	)
-	// drainedOr is what ends the pass when a wait failed with err: a drain,
-	// or err itself.
-	drainedOr := func(err error) {
-		if wctx.Err() != nil && ctx.Err() == nil {
-			deferral = errDraining
-		} else {
-			stopErr = err
-		}
+	rec := h.newRecorder(p.RunID)
+	fl := h.newFlight(ctx, p, rec, maxAttempts, log)
+	end := h.sendAll(ctx, wctx, p, todo, fl, tfd)
+	return h.finish(ctx, fl, rec, end, len(todo), maxAttempts, log)
+}
+
+// loadBatch returns the batch's addresses and their states.
+func (h *Handler) loadBatch(ctx context.Context, p tasks.CheckBatchPayload) ([]string, runstore.BatchState, error) {
+	addrs := make([]string, len(p.Entries))
+	for i, e := range p.Entries {
+		addrs[i] = e.Address
 	}
+	bs, err := h.store.LoadBatch(ctx, p.RunID, addrs)
+	return addrs, bs, err
+}
+
+// passEnd is what ended a pass's sending early, if anything did: a
+// deferral, or an error that ends the task.
+type passEnd struct {
+	deferral *deferError
+	err      error
+}
+
+func (e passEnd) ended() bool { return e.deferral != nil || e.err != nil }
+
+// drainedOr is what ends the pass when a wait failed with err: a drain, or
+// err itself.
+func drainedOr(ctx, wctx context.Context, err error) passEnd {
+	if wctx.Err() != nil && ctx.Err() == nil {
+		return passEnd{deferral: errDraining}
+	}
+	return passEnd{err: err}
+}
+
+// sendAll sends todo, each address once the flight has room for it and at
+// its rate-limit slot, until every one is sent or the pass ends early.
+func (h *Handler) sendAll(ctx, wctx context.Context, p tasks.CheckBatchPayload, todo []string, fl *flight, tfd *timerFD) passEnd {
 	for i := 0; i < len(todo); {
 		if err := fl.take(wctx); err != nil {
-			drainedOr(err)
-			break
+			return drainedOr(ctx, wctx, err)
 		}
 		slot, d, err := h.slot(ctx, wctx, p, fl, tfd, len(todo)-i)
 		if err != nil || d != nil || !slot.OK {
 			fl.give()
 		}
-		if err != nil {
-			drainedOr(err)
-			break
-		}
-		if d != nil {
-			deferral = d
-			break
-		}
-		if !slot.OK {
-			// A short wait is slept here: through the queue it would
-			// take at least asynq's forwarding interval.
-			d := slot.Wait + time.Duration(h.rnd(int64(slot.Wait/4)+1))
-			if d > h.cfg.WaitInPlace {
-				deferral = &deferError{delay: d, rateLimited: true, reason: "waiting for the tenant's rate limit"}
-				break
+		switch {
+		case err != nil:
+			return drainedOr(ctx, wctx, err)
+		case d != nil:
+			return passEnd{deferral: d}
+		case !slot.OK:
+			if end := h.waitInPlace(ctx, wctx, slot.Wait); end.ended() {
+				return end
 			}
-			if err := sleep(wctx, d); err != nil {
-				drainedOr(err)
-				break
-			}
-			continue
+		default:
+			fl.send(todo[i], slot)
+			i++
 		}
-		fl.send(todo[i], slot)
-		i++
 	}
+	return passEnd{}
+}
+
+// waitInPlace waits for a slot the limiter refused, wait from now. A short
+// wait is slept here: through the queue it would take at least asynq's
+// forwarding interval. A longer one, or a drain, ends the pass.
+func (h *Handler) waitInPlace(ctx, wctx context.Context, wait time.Duration) passEnd {
+	d := wait + time.Duration(h.rnd(int64(wait/4)+1))
+	if d > h.cfg.WaitInPlace {
+		return passEnd{deferral: &deferError{delay: d, rateLimited: true, reason: "waiting for the tenant's rate limit"}}
+	}
+	if err := sleep(wctx, d); err != nil {
+		return drainedOr(ctx, wctx, err)
+	}
+	return passEnd{}
+}
+
+// finish waits for the pass's requests in flight, records every answer and
+// sums up the pass. end is what ended its sending early; toSend is how
+// many addresses it had to send.
+func (h *Handler) finish(ctx context.Context, fl *flight, rec *recorder, end passEnd, toSend, maxAttempts int, log *zap.Logger) (passResult, error) {
 	answered, throttle, err := fl.wait()
 	if throttle != nil {
-		deferral = throttle
+		end.deferral = throttle
 	}
-	if err != nil && stopErr == nil {
-		stopErr = err
+	if err != nil && end.err == nil {
+		end.err = err
 	}
 
 	// Record even when stopping early, so no answer is thrown away.
@@ -283,9 +316,19 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 	if err != nil {
 		return passResult{}, err
 	}
-	if stopErr != nil {
-		return passResult{}, stopErr
+	if end.err != nil {
+		return passResult{}, end.err
 	}
+	// With no error, every request sent came back: those not answered
+	// were not sent.
+	return h.summarize(outs, states, toSend-answered, maxAttempts, end.deferral, log), nil
+}
+
+// summarize counts the addresses the pass dead-lettered and those still
+// pending: the recorded failures and the unsent. Pending ones defer the
+// batch, for what ended the pass or else for a backoff from the most
+// attempts one of them has had.
+func (h *Handler) summarize(outs []runstore.Outcome, states []runstore.AddressState, unsent, maxAttempts int, deferral *deferError, log *zap.Logger) passResult {
 	res := passResult{}
 	failed := 0
 	for i, st := range states {
@@ -300,9 +343,9 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 			maxAttempts = max(maxAttempts, st.Attempts)
 		}
 	}
-	res.pending = failed + len(todo) - answered
+	res.pending = failed + unsent
 	if res.pending == 0 {
-		return res, nil
+		return res
 	}
 	if deferral == nil {
 		deferral = &deferError{delay: h.backoff(maxAttempts), reason: fmt.Sprintf("%d addresses got no answer", failed)}
@@ -312,7 +355,7 @@ func (h *Handler) pass(ctx, wctx context.Context, p tasks.CheckBatchPayload, log
 	}
 	res.deferral = deferral
 	log.Debug("batch deferred", zap.Int("pending", res.pending), zap.Duration("delay", deferral.delay), zap.String("reason", deferral.reason))
-	return res, nil
+	return res
 }
 
 // errAnswerStops ends a pass's sending when an answer in flight ended it;

@@ -81,6 +81,7 @@ func task(t *testing.T, p tasks.CheckBatchPayload) *asynq.Task {
 }
 
 func TestRetriesOnlyUnansweredAddresses(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	boom := errors.New("no answer: HTTP 500")
 	fr := &fakeRealm{calls: map[string]int{}, answers: map[string][]error{
@@ -89,7 +90,7 @@ func TestRetriesOnlyUnansweredAddresses(t *testing.T) {
 		"c@x.com": {boom, boom, boom},
 	}}
 	h, p := setup(t, rdb, fastLimits, fr, "a@x.com", "b@x.com", "c@x.com")
-	ctx := context.Background()
+	ctx := t.Context()
 
 	err := h.ProcessTask(ctx, task(t, p))
 	var d *deferError
@@ -122,6 +123,7 @@ func TestRetriesOnlyUnansweredAddresses(t *testing.T) {
 }
 
 func TestThrottleStopsTheBatch(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	fr := &fakeRealm{calls: map[string]int{}, answers: map[string][]error{
 		"b@x.com": {&realm.ThrottleError{Reason: "MicrosoftAccount 2"}},
@@ -129,7 +131,7 @@ func TestThrottleStopsTheBatch(t *testing.T) {
 	// 20/s: c's slot comes 50 ms after b's throttle answer, which must
 	// stop the batch although c's slot was reserved before it arrived.
 	h, p := setup(t, rdb, ratelimit.Config{TenantRate: 20, MaxWait: time.Second}, fr, "a@x.com", "b@x.com", "c@x.com")
-	err := h.ProcessTask(context.Background(), task(t, p))
+	err := h.ProcessTask(t.Context(), task(t, p))
 	var d *deferError
 	if !errors.As(err, &d) || d.rateLimited {
 		t.Fatalf("err = %v, want the throttle's deferral", err)
@@ -137,7 +139,7 @@ func TestThrottleStopsTheBatch(t *testing.T) {
 	if fr.calls["c@x.com"] != 0 {
 		t.Error("the batch went on after a throttle signal")
 	}
-	if err := h.ProcessTask(context.Background(), task(t, p)); err != nil {
+	if err := h.ProcessTask(t.Context(), task(t, p)); err != nil {
 		t.Fatalf("second pass: %v", err)
 	}
 	if fr.calls["a@x.com"] != 1 || fr.calls["b@x.com"] != 2 || fr.calls["c@x.com"] != 1 {
@@ -146,11 +148,12 @@ func TestThrottleStopsTheBatch(t *testing.T) {
 }
 
 func TestRateLimitWaitIsNotAFailure(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	fr := &fakeRealm{calls: map[string]int{}}
 	// 2 requests/s with 100ms max wait: the second address must yield.
 	h, p := setup(t, rdb, ratelimit.Config{TenantRate: 2, MaxWait: 100 * time.Millisecond}, fr, "a@x.com", "b@x.com")
-	err := h.ProcessTask(context.Background(), task(t, p))
+	err := h.ProcessTask(t.Context(), task(t, p))
 	var d *deferError
 	if !errors.As(err, &d) || !d.rateLimited || IsFailure(err) {
 		t.Fatalf("err = %v, want a rate-limit deferral that is not a failure", err)
@@ -161,7 +164,7 @@ func TestRateLimitWaitIsNotAFailure(t *testing.T) {
 	if fr.calls["b@x.com"] != 0 {
 		t.Error("b was checked without a slot")
 	}
-	st, _ := h.store.LoadBatch(context.Background(), p.RunID, []string{"b@x.com"})
+	st, _ := h.store.LoadBatch(t.Context(), p.RunID, []string{"b@x.com"})
 	if st.Addresses[0].Attempts != 0 {
 		t.Errorf("waiting for the limiter cost an attempt: %+v", st.Addresses[0])
 	}
@@ -170,14 +173,15 @@ func TestRateLimitWaitIsNotAFailure(t *testing.T) {
 // A wait for the limiter no longer than WaitInPlace is slept in the
 // batch's slot: the batch finishes in one delivery.
 func TestShortRateLimitWaitIsSleptInPlace(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	fr := &fakeRealm{calls: map[string]int{}}
 	h, p := setup(t, rdb, ratelimit.Config{TenantRate: 2, MaxWait: 100 * time.Millisecond}, fr, "a@x.com", "b@x.com", "c@x.com")
 	h.cfg.WaitInPlace = 2 * time.Second
-	if err := h.ProcessTask(context.Background(), task(t, p)); err != nil {
+	if err := h.ProcessTask(t.Context(), task(t, p)); err != nil {
 		t.Fatalf("err = %v, want the batch done in one delivery", err)
 	}
-	if r, _ := h.store.GetRun(context.Background(), p.RunID); r.Checked != 3 || r.State() != runstore.StateCompleted {
+	if r, _ := h.store.GetRun(t.Context(), p.RunID); r.Checked != 3 || r.State() != runstore.StateCompleted {
 		t.Errorf("run = %+v", r)
 	}
 }
@@ -189,9 +193,11 @@ type gatedRealm struct {
 	now, peak  int
 	full, open chan struct{} // full: closed the first time InFlightPerBatch are in flight
 	fullOnce   sync.Once
+	arrived    chan struct{} // a token per request, with room for all
 }
 
 func (g *gatedRealm) Check(ctx context.Context, addr string) (realm.Result, error) {
+	g.arrived <- struct{}{}
 	g.mu.Lock()
 	g.now++
 	g.peak = max(g.peak, g.now)
@@ -211,16 +217,24 @@ func (g *gatedRealm) Check(ctx context.Context, addr string) (realm.Result, erro
 // A batch keeps InFlightPerBatch requests in flight, and no more: one
 // request at a time would cap a batch at 1/latency requests a second.
 func TestBatchKeepsRequestsInFlight(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	var addrs []string
 	for i := 0; i < 3*InFlightPerBatch; i++ {
 		addrs = append(addrs, fmt.Sprintf("a%d@x.com", i))
 	}
 	h, p := setup(t, rdb, fastLimits, nil, addrs...)
-	g := &gatedRealm{full: make(chan struct{}), open: make(chan struct{})}
+	g := &gatedRealm{full: make(chan struct{}), open: make(chan struct{}), arrived: make(chan struct{}, len(addrs))}
 	h.realm = g
+	waiting := make(chan int, 1)
+	h.roomWait = func(inFlight int) {
+		select {
+		case waiting <- inFlight:
+		default:
+		}
+	}
 	done := make(chan error, 1)
-	go func() { done <- h.ProcessTask(context.Background(), task(t, p)) }()
+	go func() { done <- h.ProcessTask(t.Context(), task(t, p)) }()
 	select {
 	case <-g.full:
 	case err := <-done:
@@ -229,7 +243,18 @@ func TestBatchKeepsRequestsInFlight(t *testing.T) {
 		g.mu.Lock()
 		t.Fatalf("%d requests in flight at most, want %d", g.peak, InFlightPerBatch)
 	}
-	time.Sleep(100 * time.Millisecond) // room for a request too many
+	// Room for a request too many: the pass sends nothing more until one
+	// ends, and what it sent reaches the realm before any is answered.
+	var sent int
+	select {
+	case sent = <-waiting:
+	case <-time.After(10 * time.Second):
+		g.mu.Lock()
+		t.Fatalf("the pass never waited for room (%d requests in flight at most)", g.peak)
+	}
+	for range sent {
+		<-g.arrived
+	}
 	close(g.open)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -237,7 +262,7 @@ func TestBatchKeepsRequestsInFlight(t *testing.T) {
 	if g.peak != InFlightPerBatch {
 		t.Errorf("%d requests in flight at once, want at most %d", g.peak, InFlightPerBatch)
 	}
-	if r, _ := h.store.GetRun(context.Background(), p.RunID); r.Checked != int64(len(addrs)) {
+	if r, _ := h.store.GetRun(t.Context(), p.RunID); r.Checked != int64(len(addrs)) {
 		t.Errorf("checked %d of %d", r.Checked, len(addrs))
 	}
 }
@@ -245,6 +270,7 @@ func TestBatchKeepsRequestsInFlight(t *testing.T) {
 // TestLastRetryRateLimitedIsNotArchived runs a real asynq server: a task on
 // its last retry (MaxRetry 0) that is rate-limited must wait, not be archived.
 func TestLastRetryRateLimitedIsNotArchived(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	fr := &fakeRealm{calls: map[string]int{}}
 	h, p := setup(t, rdb, ratelimit.Config{TenantRate: 4, MaxWait: 50 * time.Millisecond}, fr, "a@x.com", "b@x.com", "c@x.com")
@@ -252,8 +278,14 @@ func TestLastRetryRateLimitedIsNotArchived(t *testing.T) {
 		Concurrency: 1, Queues: tasks.Queues(), RetryDelayFunc: RetryDelay, IsFailure: IsFailure,
 		LogLevel: asynq.FatalLevel,
 	})
+	// Each delivery's outcome, as asynq gets it.
+	delivered := make(chan error, 1)
 	mux := asynq.NewServeMux()
-	mux.Handle(tasks.TypeCheckBatch, h)
+	mux.HandleFunc(tasks.TypeCheckBatch, func(ctx context.Context, tk *asynq.Task) error {
+		err := h.ProcessTask(ctx, tk)
+		delivered <- err
+		return err
+	})
 	if err := srv.Start(mux); err != nil {
 		t.Fatal(err)
 	}
@@ -264,19 +296,19 @@ func TestLastRetryRateLimitedIsNotArchived(t *testing.T) {
 		t.Fatal(err)
 	}
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r, _ := h.store.GetRun(context.Background(), p.RunID)
-		if r.State() == runstore.StateCompleted {
-			break
+	select {
+	case err := <-delivered:
+		// On the last retry asynq archives a task that returns any error,
+		// a deferral that is not a failure included.
+		if err != nil {
+			t.Fatalf("the rate-limited task was archived: its last retry returned %v", err)
 		}
-		if q, err := insp.GetQueueInfo(tasks.LaneQueue(0)); err == nil && q.Archived > 0 {
-			t.Fatal("the rate-limited task was archived")
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run not completed: %+v", r)
-		}
-		time.Sleep(50 * time.Millisecond)
+	case <-time.After(30 * time.Second):
+		r, _ := h.store.GetRun(t.Context(), p.RunID)
+		t.Fatalf("run not completed: %+v", r)
+	}
+	if r, _ := h.store.GetRun(t.Context(), p.RunID); r.State() != runstore.StateCompleted {
+		t.Fatalf("run not completed: %+v", r)
 	}
 	q, _ := insp.GetQueueInfo(tasks.LaneQueue(0))
 	if q.Archived != 0 || fr.calls["a@x.com"]+fr.calls["b@x.com"]+fr.calls["c@x.com"] != 3 {
@@ -285,6 +317,7 @@ func TestLastRetryRateLimitedIsNotArchived(t *testing.T) {
 }
 
 func TestBackoffFullJitter(t *testing.T) {
+	t.Parallel()
 	maxRnd := func(n int64) int64 { return n - 1 }
 	for _, tt := range []struct {
 		attempt int
@@ -303,6 +336,7 @@ func TestBackoffFullJitter(t *testing.T) {
 // that met a Redis error comes back within a second at first, and never
 // later than a minute however often it failed.
 func TestFailedBatchRetriesSoon(t *testing.T) {
+	t.Parallel()
 	lease := errors.New("asynq: task lease expired")
 	for i := 0; i < 100; i++ {
 		if d := RetryDelay(0, lease, nil); d > taskRetryBase {
@@ -315,6 +349,7 @@ func TestFailedBatchRetriesSoon(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
+	t.Parallel()
 	bad := []Config{
 		{MaxAttempts: 0, BackoffBase: time.Second, BackoffMax: time.Second},
 		{MaxAttempts: 1, BackoffBase: 0, BackoffMax: time.Second},

@@ -1,7 +1,6 @@
 package checker
 
 import (
-	"context"
 	"errors"
 	"testing"
 
@@ -16,6 +15,7 @@ import (
 // such a batch only reads its addresses' states and sends no realm request,
 // whether its addresses ended answered or dead-lettered.
 func TestRedeliveredFinishedBatch(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	boom := errors.New("no answer: HTTP 500")
 	fr := &fakeRealm{calls: map[string]int{}, answers: map[string][]error{
@@ -23,7 +23,7 @@ func TestRedeliveredFinishedBatch(t *testing.T) {
 		"c@x.com": {boom, boom, boom},
 	}}
 	h, p := setup(t, rdb, fastLimits, fr, "a@x.com", "b@x.com", "c@x.com")
-	ctx := context.Background()
+	ctx := t.Context()
 	for i := 0; ; i++ {
 		err := h.ProcessTask(ctx, task(t, p))
 		if errors.Is(err, asynq.SkipRetry) {

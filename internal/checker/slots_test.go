@@ -43,7 +43,9 @@ func (c *reserveTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 }
 
 // TestSlotsAreReservedSeveralAtATime: at 200/s a pass reserves the slots of
-// about 20 ms in each round trip, and still sends at the rate.
+// about 20 ms in each round trip, and still sends at the rate. Not in
+// parallel: a refill's size follows how the takes fall in time, which
+// other tests' work would spread.
 func TestSlotsAreReservedSeveralAtATime(t *testing.T) {
 	rdb := redistest.Client(t)
 	trips := &reserveTrips{}
@@ -55,7 +57,7 @@ func TestSlotsAreReservedSeveralAtATime(t *testing.T) {
 	}
 	h, p := setup(t, rdb, ratelimit.Config{TenantRate: 200, MaxWait: time.Second}, fr, addrs...)
 	start := time.Now()
-	if err := h.ProcessTask(context.Background(), task(t, p)); err != nil {
+	if err := h.ProcessTask(t.Context(), task(t, p)); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(start); took < 190*time.Millisecond {
@@ -68,7 +70,7 @@ func TestSlotsAreReservedSeveralAtATime(t *testing.T) {
 	if n := trips.n.Load(); n > 20 {
 		t.Errorf("%d round trips for 40 slots, want about 11", n)
 	}
-	if r, _ := h.store.GetRun(context.Background(), p.RunID); r.Checked != 40 || r.State() != runstore.StateCompleted {
+	if r, _ := h.store.GetRun(t.Context(), p.RunID); r.Checked != 40 || r.State() != runstore.StateCompleted {
 		t.Errorf("run = %+v", r)
 	}
 }
@@ -77,10 +79,11 @@ func TestSlotsAreReservedSeveralAtATime(t *testing.T) {
 // another worker reacted to a throttle is not used once no round trip of
 // this worker has confirmed its epochs for staleCheckAfter.
 func TestPooledSlotIsNotUsedAfterAReaction(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Client(t)
 	cfg := ratelimit.Config{TenantRate: 1000, Initial: 100, Adaptive: true, MaxWait: time.Second}
 	h, p := setup(t, rdb, cfg, &fakeRealm{calls: map[string]int{}}, "a@x.com")
-	ctx, tenant := context.Background(), p.TenantID
+	ctx, tenant := t.Context(), p.TenantID
 	for range 2 { // learns the tenant's rate, then this worker's use
 		if _, err := h.reserve(ctx, tenant, nil, 10); err != nil {
 			t.Fatal(err)
@@ -117,6 +120,7 @@ func TestPooledSlotIsNotUsedAfterAReaction(t *testing.T) {
 // TestLateSlotsAreSpreadOut: slots nobody took in time are sent one
 // interval apart, not together; slots on time keep their time.
 func TestLateSlotsAreSpreadOut(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	r := ratelimit.Reservation{OK: true, Rate: 100} // 10 ms apart
 	p := &slotPool{}
@@ -138,6 +142,7 @@ func TestLateSlotsAreSpreadOut(t *testing.T) {
 // saw for staleCheckAfter; an older slot, or a reply overtaken by a newer
 // one, confirms nothing.
 func TestEpochsConfirmSlots(t *testing.T) {
+	t.Parallel()
 	s := newSlotPools()
 	now := time.Now()
 	r := ratelimit.Reservation{Epoch: 3, SourceEpoch: 1}
@@ -167,6 +172,7 @@ func TestEpochsConfirmSlots(t *testing.T) {
 // worker takes, not of the tenant's whole rate, which several workers
 // share.
 func TestRefillFollowsThisWorkersUse(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
 		name string

@@ -52,12 +52,6 @@ func (m AuthMethod) needsClientID() bool {
 	return m != AuthManagedIdentity && m != AuthAzureCLI
 }
 
-// delegated reports whether the method signs in a person, whose token carries
-// delegated scopes (scp) instead of app roles.
-func (m AuthMethod) delegated() bool {
-	return m == AuthDeviceCode || m == AuthBrowser || m == AuthAzureCLI
-}
-
 // newCredential builds the token credential that opts describe. opts must
 // already be resolved (see Options.resolve): AuthorityHost is the effective,
 // validated login host and Auth is set.

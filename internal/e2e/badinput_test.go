@@ -3,12 +3,10 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +102,7 @@ func TestBadInputSuite(t *testing.T) {
 	// The run already in Redis: queued, no worker to take it.
 	good := writeFile(t, dir, "good.txt", "a@contoso.com\nb@contoso.com\n")
 	run := strings.TrimSpace(string(enqueue(t, env, "submit", "--tenant-id", s.TenantID, "--addresses-file", good)))
-	before := dumpAll(t, rdb)
+	before := redisContents(t, rdb)
 	if len(before) < 5 {
 		t.Fatalf("only %d keys after a submit", len(before))
 	}
@@ -242,7 +240,7 @@ func TestBadInputSuite(t *testing.T) {
 				e = env
 			}
 			defer func() {
-				if after := dumpAll(t, rdb); !maps.EqualFunc(before, after, bytes.Equal) {
+				if after := redisContents(t, rdb); !maps.Equal(before, after) {
 					t.Errorf("Redis changed: %s", diffKeys(before, after))
 					before = after // report each change once
 				}
@@ -283,47 +281,6 @@ func TestBadInputSuite(t *testing.T) {
 			}
 		})
 	}
-}
-
-// dumpAll is every key of the database with its DUMP and TTL: any write
-// shows as a difference.
-func dumpAll(t *testing.T, rdb *redis.Client) map[string][]byte {
-	t.Helper()
-	ctx := context.Background()
-	out := make(map[string][]byte)
-	iter := rdb.Scan(ctx, 0, "*", 1000).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
-		d, err := rdb.Dump(ctx, k).Result()
-		if err != nil {
-			t.Fatalf("DUMP %s: %v", k, err)
-		}
-		// A TTL counts down: whether there is one, not its value.
-		ttl := rdb.PTTL(ctx, k).Val() > 0
-		out[k] = append([]byte(d), fmt.Sprint(ttl)...)
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func diffKeys(before, after map[string][]byte) string {
-	var diffs []string
-	for k, v := range after {
-		if w, ok := before[k]; !ok {
-			diffs = append(diffs, "new "+k)
-		} else if !bytes.Equal(v, w) {
-			diffs = append(diffs, "changed "+k)
-		}
-	}
-	for k := range before {
-		if _, ok := after[k]; !ok {
-			diffs = append(diffs, "deleted "+k)
-		}
-	}
-	sort.Strings(diffs)
-	return strings.Join(diffs, ", ")
 }
 
 // runWorkerRefused runs a worker that should refuse to start.

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -110,45 +109,4 @@ func countTasks(t testing.TB, insp *asynq.Inspector, run string, list func(strin
 		}
 	}
 	return n
-}
-
-// dumpRedis returns every key and value in Redis, lower-cased.
-func dumpRedis(t testing.TB, rdb *redis.Client) string {
-	t.Helper()
-	ctx := context.Background()
-	var b strings.Builder
-	iter := rdb.Scan(ctx, 0, "*", 1000).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
-		b.WriteString(k + "\n")
-		typ, err := rdb.Type(ctx, k).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var v any
-		switch typ {
-		case "string":
-			v, err = rdb.Get(ctx, k).Result()
-		case "hash":
-			v, err = rdb.HGetAll(ctx, k).Result()
-		case "set":
-			v, err = rdb.SMembers(ctx, k).Result()
-		case "zset":
-			v, err = rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
-		case "list":
-			v, err = rdb.LRange(ctx, k, 0, -1).Result()
-		case "stream":
-			v, err = rdb.XRange(ctx, k, "-", "+").Result()
-		default:
-			t.Fatalf("key %s of type %s not dumped", k, typ)
-		}
-		if err != nil && err != redis.Nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&b, "%v\n", v)
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return strings.ToLower(b.String())
 }

@@ -94,7 +94,6 @@ type modelTenant struct {
 	perSecond           map[int]int // answered per second since the model's start
 	refused, stale      int
 	lastRate            float64
-	idle                int // requesters with nothing to do
 }
 
 // modelRun is one configuration of the model.

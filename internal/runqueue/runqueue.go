@@ -1,9 +1,11 @@
 // Package runqueue finds a run's batches among asynq's tasks, by the run ID
 // that starts every batch's task ID (tasks.TaskID), and acts on them: it
 // deletes them in every state, for purge and for runs whose retention
-// ended, since their payloads hold the run's addresses; and it hands a
-// resumed run's waiting batches back to the queue at once. It talks to asynq
-// only through its Inspector and never to the run store's keys.
+// ended, since their payloads hold the run's addresses; it hands a resumed
+// run's waiting batches back to the queue at once; and, for reconcile, it
+// reads which of a run's batches are still live and releases active tasks
+// that lost their lease. It is the one package that knows asynq's Redis
+// keys (schema.go); it never touches the run store's.
 package runqueue
 
 import (
@@ -14,113 +16,87 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/msaudit/msaudit/tasks"
 )
 
 // Inspector is the part of *asynq.Inspector used here.
 type Inspector interface {
-	ListPendingTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
-	ListActiveTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
-	ListScheduledTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
-	ListRetryTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
-	ListArchivedTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
-	ListCompletedTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
 	DeleteTask(queue, id string) error
 	RunTask(queue, id string) error
 }
 
-type listFunc func(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
-
-// resting are the states a task can be deleted from.
-func resting(in Inspector) []listFunc {
-	return []listFunc{in.ListPendingTasks, in.ListScheduledTasks, in.ListRetryTasks, in.ListArchivedTasks, in.ListCompletedTasks}
+// Queue is the lanes of audit tasks in one Redis.
+type Queue struct {
+	Redis     redis.UniversalClient
+	Inspector Inspector
 }
 
-const pageSize = 1000
-
-// ids lists the IDs of the tasks in queue, in the states of lists, that
-// keep returns true for. Listing comes first and acting after, so that
-// deleting does not shift the pages being read.
-func ids(queue string, keep func(id string) bool, lists ...listFunc) ([]string, error) {
-	var out []string
-	for _, list := range lists {
-		for page := 1; ; page++ {
-			infos, err := list(queue, asynq.PageSize(pageSize), asynq.Page(page))
-			if errors.Is(err, asynq.ErrQueueNotFound) || (err != nil && strings.Contains(err.Error(), "NOT_FOUND")) {
-				break // a lane never used
-			}
-			if err != nil {
-				return nil, fmt.Errorf("list tasks of %s: %w", queue, err)
-			}
-			for _, t := range infos {
-				if keep(t.ID) {
-					out = append(out, t.ID)
-				}
-			}
-			if len(infos) < pageSize {
-				break
-			}
-		}
-	}
-	return out, nil
+// New returns the Queue of rdb, with an asynq Inspector over it.
+func New(rdb redis.UniversalClient) Queue {
+	return Queue{Redis: rdb, Inspector: asynq.NewInspectorFromRedisClient(rdb)}
 }
 
-func ofRun(runID string) func(string) bool {
-	prefix := runID + ":"
-	return func(id string) bool { return strings.HasPrefix(id, prefix) }
-}
+// Every state a task can be in, and those a task rests in (it can be
+// deleted from them).
+var (
+	allLists    = []string{statePending, stateActive}
+	restingSets = []string{stateScheduled, stateRetry, stateArchived, stateCompleted}
+	waitingSets = []string{stateRetry, stateScheduled}
+)
 
-// deleteIDs deletes tasks, ignoring those gone meanwhile (a task that
-// completed, or was handed back, between the listing and the delete).
-func deleteIDs(in Inspector, queue string, list []string) (int, error) {
-	n := 0
-	for _, id := range list {
-		err := in.DeleteTask(queue, id)
-		switch {
-		case err == nil:
-			n++
-		case errors.Is(err, asynq.ErrTaskNotFound):
-		case strings.Contains(err.Error(), "active"):
-			// running: Purge waits for it and deletes it once it rests
-		default:
-			return n, fmt.Errorf("delete task %s: %w", id, err)
-		}
-	}
-	return n, nil
-}
+// runPrefix starts the task ID of every batch of the run.
+func runPrefix(runID string) string { return runID + ":" }
 
 // Purge deletes every task of the run from every lane: pending, scheduled,
 // retrying, archived (dead-lettered batches) and completed. Tasks running
 // while it does are waited for, up to wait, and deleted once they rest: a
-// worker drops a batch of a purged run at its next address. It returns how
-// many tasks it deleted and how many were still running when wait ran out.
-func Purge(ctx context.Context, in Inspector, runID string, wait time.Duration) (deleted, running int, err error) {
+// worker drops a batch of a purged run at its next address. It ends when
+// one atomic look at every lane finds no task of the run, so a task moving
+// between states while it deletes is not missed. It returns how many tasks
+// it deleted and how many were still running when wait ran out.
+func (q Queue) Purge(ctx context.Context, runID string, wait time.Duration) (deleted, running int, err error) {
 	deadline := time.Now().Add(wait)
-	for {
-		for lane := 0; lane < tasks.Lanes; lane++ {
-			q := tasks.LaneQueue(lane)
-			list, err := ids(q, ofRun(runID), resting(in)...)
-			if err != nil {
-				return deleted, 0, err
-			}
-			n, err := deleteIDs(in, q, list)
-			deleted += n
-			if err != nil {
-				return deleted, 0, err
-			}
-		}
+	for again := true; ; {
+		found := 0
 		running = 0
 		for lane := 0; lane < tasks.Lanes; lane++ {
-			list, err := ids(tasks.LaneQueue(lane), ofRun(runID), in.ListActiveTasks)
+			queue := tasks.LaneQueue(lane)
+			ts, err := list(ctx, q.Redis, queue, runPrefix(runID), allLists, restingSets)
 			if err != nil {
 				return deleted, 0, err
 			}
-			running += len(list)
+			found += len(ts)
+			for _, t := range ts {
+				if t.state == stateActive {
+					running++
+					continue
+				}
+				ok, active, err := q.delete(queue, t.id)
+				if err != nil {
+					return deleted, 0, err
+				}
+				if ok {
+					deleted++
+				}
+				if active {
+					running++
+				}
+			}
 		}
-		if running == 0 || !time.Now().Before(deadline) {
+		switch {
+		case found == 0:
+			return deleted, 0, nil
+		case running == 0 && again:
+			// Deleted all it saw: look once more at once, to be sure.
+			again = false
+			continue
+		case !time.Now().Before(deadline):
 			return deleted, running, nil
 		}
+		again = true
 		select {
 		case <-ctx.Done():
 			return deleted, running, ctx.Err()
@@ -129,44 +105,60 @@ func Purge(ctx context.Context, in Inspector, runID string, wait time.Duration) 
 	}
 }
 
-// Orphans deletes the tasks of runs the run store no longer has (purged,
-// or expired at the end of their retention) from the states where asynq
-// keeps them after they are done or while they wait: archived, completed,
-// retrying and scheduled. Pending ones are dropped by the workers as they
-// come. exists reports whether a run is still stored; it is asked once per
-// run. It returns how many tasks it deleted.
-func Orphans(ctx context.Context, in Inspector, exists func(ctx context.Context, runID string) (bool, error)) (int, error) {
-	known := make(map[string]bool)
-	var ferr error
-	gone := func(id string) bool {
-		run, ok := tasks.RunOfTaskID(id)
-		if !ok || ferr != nil {
-			return false
-		}
-		e, seen := known[run]
-		if !seen {
-			e, ferr = exists(ctx, run)
-			if ferr != nil {
-				return false
-			}
-			known[run] = e
-		}
-		return !e
+// delete deletes a resting task. It reports whether it deleted it, and
+// whether the task was running instead (it became active meanwhile); a
+// task gone meanwhile is neither (it finished, and asynq keeps no finished
+// batch: tasks.Retention).
+func (q Queue) delete(queue, id string) (deleted, active bool, err error) {
+	err = q.Inspector.DeleteTask(queue, id)
+	switch {
+	case err == nil:
+		return true, false, nil
+	case errors.Is(err, asynq.ErrTaskNotFound):
+		return false, false, nil
+	case strings.Contains(err.Error(), "active"):
+		return false, true, nil
 	}
+	return false, false, fmt.Errorf("delete task %s: %w", id, err)
+}
+
+// DeleteLeftovers deletes the tasks of runs the run store no longer has
+// (purged, or expired at the end of their retention) from the states where
+// they rest: archived, completed, retrying and scheduled. Pending ones are
+// dropped by the workers as they come. exists reports whether a run is
+// still stored; it is asked once per run. It returns how many tasks it
+// deleted.
+func (q Queue) DeleteLeftovers(ctx context.Context, exists func(ctx context.Context, runID string) (bool, error)) (int, error) {
+	known := make(map[string]bool)
 	deleted := 0
 	for lane := 0; lane < tasks.Lanes; lane++ {
-		q := tasks.LaneQueue(lane)
-		list, err := ids(q, gone, in.ListArchivedTasks, in.ListCompletedTasks, in.ListRetryTasks, in.ListScheduledTasks)
-		if err == nil {
-			err = ferr
-		}
+		queue := tasks.LaneQueue(lane)
+		ts, err := list(ctx, q.Redis, queue, "", nil, restingSets)
 		if err != nil {
 			return deleted, err
 		}
-		n, err := deleteIDs(in, q, list)
-		deleted += n
-		if err != nil {
-			return deleted, err
+		for _, t := range ts {
+			run, ok := tasks.RunOfTaskID(t.id)
+			if !ok {
+				continue
+			}
+			e, seen := known[run]
+			if !seen {
+				if e, err = exists(ctx, run); err != nil {
+					return deleted, err
+				}
+				known[run] = e
+			}
+			if e {
+				continue
+			}
+			ok, _, err := q.delete(queue, t.id)
+			if err != nil {
+				return deleted, err
+			}
+			if ok {
+				deleted++
+			}
 		}
 	}
 	return deleted, nil
@@ -175,26 +167,55 @@ func Orphans(ctx context.Context, in Inspector, exists func(ctx context.Context,
 // Wake moves the run's batches waiting in the retry or scheduled sets (a
 // paused run's, each waiting a couple of minutes to look again) to pending,
 // so that a resumed run continues at once. It returns how many it moved.
-func Wake(ctx context.Context, in Inspector, runID string, lane int) (int, error) {
-	q := tasks.LaneQueue(lane)
-	list, err := ids(q, ofRun(runID), in.ListRetryTasks, in.ListScheduledTasks)
+func (q Queue) Wake(ctx context.Context, runID string, lane int) (int, error) {
+	queue := tasks.LaneQueue(lane)
+	ts, err := list(ctx, q.Redis, queue, runPrefix(runID), nil, waitingSets)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, id := range list {
+	for _, t := range ts {
 		if ctx.Err() != nil {
 			return n, ctx.Err()
 		}
-		switch err := in.RunTask(q, id); {
+		switch err := q.Inspector.RunTask(queue, t.id); {
 		case err == nil:
 			n++
 		case errors.Is(err, asynq.ErrTaskNotFound) || strings.Contains(err.Error(), "already"):
 			// Gone, or moved on by a worker meanwhile (asynq v0.26: "task is
 			// already running", "task is already in pending state").
 		default:
-			return n, fmt.Errorf("wake task %s: %w", id, err)
+			return n, fmt.Errorf("wake task %s: %w", t.id, err)
 		}
 	}
 	return n, nil
+}
+
+// LivePayloads calls fn with the payload of every task of the run in its
+// lane that will still run: pending, active, retrying or scheduled. The
+// states are read in one atomic step; a task that finishes before its
+// payload is read is skipped (its addresses are final).
+func (q Queue) LivePayloads(ctx context.Context, runID string, lane int, fn func(payload []byte)) error {
+	queue := tasks.LaneQueue(lane)
+	ts, err := list(ctx, q.Redis, queue, runPrefix(runID), allLists, waitingSets)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		info, err := q.Inspector.GetTaskInfo(queue, t.id)
+		if errors.Is(err, asynq.ErrTaskNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read task %s: %w", t.id, err)
+		}
+		fn(info.Payload)
+	}
+	return nil
+}
+
+// ReleaseLeaseless gives the run's active tasks in its lane that have no
+// lease an expired one (see releaseLeaseless), and returns how many.
+func (q Queue) ReleaseLeaseless(ctx context.Context, runID string, lane int) (int, error) {
+	return releaseLeaseless(ctx, q.Redis, tasks.LaneQueue(lane), runID)
 }

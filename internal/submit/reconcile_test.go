@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/msaudit/msaudit/internal/redistest"
+	"github.com/msaudit/msaudit/internal/runqueue"
 	"github.com/msaudit/msaudit/internal/runstore"
 	"github.com/msaudit/msaudit/tasks"
 )
@@ -28,12 +29,12 @@ func listSource(addrs []string) Source {
 	}
 }
 
-// TestReconcileRepairsLostAndOrphanedTasks: a task deleted behind the
+// TestReconcileRepairsLostAndLeaselessTasks: a task deleted behind the
 // system's back leaves its addresses pending with no carrier, a task moved
 // to active with no lease is never recovered by asynq, and counters can be
 // off after a partial restore. Reconcile re-queues exactly the uncarried
-// addresses, hands the orphan back, and recounts.
-func TestReconcileRepairsLostAndOrphanedTasks(t *testing.T) {
+// addresses, hands the leaseless task back, and recounts.
+func TestReconcileRepairsLostAndLeaselessTasks(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	rdb := redistest.Client(t)
@@ -67,19 +68,19 @@ func TestReconcileRepairsLostAndOrphanedTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r := &Reconciler{Submitter: sub, Inspector: insp, Redis: rdb, BatchSize: 50}
+	r := &Reconciler{Submitter: sub, Queue: runqueue.Queue{Redis: rdb, Inspector: insp}, BatchSize: 50}
 	res, err := r.Reconcile(ctx, run.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Orphans != 1 || res.Requeued != 10 || res.Batches != 1 {
-		t.Errorf("reconcile: %+v, want 1 orphan and the 10 addresses of the lost batch in 1 new batch", res)
+	if res.Leaseless != 1 || res.Requeued != 10 || res.Batches != 1 {
+		t.Errorf("reconcile: %+v, want 1 leaseless task and the 10 addresses of the lost batch in 1 new batch", res)
 	}
 	if res.Before.Checked != 7 || res.After != (runstore.Counters{Total: 30}) {
 		t.Errorf("counters before %+v, after %+v", res.Before, res.After)
 	}
 	if n := rdb.ZCard(ctx, "asynq:{"+queue+"}:lease").Val(); n != 1 {
-		t.Errorf("lease set holds %d entries, want the orphan's", n)
+		t.Errorf("lease set holds %d entries, want the leaseless task's", n)
 	}
 	pending, err := insp.ListPendingTasks(queue)
 	if err != nil {

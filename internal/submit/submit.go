@@ -72,13 +72,22 @@ type Request struct {
 	Samples   int  // dry run: addresses kept per domain
 }
 
+// DefaultBatchSize is how many addresses a batch (one task) carries unless
+// the operator says otherwise: a worker checks a batch's addresses under one
+// task, so a batch is also what a crash can make a worker start again.
+// MaxBatchSize bounds it, so a task's payload stays small.
+const (
+	DefaultBatchSize = 50
+	MaxBatchSize     = 1000
+)
+
 // batchBlock is how many batch numbers are reserved per round trip.
 const batchBlock = 64
 
 // Submit reads src into the run described by req.
 func (s *Submitter) Submit(ctx context.Context, req Request, src Source) (Summary, error) {
-	if req.BatchSize < 1 {
-		return Summary{}, fmt.Errorf("batch size must be >= 1")
+	if req.BatchSize < 1 || req.BatchSize > MaxBatchSize {
+		return Summary{}, fmt.Errorf("batch size %d: want 1 to %d", req.BatchSize, MaxBatchSize)
 	}
 	j := &job{s: s, ctx: ctx, req: req, seen: make(map[string]struct{}), holder: runstore.NewRunID(s.now())}
 	j.sum.RunID = req.Run.ID
@@ -125,7 +134,6 @@ type job struct {
 	holder string
 	opened bool
 	stop   context.CancelFunc
-	lockCh chan error
 
 	seen      map[string]struct{}
 	cur       []tasks.Entry

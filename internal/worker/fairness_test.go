@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,11 +31,55 @@ type fairnessRig struct {
 	store *runstore.Store
 	sub   *submit.Submitter
 	w     *Worker
+
+	mu      sync.Mutex
+	asked   map[string]int          // the realm's requests per tenant
+	waiting map[string]requestsWait // what requestsOf waits for
+}
+
+type requestsWait struct {
+	n       int
+	reached chan struct{}
+}
+
+// ask counts a request for addr (user@tenant.example) of its tenant.
+func (r *fairnessRig) ask(addr string) {
+	_, domain, _ := strings.Cut(addr, "@")
+	tenant := strings.TrimSuffix(domain, ".example")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.asked[tenant]++
+	if w, ok := r.waiting[tenant]; ok && r.asked[tenant] >= w.n {
+		close(w.reached)
+		delete(r.waiting, tenant)
+	}
+}
+
+// requestsOf waits until the realm got n requests of tenant.
+func (r *fairnessRig) requestsOf(tb testing.TB, tenant string, n int) {
+	tb.Helper()
+	w := requestsWait{n: n, reached: make(chan struct{})}
+	r.mu.Lock()
+	if r.asked[tenant] >= n {
+		r.mu.Unlock()
+		return
+	}
+	r.waiting[tenant] = w
+	r.mu.Unlock()
+	select {
+	case <-w.reached:
+	case <-time.After(2 * time.Minute):
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		tb.Fatalf("the realm got %d requests of %s, want %d", r.asked[tenant], tenant, n)
+	}
 }
 
 func newFairnessRig(tb testing.TB, rate float64) *fairnessRig {
 	tb.Helper()
+	rig := &fairnessRig{asked: make(map[string]int), waiting: make(map[string]requestsWait)}
 	realmSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rig.ask(r.URL.Query().Get("user"))
 		time.Sleep(2 * time.Millisecond)
 		w.Header().Set("x-ms-request-id", "rq")
 		w.Write([]byte(`{"NameSpaceType":"Managed","IsMicrosoftAccountSet":true,"MicrosoftAccount":1}`))
@@ -52,8 +98,9 @@ func newFairnessRig(tb testing.TB, rate float64) *fairnessRig {
 	tb.Cleanup(w.Shutdown)
 	store := runstore.New(rdb)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	sub := &submit.Submitter{Store: store, Queue: asynq.NewClientFromRedisClient(rdb), Log: zap.NewNop(), ChooseLane: submit.LeastBusyLane(insp)}
-	return &fairnessRig{rdb: rdb, store: store, sub: sub, w: w}
+	rig.rdb, rig.store, rig.w = rdb, store, w
+	rig.sub = &submit.Submitter{Store: store, Queue: asynq.NewClientFromRedisClient(rdb), Log: zap.NewNop(), ChooseLane: submit.LeastBusyLane(insp)}
+	return rig
 }
 
 // submitRun queues n addresses of tenant and returns the run ID.
@@ -110,7 +157,9 @@ func (r *fairnessRig) waitCompleted(tb testing.TB, id string, start time.Time, b
 func TestSmallRunIsNotQueuedBehindALargeOne(t *testing.T) {
 	r := newFairnessRig(t, 100)
 	big := r.submitRun(t, "tenant-big", 20000)
-	time.Sleep(time.Second) // the big run occupies the workers
+	// The big run occupies the workers: the realm got a second of its
+	// requests.
+	r.requestsOf(t, "tenant-big", 100)
 	start := time.Now()
 	small := r.submitRun(t, "tenant-small", 500)
 	took, b := r.waitCompleted(t, small, start, big)

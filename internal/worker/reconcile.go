@@ -19,9 +19,6 @@ import (
 // interval.
 const reconcileLockKey = "msaudit:reconcile:lock"
 
-// reconcileBatchSize is the size of the batches a reconcile queues again.
-const reconcileBatchSize = 50
-
 // reconcileLoop repairs the open runs that made no progress for an interval
 // (see submit.Reconciler), so that a run whose tasks Redis lost still
 // completes without an operator, and deletes the queued batches of runs
@@ -30,7 +27,7 @@ func (w *Worker) reconcileLoop(ctx context.Context, rdb redis.UniversalClient, e
 	store := runstore.New(rdb)
 	r := &submit.Reconciler{
 		Submitter: &submit.Submitter{Store: store, Queue: asynq.NewClientFromRedisClient(rdb), Log: w.log},
-		Inspector: asynq.NewInspectorFromRedisClient(rdb), Redis: rdb, BatchSize: reconcileBatchSize,
+		Queue:     runqueue.New(rdb), BatchSize: submit.DefaultBatchSize,
 	}
 	for {
 		// Jitter, so that workers started together do not all try at once.
@@ -46,7 +43,7 @@ func (w *Worker) reconcileLoop(ctx context.Context, rdb redis.UniversalClient, e
 		}
 		// Batches of runs purged or past their retention hold addresses
 		// nobody will read again: delete them.
-		if n, err := runqueue.Orphans(ctx, r.Inspector, store.Exists); err != nil {
+		if n, err := r.Queue.DeleteLeftovers(ctx, store.Exists); err != nil {
 			w.log.Warn("reconcile: delete tasks of expired runs", zap.Error(err))
 		} else if n > 0 {
 			w.log.Info("deleted the queued batches of expired or purged runs", zap.Int("tasks", n))
@@ -69,7 +66,7 @@ func (w *Worker) reconcileLoop(ctx context.Context, rdb redis.UniversalClient, e
 			case err != nil:
 				w.log.Warn("reconcile", zap.String("run_id", run.ID), zap.Error(err))
 			case res.Changed():
-				w.log.Info("reconciled a run", zap.String("run_id", run.ID), zap.Int("orphaned_tasks", res.Orphans),
+				w.log.Info("reconciled a run", zap.String("run_id", run.ID), zap.Int("leaseless_tasks", res.Leaseless),
 					zap.Int("requeued_addresses", res.Requeued), zap.Any("counters_before", res.Before), zap.Any("counters_after", res.After))
 			}
 		}

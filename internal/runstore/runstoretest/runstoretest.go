@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/submit"
 	"github.com/msaudit/msaudit/tasks"
 )
 
@@ -18,7 +19,7 @@ type Run struct {
 	TenantID  string // default "tenant-" + the run ID
 	Addresses []string
 	N         int // with no Addresses: this many, user<i>@contoso.com
-	BatchSize int // default 50
+	BatchSize int // default submit.DefaultBatchSize
 	// Open leaves the enumeration unfinished (state incomplete); by
 	// default it is finished, and the run is running.
 	Open bool
@@ -51,7 +52,7 @@ func NewRun(t testing.TB, store *runstore.Store, r Run) *Fixture {
 	}
 	size := r.BatchSize
 	if size == 0 {
-		size = 50
+		size = submit.DefaultBatchSize
 	}
 	if err := store.CreateRun(ctx, &runstore.Run{ID: id, TenantID: f.Tenant, Source: "test", Retention: time.Hour}, time.Now()); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,14 @@
+package main
+
+import (
+	"io"
+	"testing"
+
+	"github.com/msaudit/msaudit/internal/clidoc"
+)
+
+// docs/cli.md documents every flag of tenantsim, with its default.
+func TestCLIDoc(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	clidoc.Check(t, newRootCommand(io.Discard, io.Discard, noEnv), clidoc.Options{})
+}
