@@ -1,12 +1,12 @@
 package realm
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,13 +15,15 @@ import (
 )
 
 func TestClientCheck(t *testing.T) {
+	t.Parallel()
 	var gotQuery, gotUA string
+	answer := make(chan struct{}) // the slow address is answered at the end
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gotQuery, gotUA = r.URL.RawQuery, r.UserAgent()
 		w.Header().Set("x-ms-request-id", "req-1")
 		switch r.URL.Query().Get("user") {
 		case "slow@contoso.com":
-			time.Sleep(300 * time.Millisecond)
+			<-answer
 		case "a+b@contoso.com":
 			w.Write([]byte(`{"IsMicrosoftAccountSet":true,"MicrosoftAccount":0}`))
 		default:
@@ -29,12 +31,13 @@ func TestClientCheck(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c, err := NewClient(srv.URL+"/common/userrealm", srv.Client(), 100*time.Millisecond)
+	defer close(answer)
+	c, err := NewClient(srv.URL+"/common/userrealm", srv.Client(), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	res, err := c.Check(context.Background(), "a+b@contoso.com")
+	res, err := c.Check(t.Context(), "a+b@contoso.com")
 	if err != nil || res.Status != Present || res.RequestID != "req-1" || res.CheckedAt.IsZero() {
 		t.Fatalf("Check = %+v, %v", res, err)
 	}
@@ -45,13 +48,15 @@ func TestClientCheck(t *testing.T) {
 		t.Errorf("user agent = %q", gotUA)
 	}
 
-	_, err = c.Check(context.Background(), "slow@contoso.com")
+	c.timeout = 50 * time.Millisecond
+	_, err = c.Check(t.Context(), "slow@contoso.com")
 	if !errors.Is(err, ErrNoAnswer) || strings.Contains(err.Error(), "slow@") {
 		t.Fatalf("timeout: err = %v, want ErrNoAnswer without the address", err)
 	}
 }
 
 func TestNewClientRejectsBadURL(t *testing.T) {
+	t.Parallel()
 	for _, u := range []string{"login.microsoftonline.com/common/userrealm", "ftp://x/y", "https://"} {
 		if _, err := NewClient(u, nil, time.Second); err == nil {
 			t.Errorf("NewClient(%q) succeeded", u)
@@ -63,6 +68,7 @@ func TestNewClientRejectsBadURL(t *testing.T) {
 // flight needs a connection of its own, the client's own transport keeps
 // them for the next requests instead of opening (and handshaking) new ones.
 func TestTransportKeepsConnections(t *testing.T) {
+	t.Parallel()
 	const inFlight, rounds = 20, 5
 	var opened atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -81,17 +87,22 @@ func TestTransportKeepsConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A connection is offered back to the pool once its response is read,
+	// which may be after Check returns: each round waits for all of them.
+	var back sync.WaitGroup
+	ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{PutIdleConn: func(error) { back.Done() }})
 	for range rounds {
+		back.Add(inFlight)
 		var wg sync.WaitGroup
 		for i := range inFlight {
 			wg.Go(func() {
-				if _, err := c.Check(context.Background(), fmt.Sprintf("u%d@contoso.com", i)); err != nil {
+				if _, err := c.Check(ctx, fmt.Sprintf("u%d@contoso.com", i)); err != nil {
 					t.Error(err)
 				}
 			})
 		}
 		wg.Wait()
-		time.Sleep(50 * time.Millisecond) // for the last connections to be back in the pool
+		back.Wait()
 	}
 	// Each round reuses the first one's connections; a few more may be
 	// dialled while one is on its way back to the pool (on a loaded

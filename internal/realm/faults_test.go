@@ -1,7 +1,6 @@
 package realm_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -23,7 +22,7 @@ func TestClientFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := c.Check(context.Background(), addr)
+			res, err := c.Check(t.Context(), addr)
 			if err == nil {
 				t.Fatalf("Check = %+v, nil error", res)
 			}
@@ -53,6 +52,7 @@ func TestClientFaults(t *testing.T) {
 // TestClientCorrectAnswersStillPass keeps the strict decoding honest: the
 // service's real answers, in any field order with extra fields, are read.
 func TestClientCorrectAnswersStillPass(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		body string
 		want realm.Status
