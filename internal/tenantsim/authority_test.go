@@ -1,7 +1,6 @@
 package tenantsim
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 )
 
 func TestDiscovery(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 20, nil)
 	for _, tenant := range []string{e.tenant.ID, "Contoso.com"} {
 		r := e.do(http.MethodGet, e.srv.URL()+"/"+tenant+"/v2.0/.well-known/openid-configuration", nil, nil)
@@ -44,6 +44,7 @@ func TestDiscovery(t *testing.T) {
 }
 
 func TestTokenEndpoint(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 20, func(c *Config) { c.Roles = []string{"Directory.Read.All"} })
 	r := e.postToken(tokenForm())
 	if r.status != http.StatusOK {
@@ -80,6 +81,7 @@ func TestTokenEndpoint(t *testing.T) {
 }
 
 func TestTokenErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 20, nil)
 	cases := []struct {
 		name   string
@@ -118,6 +120,7 @@ func TestTokenErrors(t *testing.T) {
 // TestAzidentityClientSecret proves that the real credential type the
 // enqueuer uses can sign in against the simulator.
 func TestAzidentityClientSecret(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 20, nil)
 	opts := &azidentity.ClientSecretCredentialOptions{
 		ClientOptions: azcore.ClientOptions{
@@ -130,7 +133,7 @@ func TestAzidentityClientSecret(t *testing.T) {
 	if err != nil {
 		t.Fatalf("credential: %v", err)
 	}
-	tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://graph.microsoft.com/.default"}})
+	tok, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{"https://graph.microsoft.com/.default"}})
 	if err != nil {
 		t.Fatalf("GetToken: %v", err)
 	}
@@ -142,7 +145,7 @@ func TestAzidentityClientSecret(t *testing.T) {
 	if err != nil {
 		t.Fatalf("credential: %v", err)
 	}
-	_, err = bad.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://graph.microsoft.com/.default"}})
+	_, err = bad.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{"https://graph.microsoft.com/.default"}})
 	if err == nil || !strings.Contains(err.Error(), "AADSTS7000215") {
 		t.Fatalf("wrong secret: err %v, want AADSTS7000215", err)
 	}

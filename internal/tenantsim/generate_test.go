@@ -8,6 +8,7 @@ import (
 )
 
 func TestGenerateIsDeterministic(t *testing.T) {
+	t.Parallel()
 	a, b := Generate(42, 500), Generate(42, 500)
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("same (seed, users) produced different tenants")
@@ -24,6 +25,7 @@ func TestGenerateIsDeterministic(t *testing.T) {
 }
 
 func TestGenerateShapes(t *testing.T) {
+	t.Parallel()
 	tn := Generate(testSeed, 2000)
 	ids := map[string]bool{}
 	var extGuests, plainGuests, hashUPNs, dollarUPNs, nullMail, disabled, withA int
@@ -69,6 +71,7 @@ func TestGenerateShapes(t *testing.T) {
 }
 
 func TestGroundTruth(t *testing.T) {
+	t.Parallel()
 	tn := Generate(testSeed, 2000)
 	gt := tn.GroundTruth()
 	if gt.TenantID != tn.ID {

@@ -53,6 +53,7 @@ func assertionForm(assertion string) url.Values {
 }
 
 func TestCertificateAssertion(t *testing.T) {
+	t.Parallel()
 	app, other := newAppCert(t), newAppCert(t)
 	e := newEnv(t, 5, func(c *Config) { c.ClientCertificates = []*x509.Certificate{app.Cert} })
 	if r := e.postToken(assertionForm(app.assertion(t, e, nil))); r.status != http.StatusOK {
@@ -98,6 +99,7 @@ func TestCertificateAssertion(t *testing.T) {
 }
 
 func TestFederatedTokenAssertion(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 5, func(c *Config) { c.FederatedToken = "fed.token.value" })
 	if r := e.postToken(assertionForm("fed.token.value")); r.status != http.StatusOK {
 		t.Fatalf("federated token: %d %s", r.status, r.body)
@@ -112,6 +114,7 @@ func TestFederatedTokenAssertion(t *testing.T) {
 }
 
 func TestDeviceCodeGrant(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 5, func(c *Config) { c.DeviceCodePendingPolls = 2 })
 	start := func(clientID string) response {
 		form := url.Values{"client_id": {clientID}, "scope": {"https://graph.microsoft.com/.default openid offline_access profile"}}
@@ -170,6 +173,7 @@ func TestDeviceCodeGrant(t *testing.T) {
 }
 
 func TestManagedIdentityEndpoint(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 5, func(c *Config) { c.ManagedIdentityHeader = "hdr" })
 	get := func(q, hdr string) response {
 		return e.do(http.MethodGet, e.srv.URL()+"/msi/token?"+q, map[string]string{"X-IDENTITY-HEADER": hdr}, nil)

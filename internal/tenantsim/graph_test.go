@@ -10,6 +10,7 @@ import (
 )
 
 func TestGraphAuthentication(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 20, nil)
 	wantGraphError(t, e.graph("", "/users", nil), 401, "InvalidAuthenticationToken")
 	wantGraphError(t, e.graph("not-a-token", "/users", nil), 401, "InvalidAuthenticationToken")
@@ -28,6 +29,7 @@ func TestGraphAuthentication(t *testing.T) {
 }
 
 func TestGraphPermissions(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		roles          []string
 		domains, users int
@@ -56,6 +58,7 @@ func TestGraphPermissions(t *testing.T) {
 }
 
 func TestGraphDomains(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 20, nil)
 	r := e.graph(e.token(), "/domains", nil)
 	vals := r.json(t)["value"].([]any)
@@ -75,6 +78,7 @@ func TestGraphDomains(t *testing.T) {
 }
 
 func TestGraphPagingReturnsEveryUserOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 523, nil)
 	tok := e.token()
 	for _, first := range []string{"/users?$top=37&$select=id,userPrincipalName", "/users"} {
@@ -110,6 +114,7 @@ func TestGraphPagingReturnsEveryUserOnce(t *testing.T) {
 }
 
 func TestGraphSelect(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 30, nil)
 	tok := e.token()
 	r := e.graph(tok, "/users?$top=5&$select=userPrincipalName,proxyAddresses,MAIL", nil)
@@ -137,6 +142,7 @@ func TestGraphSelect(t *testing.T) {
 }
 
 func TestGraphQueryValidation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 30, nil)
 	tok := e.token()
 	for _, q := range []string{"$top=1000", "$top=0", "$top=x", "$count=maybe"} {
@@ -149,6 +155,7 @@ func TestGraphQueryValidation(t *testing.T) {
 }
 
 func TestGraphFilters(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 800, nil)
 	tok := e.token()
 	count := func(pred func(u User) bool) int {
@@ -203,6 +210,7 @@ func TestGraphFilters(t *testing.T) {
 }
 
 func TestGraphAdvancedQueryRules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 800, func(c *Config) { c.PageSize = 20 })
 	tok := e.token()
 	f := url.QueryEscape("endsWith(mail,'@contoso.com')")
@@ -223,6 +231,7 @@ func TestGraphAdvancedQueryRules(t *testing.T) {
 }
 
 func TestGraphMalformedFilters(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 20, nil)
 	tok := e.token()
 	for _, f := range []string{
@@ -239,6 +248,7 @@ func TestGraphMalformedFilters(t *testing.T) {
 }
 
 func TestGraphGetUser(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 100, nil)
 	tok := e.token()
 	var hash, dollar User
@@ -273,6 +283,7 @@ func TestGraphGetUser(t *testing.T) {
 }
 
 func TestGraphThrottleEvery(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 250, func(c *Config) { c.GraphThrottleEvery = 2; c.PageSize = 25 })
 	tok := e.token()
 	next, throttled, seen := "/users", 0, map[string]bool{}

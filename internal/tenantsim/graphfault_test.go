@@ -7,6 +7,7 @@ import (
 )
 
 func TestGraphOutageSwitch(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 30, func(c *Config) { c.GraphFailAfterPages = 1 })
 	tok := e.token()
 	first := e.graph(tok, e.srv.GraphURL()+"/users?$top=10", nil)

@@ -43,6 +43,7 @@ func (e *testEnv) realm(addr string) (response, realmAnswer) {
 }
 
 func TestRealmMatchesGroundTruth(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 300, nil)
 	gt := e.tenant.GroundTruth()
 	var wg sync.WaitGroup
@@ -92,6 +93,7 @@ func TestRealmMatchesGroundTruth(t *testing.T) {
 }
 
 func TestRealmRejectsBadParameters(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 20, nil)
 	base := e.srv.URL() + "/common/userrealm?"
 	for _, q := range []string{
@@ -112,6 +114,7 @@ func TestRealmRejectsBadParameters(t *testing.T) {
 }
 
 func TestRealmThrottleModel(t *testing.T) {
+	t.Parallel()
 	for _, httpMode := range []bool{false, true} {
 		e := newEnv(t, 20, func(c *Config) {
 			c.Realm = RealmConfig{Rate: 10, Burst: 5, Penalty: 2 * time.Second, ThrottleHTTP: httpMode}
@@ -171,6 +174,7 @@ func TestRealmThrottleModel(t *testing.T) {
 }
 
 func TestRealmThrottleWithoutPenalty(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 20, func(c *Config) { c.Realm = RealmConfig{Rate: 2, Burst: 1, ThrottleHTTP: true} })
 	if r, _ := e.realm("a@contoso.com"); r.status != 200 {
 		t.Fatalf("first: %d", r.status)
@@ -186,6 +190,7 @@ func TestRealmThrottleWithoutPenalty(t *testing.T) {
 }
 
 func TestRealmFaults(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 20, nil)
 	addr := "a@contoso.com"
 	check := func(name string, f Faults, ok func(r response, a realmAnswer) bool) {
@@ -244,6 +249,7 @@ func TestRealmFaults(t *testing.T) {
 }
 
 func TestRealmFaultMix(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 20, func(c *Config) {
 		c.Realm.Faults = Faults{ServerError: 0.1, BadJSON: 0.1, Code4: 0.1, MissingFlag: 0.1}
 	})
@@ -257,6 +263,7 @@ func TestRealmFaultMix(t *testing.T) {
 }
 
 func TestAdminEndpoints(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 20, nil)
 	put := func(body string) response {
 		return e.do(http.MethodPut, e.srv.URL()+"/_sim/realm", map[string]string{"Content-Type": "application/json"}, strings.NewReader(body))

@@ -29,6 +29,7 @@ func ask(s *Server, addr string, now time.Time) bool {
 }
 
 func TestRealmScopeBuckets(t *testing.T) {
+	t.Parallel()
 	// The simulated tenant owns contoso.com and fabrikam.com; the others
 	// are foreign domains, each a tenant of its own.
 	const a, a2, b, c = "x@contoso.com", "y@Fabrikam.com", "x@northwind.example", "x@tailspin.example"
@@ -75,6 +76,7 @@ func TestRealmScopeBuckets(t *testing.T) {
 }
 
 func TestRealmSchedule(t *testing.T) {
+	t.Parallel()
 	type burst struct {
 		at       time.Duration // after the first request
 		n        int           // requests sent at that instant
@@ -158,6 +160,7 @@ func TestRealmSchedule(t *testing.T) {
 }
 
 func TestRealmScheduleRestartsWithModel(t *testing.T) {
+	t.Parallel()
 	cfg := RealmConfig{Rate: 10, Schedule: []RateStep{{time.Minute, 1}}}
 	s := modelServer(t, cfg)
 	ask(s, "x@contoso.com", t0)
@@ -175,6 +178,7 @@ func TestRealmScheduleRestartsWithModel(t *testing.T) {
 }
 
 func TestParseSchedule(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		want []RateStep
@@ -200,6 +204,7 @@ func TestParseSchedule(t *testing.T) {
 }
 
 func TestParseLatency(t *testing.T) {
+	t.Parallel()
 	ms := time.Millisecond
 	for _, tc := range []struct {
 		in     string
@@ -242,6 +247,7 @@ func TestParseLatency(t *testing.T) {
 }
 
 func TestLatencyDraw(t *testing.T) {
+	t.Parallel()
 	ms := time.Millisecond
 	l := Latency{Min: 100 * ms, Max: 400 * ms, TailShare: 0.1, TailMin: time.Second, TailMax: 2 * time.Second}
 	s := modelServer(t, RealmConfig{Latency: l})
@@ -263,6 +269,7 @@ func TestLatencyDraw(t *testing.T) {
 // A delayed answer ends when the client hangs up, and when the server
 // stops; neither holds the model's lock (the stats stay readable).
 func TestRealmLatencyEndsEarly(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 5, func(c *Config) { c.Realm.Latency = Latency{Min: time.Hour, Max: time.Hour} })
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()

@@ -6,6 +6,7 @@ import (
 )
 
 func TestHostileUsersAndRenamed(t *testing.T) {
+	t.Parallel()
 	tn := Generate(3, 50)
 	tn.AddHostileUsers()
 	s, err := NewServer(tn, Config{ClientID: "c", ClientSecret: "s"}, nil)

@@ -9,6 +9,7 @@ import (
 )
 
 func TestNewServerValidates(t *testing.T) {
+	t.Parallel()
 	tn := Generate(1, 5)
 	ok := Config{ClientID: "c", ClientSecret: "s"}
 	cases := map[string]func() (*Tenant, Config){
@@ -27,6 +28,7 @@ func TestNewServerValidates(t *testing.T) {
 }
 
 func TestServerLifecycle(t *testing.T) {
+	t.Parallel()
 	s, err := NewServer(Generate(1, 5), Config{ClientID: "c", ClientSecret: "s"}, nil)
 	if err != nil {
 		t.Fatal(err)

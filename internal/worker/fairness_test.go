@@ -155,6 +155,7 @@ func (r *fairnessRig) waitCompleted(tb testing.TB, id string, start time.Time, b
 // 20,000-address run of another tenant is in progress completes while the
 // large run is still far from done — it is not processed after it.
 func TestSmallRunIsNotQueuedBehindALargeOne(t *testing.T) {
+	t.Parallel()
 	r := newFairnessRig(t, 100)
 	big := r.submitRun(t, "tenant-big", 20000)
 	// The big run occupies the workers: the realm got a second of its
