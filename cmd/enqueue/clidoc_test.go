@@ -10,6 +10,7 @@ import (
 // docs/cli.md documents every command of enqueue and every flag, with its
 // default and environment variable.
 func TestCLIDoc(t *testing.T) {
+	t.Parallel()
 	noEnv := func(string) (string, bool) { return "", false }
 	clidoc.Check(t, newRootCommand(io.Discard, io.Discard, noEnv), clidoc.Options{
 		// The root's flags are the global ones, shared with the worker.

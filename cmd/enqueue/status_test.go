@@ -11,6 +11,7 @@ import (
 )
 
 func TestStatusDisplays(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	run := &runstore.Run{ID: "r1", TenantID: "t1", Enumerated: true, AddressesTotal: 100, Checked: 40, Present: 4, Absent: 36,
 		CreatedAt: now.Add(-time.Hour), FirstCheckAt: now.Add(-30 * time.Minute), TenantRate: 5,
@@ -64,6 +65,7 @@ func TestStatusDisplays(t *testing.T) {
 }
 
 func TestRunsAge(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		d    time.Duration
 		want string

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -202,7 +201,7 @@ func TestDryRunWithEachMethod(t *testing.T) {
 			}
 			core, logs := observer.New(zap.DebugLevel)
 			var stderr bytes.Buffer
-			sum, err := runSubmit(context.Background(), nil, zap.New(core), &o, &stderr)
+			sum, err := runSubmit(t.Context(), nil, zap.New(core), &o, &stderr)
 			if err != nil {
 				t.Fatalf("runSubmit: %v", err)
 			}
@@ -251,7 +250,7 @@ func TestDryRunStopsOnMissingPermission(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := runSubmit(context.Background(), nil, zap.NewNop(), &o, &bytes.Buffer{})
+	_, err := runSubmit(t.Context(), nil, zap.NewNop(), &o, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "permission User.ReadWrite.All") || !strings.Contains(err.Error(), "Grant admin consent") {
 		t.Fatalf("runSubmit = %v, want the missing permission and how to consent", err)
 	}

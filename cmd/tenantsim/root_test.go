@@ -21,6 +21,7 @@ import (
 )
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	valid := func() *options {
 		return &options{listen: "127.0.0.1:0", users: 10, clientID: defaultClientID, envSecret: "x",
 			realmThrottle: "code2", realmScope: "per-source", logLevel: "info",
@@ -52,6 +53,7 @@ func TestValidate(t *testing.T) {
 
 // A malformed realm flag is refused with a message naming it.
 func TestValidateNamesRealmFlag(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		flag string
 		edit func(o *options)
@@ -101,6 +103,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestCommandServesAndPrintsReadyLine(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	secret := "file-secret-value"
 	secretFile := filepath.Join(dir, "secret")
@@ -118,7 +121,7 @@ func TestCommandServesAndPrintsReadyLine(t *testing.T) {
 		"--client-secret-file", secretFile, "--ca-out", filepath.Join(dir, "ca.pem"),
 		"--ground-truth-out", filepath.Join(dir, "truth.json"), "--fail-addresses-file", failFile,
 		"--roles", "Directory.Read.All", "--realm-throttle", "http429", "--log-level", "debug"})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx); _ = pw.Close() }()
 
@@ -183,6 +186,7 @@ func TestCommandServesAndPrintsReadyLine(t *testing.T) {
 }
 
 func TestCommandErrors(t *testing.T) {
+	t.Parallel()
 	for name, args := range map[string][]string{
 		"no secret":      {"--listen", "127.0.0.1:0"},
 		"missing file":   {"--client-secret-file", "/nonexistent/secret", "--listen", "127.0.0.1:0"},
@@ -192,7 +196,7 @@ func TestCommandErrors(t *testing.T) {
 		var out bytes.Buffer
 		cmd := newRootCommand(&out, &out, func(string) string { return "" })
 		cmd.SetArgs(args)
-		if err := cmd.ExecuteContext(context.Background()); err == nil {
+		if err := cmd.ExecuteContext(t.Context()); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 		if out.Len() != 0 && name != "bad flag" {

@@ -74,6 +74,7 @@ func TestBadSettingsAreRefusedBeforeRedis(t *testing.T) {
 // endpoints as Kubernetes and KEDA do; cancelling the context (SIGTERM in
 // main) stops it cleanly.
 func TestProbesAndScaler(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +83,7 @@ func TestProbesAndScaler(t *testing.T) {
 	ln.Close()
 	o := &options{Config: worker.DefaultConfig()}
 	o.Redis.URL, o.MetricsAddr, o.LogLevel, o.LogFormat = redistest.URL(t), addr, "error", "json"
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, o) }()
 
