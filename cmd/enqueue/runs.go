@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/runview"
 )
 
 func newRunsCommand(a *app) *cobra.Command {
@@ -104,9 +105,9 @@ func runRuns(ctx context.Context, a *app, sess *session, output string) error {
 		return err
 	}
 	now := time.Now()
-	views := make([]statusView, len(runs))
+	views := make([]runview.Status, len(runs))
 	for i, r := range runs {
-		views[i] = newStatusView(r, now)
+		views[i] = runview.Of(r, now)
 	}
 	if output == "json" {
 		return json.NewEncoder(a.stdout).Encode(views)
@@ -114,8 +115,8 @@ func runRuns(ctx context.Context, a *app, sess *session, output string) error {
 	tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTENANT\tSTATE\tPROGRESS\tFOUND\tAGE")
 	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%5.1f%% %s/%s\t%s\t%s\n", v.RunID, v.TenantID, v.State, 100*v.fraction(),
-			thousands(v.done()), thousands(v.AddressesTotal), thousands(v.Present), age(now.Sub(v.StartedAt)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%5.1f%% %s/%s\t%s\t%s\n", v.RunID, v.TenantID, v.State, 100*v.Fraction(),
+			thousands(v.Done()), thousands(v.AddressesTotal), thousands(v.Present), age(now.Sub(v.StartedAt)))
 	}
 	return tw.Flush()
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/msaudit/msaudit/internal/cmdrun"
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/runview"
 )
 
 type statusOptions struct {
@@ -113,7 +114,7 @@ func runStatus(ctx context.Context, store *runstore.Store, id string, o *statusO
 		if err != nil {
 			return err
 		}
-		v := newStatusView(r, now())
+		v := runview.Of(r, now())
 		ended := v.State == runstore.StateCompleted || v.State == runstore.StateCancelled
 		timedOut := !deadline.IsZero() && !now().Before(deadline)
 		if o.Watch || !o.Wait || ended || timedOut {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/runview"
 )
 
 func TestStatusDisplays(t *testing.T) {
@@ -54,7 +55,7 @@ func TestStatusDisplays(t *testing.T) {
 			o := &statusOptions{Output: tc.output, terminal: tc.terminal, now: func() time.Time { return now }}
 			d := newStatusDisplay(&buf, o)
 			for i := 0; i < 3; i++ {
-				if err := d.show(newStatusView(run, now)); err != nil {
+				if err := d.show(runview.Of(run, now)); err != nil {
 					t.Fatal(err)
 				}
 			}

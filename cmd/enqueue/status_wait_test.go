@@ -13,6 +13,7 @@ import (
 	"github.com/msaudit/msaudit/internal/redistest"
 	"github.com/msaudit/msaudit/internal/runstore"
 	"github.com/msaudit/msaudit/internal/runstore/runstoretest"
+	"github.com/msaudit/msaudit/internal/runview"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -110,7 +111,7 @@ func TestStatusWaitExitCodes(t *testing.T) {
 			if code != tc.code || !strings.Contains(stderr, tc.stderr) || tc.stderr == "" && stderr != "" {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, tc.code, tc.stderr)
 			}
-			var first, last statusView
+			var first, last runview.Status
 			if len(lines) < 2 || json.Unmarshal([]byte(lines[0]), &first) != nil || json.Unmarshal([]byte(lines[len(lines)-1]), &last) != nil ||
 				first.State != runstore.StateRunning || string(last.State) != tc.state {
 				t.Errorf("--watch lines %q: want the run running, then %s", lines, tc.state)
@@ -130,7 +131,7 @@ func TestStatusWaitExitCodes(t *testing.T) {
 			t.Errorf("gave up after %s, before the timeout", took)
 		}
 		// Without --watch, only the status it ended on.
-		var last statusView
+		var last runview.Status
 		if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &last) != nil || last.State != runstore.StateRunning {
 			t.Errorf("stdout %q: want the one last status, running", lines)
 		}

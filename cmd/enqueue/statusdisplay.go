@@ -14,11 +14,12 @@ import (
 	"golang.org/x/term"
 
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/runview"
 )
 
 // statusDisplay shows successive statuses of a run.
 type statusDisplay interface {
-	show(v statusView) error
+	show(v runview.Status) error
 	close()
 }
 
@@ -60,13 +61,13 @@ func isTerminal(w io.Writer) (bool, int) {
 
 type jsonDisplay struct{ enc *json.Encoder }
 
-func (d jsonDisplay) show(v statusView) error { return d.enc.Encode(v) }
-func (jsonDisplay) close()                    {}
+func (d jsonDisplay) show(v runview.Status) error { return d.enc.Encode(v) }
+func (jsonDisplay) close()                        {}
 
 type lineDisplay struct{ w io.Writer }
 
-func (d *lineDisplay) show(v statusView) error {
-	if _, err := fmt.Fprintln(d.w, v.line()); err != nil {
+func (d *lineDisplay) show(v runview.Status) error {
+	if _, err := fmt.Fprintln(d.w, statusLine(v)); err != nil {
 		return err
 	}
 	if v.LastError != "" && v.State == runstore.StateIncomplete {
@@ -84,8 +85,8 @@ type liveDisplay struct {
 	now   func() time.Time
 }
 
-func (d *liveDisplay) show(v statusView) error {
-	lines := v.block(d.now())
+func (d *liveDisplay) show(v runview.Status) error {
+	lines := statusBlock(v, d.now())
 	for _, l := range lines {
 		// A line wider than the terminal would wrap and the redraw would
 		// move up one line too few.
