@@ -12,45 +12,62 @@ import (
 // ErrRunFinished is returned when pausing a run that has nothing left to do.
 var ErrRunFinished = errors.New("the run is completed or cancelled")
 
+// pauseScript pauses or resumes a run, recording run.paused or run.resumed
+// when it changes.
+//
+// Input:
+// KEYS[1] -> the run hash
+// ARGV[1] -> 1 to pause, 0 to resume
+// ARGV[2] -> now (unix ms)
+// Output: -1 if the run does not exist, -2 if it is completed or cancelled
+// (pause only), 1 if it changed, 0 if it was so already.
+var pauseScript = redis.NewScript(eventLua + `
+local h = redis.call('HMGET', KEYS[1], 'tenant_id', 'completed_at', 'cancelled', 'paused')
+if not h[1] then return -1 end
+local now = ARGV[2]
+if ARGV[1] == '1' then
+  if h[2] or h[3] == '1' then return -2 end
+  if h[4] == '1' then return 0 end
+  redis.call('HSET', KEYS[1], 'paused', 1, 'paused_at', now, 'updated_at', now)
+  add_event('` + string(EventPaused) + `', now)
+  return 1
+end
+if h[4] ~= '1' then return 0 end
+redis.call('HDEL', KEYS[1], 'paused', 'paused_at')
+redis.call('HSET', KEYS[1], 'updated_at', now, '` + fieldResumedAt + `', now)
+add_event('` + string(EventResumed) + `', now)
+return 1
+`)
+
 // Pause stops the workers from sending the run's requests: they hand its
 // batches back to the queue, as not a failure, until Resume. The run stays
 // open (in OpenRunsKey), so that an autoscaler keeps a worker to resume it.
 // It reports whether the run was running (false: it was paused already).
 func (s *Store) Pause(ctx context.Context, id string, now time.Time) (bool, error) {
-	r, err := s.GetRun(ctx, id)
-	if err != nil {
-		return false, err
-	}
-	if r.Cancelled || !r.CompletedAt.IsZero() {
-		return false, fmt.Errorf("pause run %s: %w", id, ErrRunFinished)
-	}
-	if r.Paused {
-		return false, nil
-	}
-	ms := now.UnixMilli()
-	if err := s.rdb.HSet(ctx, runKeys(id).run, "paused", 1, "paused_at", ms, "updated_at", ms).Err(); err != nil {
-		return false, fmt.Errorf("pause run %s: %w", id, err)
-	}
-	return true, nil
+	return s.setPaused(ctx, id, true, now)
 }
 
 // Resume lets the workers check a paused run again. It reports whether the
 // run was paused.
 func (s *Store) Resume(ctx context.Context, id string, now time.Time) (bool, error) {
-	if _, err := s.GetRun(ctx, id); err != nil {
-		return false, err
+	return s.setPaused(ctx, id, false, now)
+}
+
+func (s *Store) setPaused(ctx context.Context, id string, pause bool, now time.Time) (bool, error) {
+	verb, arg := "resume", 0
+	if pause {
+		verb, arg = "pause", 1
 	}
-	k := runKeys(id).run
-	var del *redis.IntCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		del = p.HDel(ctx, k, "paused", "paused_at")
-		p.HSet(ctx, k, "updated_at", now.UnixMilli())
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("resume run %s: %w", id, err)
+	n, err := pauseScript.Run(ctx, s.rdb, []string{runKeys(id).run}, arg, now.UnixMilli()).Int()
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("%s run %s: %w", verb, id, err)
+	case n == -1:
+		return false, fmt.Errorf("%w: %s", ErrRunNotFound, id)
+	case n == -2:
+		return false, fmt.Errorf("%s run %s: %w", verb, id, ErrRunFinished)
 	}
-	return del.Val() > 0, nil
+	return n == 1, nil
 }
 
 // Flags is what a worker checks between two requests of a batch.

@@ -71,6 +71,9 @@ type Run struct {
 	CompletedAt           time.Time
 	PausedAt              time.Time
 	UpdatedAt             time.Time
+	// StalledAt is when the run was found stalled (MarkStalled); zero once
+	// an answer recovers it.
+	StalledAt time.Time
 
 	Chart  Chart    // activity over time, for the report
 	Recent []Minute // the last minutes, for the recent rate
@@ -167,6 +170,7 @@ func (s *Store) GetRun(ctx context.Context, id string) (*Run, error) {
 		FirstCheckAt:          msTime(m["first_check_at"]),
 		CompletedAt:           msTime(m["completed_at"]),
 		UpdatedAt:             msTime(m["updated_at"]),
+		StalledAt:             msTime(m[fieldStalledAt]),
 	}
 	return r, nil
 }
@@ -207,6 +211,21 @@ func (s *Store) loadRuns(ctx context.Context, index string, ids []string) ([]*Ru
 	return runs, nil
 }
 
+// cancelScript marks the run cancelled, recording run.cancelled the first
+// time.
+//
+// Input:
+// KEYS[1] -> the run hash
+// ARGV[1] -> now (unix ms)
+// Output: 1 if it was not cancelled yet, else 0.
+var cancelScript = redis.NewScript(eventLua + `
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
+if redis.call('HGET', KEYS[1], 'cancelled') == '1' then return 0 end
+redis.call('HSET', KEYS[1], 'cancelled', 1)
+add_event('` + string(EventCancelled) + `', ARGV[1])
+return 1
+`)
+
 // Cancel marks a run cancelled: workers drop its remaining tasks.
 func (s *Store) Cancel(ctx context.Context, id string) error {
 	r, err := s.GetRun(ctx, id)
@@ -221,7 +240,7 @@ func (s *Store) Cancel(ctx context.Context, id string) error {
 		return fmt.Errorf("cancel run %s: %w", id, err)
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, k.run, "cancelled", 1, "updated_at", time.Now().UnixMilli())
+		cancelScript.Eval(ctx, p, []string{k.run}, time.Now().UnixMilli())
 		p.ZRem(ctx, OpenRunsKey, id)
 		// What it found is personal data like any run's: it expires after
 		// the retention from now.

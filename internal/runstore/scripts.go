@@ -70,12 +70,14 @@ end
 // completeLua is shared by the scripts that can finish a run, whose KEYS
 // start with keys.scripted: once the enumeration is over and every address
 // is final, it stamps completed_at, takes the run out of the open-runs
-// index (KEYS[5]) and starts the retention clock on every key of the run.
-var completeLua = runIDLua + bucketsLua + `
+// index (KEYS[5]), records run.completed and starts the retention clock on
+// every key of the run.
+var completeLua = runIDLua + bucketsLua + eventLua + `
 local function maybe_complete(now)
   local h = redis.call('HMGET', KEYS[1], 'enumerated', 'addresses_total', 'checked', 'dead', 'completed_at', 'retention_s')
   if h[1] == '1' and not h[5] and (tonumber(h[3] or 0) + tonumber(h[4] or 0)) >= tonumber(h[2] or 0) then
     redis.call('HSET', KEYS[1], 'completed_at', now)
+    add_event('` + string(EventCompleted) + `', now)
     redis.call('ZREM', KEYS[5], run_id())
     local ttl = tonumber(h[6] or 0)
     if ttl > 0 then
@@ -87,7 +89,9 @@ end
 
 // recordScript applies the outcomes of one group of answers. An address
 // moves only out of pending, so outcomes recorded again (a re-delivered
-// batch) change nothing; a run that was purged is not written to.
+// batch) change nothing; a run that was purged is not written to. An answer
+// (present or absent: a dead letter is final but no answer) ends a stall
+// (run.recovered).
 //
 // Input: KEYS: keys.scripted (KEYS[1] run, KEYS[2] errors, KEYS[3] dead,
 // KEYS[5] the open-runs index), then the state buckets of the addresses.
@@ -105,7 +109,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   for i = 4, #ARGV, 5 do out[#out+1] = {unknown}; out[#out+1] = 0 end
   return out
 end
-local done, reqs, thr = 0, 0, 0
+local done, answered, reqs, thr = 0, 0, 0, 0
 for i = 4, #ARGV, 5 do
   local key, a, o, d, e = KEYS[tonumber(ARGV[i])], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
   local cur, n = parse(redis.call('HGET', key, a))
@@ -120,6 +124,7 @@ for i = 4, #ARGV, 5 do
       if n > 1 then redis.call('HINCRBY', KEYS[1], 'failed_pending', -1) end
       redis.call('HDEL', KEYS[2], a)
       done = done + 1
+      answered = answered + 1
     else
       redis.call('HSET', KEYS[2], a, e)
       if n == 1 then redis.call('HINCRBY', KEYS[1], 'failed_pending', 1) end
@@ -145,18 +150,24 @@ if ttl > 0 then
 end
 redis.call('HSETNX', KEYS[1], 'first_check_at', now)
 redis.call('HSET', KEYS[1], 'updated_at', now)
+if answered > 0 then
+  redis.call('HSET', KEYS[1], '` + fieldAnsweredAt + `', now)
+  if redis.call('HDEL', KEYS[1], '` + fieldStalledAt + `') == 1 then add_event('` + string(EventRecovered) + `', now) end
+end
 if tonumber(ARGV[3]) > 0 then redis.call('HSET', KEYS[1], 'tenant_rate', ARGV[3], 'tenant_rate_at', now) end
 tick(tonumber(now), done, reqs, thr)
 maybe_complete(now)
 return out
 `)
 
-// finishScript marks the enumeration of a run complete, which completes it
-// if every address is final already.
+// finishScript marks the enumeration of a run complete, recording
+// run.submitted the first time, which completes it if every address is final
+// already.
 //
 // Input: KEYS: keys.scripted. ARGV[1] -> now (unix ms), ARGV[2] -> users
 // read. Output: 1.
 var finishScript = script(completeLua + `
+if redis.call('HGET', KEYS[1], 'enumerated') ~= '1' then add_event('` + string(EventSubmitted) + `', ARGV[1]) end
 redis.call('HSET', KEYS[1], 'enumerated', 1, 'enumeration_finished_at', ARGV[1], 'updated_at', ARGV[1], 'users_total', ARGV[2])
 redis.call('HDEL', KEYS[1], 'last_error')
 maybe_complete(ARGV[1])
