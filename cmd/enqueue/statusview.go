@@ -13,7 +13,7 @@ import (
 func phase(v runview.Status) string {
 	switch v.State {
 	case runstore.StateEnumerating:
-		return fmt.Sprintf("enumerating: %s users read, checking as they come", thousands(v.UsersSeen))
+		return fmt.Sprintf("enumerating: %s users read, checking as they come", runview.Thousands(v.UsersSeen))
 	case runstore.StateRunning:
 		return "checking"
 	case runstore.StatePaused:
@@ -61,27 +61,15 @@ func statusBlock(v runview.Status, now time.Time) []string {
 	lines := []string{
 		fmt.Sprintf("run %s   tenant %s", v.RunID, v.TenantID),
 		"phase: " + phase(v),
-		fmt.Sprintf("%s %5.1f%%  %s / %s addresses", bar(v.Fraction(), 40), 100*v.Fraction(), thousands(v.Done()), thousands(v.AddressesTotal)),
-		fmt.Sprintf("present %s   absent %s   retrying %s   dead %s", thousands(v.Present), thousands(v.Absent),
-			thousands(v.FailedPending), thousands(v.DeadLettered)),
+		fmt.Sprintf("%s %5.1f%%  %s / %s addresses", bar(v.Fraction(), 40), 100*v.Fraction(), runview.Thousands(v.Done()), runview.Thousands(v.AddressesTotal)),
+		fmt.Sprintf("present %s   absent %s   retrying %s   dead %s", runview.Thousands(v.Present), runview.Thousands(v.Absent),
+			runview.Thousands(v.FailedPending), runview.Thousands(v.DeadLettered)),
 		rate,
-		fmt.Sprintf("realm requests %s   throttled %s   updated %s", thousands(v.RealmRequests), thousands(v.Throttles),
+		fmt.Sprintf("realm requests %s   throttled %s   updated %s", runview.Thousands(v.RealmRequests), runview.Thousands(v.Throttles),
 			now.UTC().Format("15:04:05 UTC")),
 	}
 	if v.LastError != "" && v.State == runstore.StateIncomplete {
 		lines = append(lines, "submit stopped: "+printable(v.LastError), "resume with: enqueue submit --run-id "+v.RunID+" (same options)")
 	}
 	return lines
-}
-
-// thousands formats n with thin separators: 1,234,567.
-func thousands(n int64) string {
-	s := fmt.Sprint(n)
-	if n < 0 {
-		return "-" + thousands(-n)
-	}
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +20,7 @@ import (
 	"github.com/msaudit/msaudit/internal/cliflags"
 	"github.com/msaudit/msaudit/internal/envflag"
 	"github.com/msaudit/msaudit/internal/redisconn"
+	"github.com/msaudit/msaudit/internal/runevents"
 	"github.com/msaudit/msaudit/internal/version"
 	"github.com/msaudit/msaudit/internal/worker"
 )
@@ -25,7 +28,9 @@ import (
 type options struct {
 	cliflags.Common
 	worker.Config
-	MetricsAddr string
+	MetricsAddr       string
+	WebhookURL        string
+	WebhookSecretFile string
 }
 
 func (o *options) Validate() error {
@@ -34,8 +39,41 @@ func (o *options) Validate() error {
 			return fmt.Errorf("--metrics-addr %q: want host:port or :port", o.MetricsAddr)
 		}
 	}
+	if err := o.webhook(); err != nil {
+		return err
+	}
 	return o.Config.Validate()
 }
+
+// webhook sets o.Events.Webhook from the flags. Neither the URL nor the
+// secret is quoted in an error: an incoming-webhook URL holds a token.
+func (o *options) webhook() error {
+	if o.WebhookURL == "" {
+		if o.WebhookSecretFile != "" {
+			return errors.New("--webhook-secret-file: only with --webhook-url")
+		}
+		return nil
+	}
+	var secret []byte
+	if o.WebhookSecretFile != "" {
+		b, err := os.ReadFile(o.WebhookSecretFile)
+		if err != nil {
+			return fmt.Errorf("--webhook-secret-file: %w", err)
+		}
+		if secret = bytes.TrimSpace(b); len(secret) == 0 {
+			return fmt.Errorf("--webhook-secret-file %s: empty", o.WebhookSecretFile)
+		}
+	}
+	w, err := runevents.NewWebhook(o.WebhookURL, secret, webhookTimeout)
+	if err != nil {
+		return fmt.Errorf("--webhook-url: %w", err)
+	}
+	o.Events.Webhook = w
+	return nil
+}
+
+// webhookTimeout bounds one delivery.
+const webhookTimeout = 10 * time.Second
 
 func newRootCommand(lookupEnv func(string) (string, bool)) *cobra.Command {
 	return newCommand(&options{Config: worker.DefaultConfig()}, lookupEnv)
@@ -95,6 +133,10 @@ the GOMAXPROCS environment variable says otherwise.`,
 	o.Common.Register(f)
 	cliflags.RegisterChecking(f, &o.Config)
 	cliflags.RegisterProcess(f, &o.Config, &o.MetricsAddr)
+	f.StringVar(&o.WebhookURL, "webhook-url", "", "POST run events here (JSON; a Slack or Teams incoming webhook works); keep it in the environment, it is a secret")
+	f.StringVar(&o.WebhookSecretFile, "webhook-secret-file", "", "sign each event body with the secret in this file (X-Msaudit-Signature: sha256=<HMAC>)")
+	f.DurationVar(&o.Events.StallAfter, "stall-after", o.Events.StallAfter, "an open, unpaused run with no answer for this long is stalled: event run.stalled (0: never)")
+	envflag.Bind(f, "webhook-url", "webhook-secret-file", "stall-after")
 	return cmd
 }
 

@@ -4,6 +4,7 @@
 package runview
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/msaudit/msaudit/internal/runstore"
@@ -90,4 +91,16 @@ func (v Status) Fraction() float64 {
 		return 0
 	}
 	return float64(v.Done()) / float64(v.AddressesTotal)
+}
+
+// Thousands formats n with separators: 1,234,567.
+func Thousands(n int64) string {
+	if n < 0 {
+		return "-" + Thousands(-n)
+	}
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/msaudit/msaudit/internal/logging"
 	"github.com/msaudit/msaudit/internal/ratelimit"
 	"github.com/msaudit/msaudit/internal/realm"
+	"github.com/msaudit/msaudit/internal/runevents"
 	"github.com/msaudit/msaudit/internal/runstore"
 	"github.com/msaudit/msaudit/tasks"
 )
@@ -39,6 +40,8 @@ type Config struct {
 	// ReconcileEvery is how often the workers repair the open runs after a
 	// Redis failure (one of them each time); 0 turns it off.
 	ReconcileEvery time.Duration
+	// Events says where run events go and when a run is stalled.
+	Events runevents.Config
 }
 
 // Procs is the GOMAXPROCS cmd/worker runs with when the environment does
@@ -73,6 +76,10 @@ func DefaultConfig() Config {
 		},
 		ShutdownTimeout: 20 * time.Second,
 		ReconcileEvery:  5 * time.Minute,
+		// Long enough for a throttled tenant's longest wait between
+		// answers (a batch deferred for its backoff, at most 15
+		// minutes), short enough to page someone the same hour.
+		Events: runevents.Config{StallAfter: 30 * time.Minute},
 	}
 }
 
@@ -89,6 +96,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReconcileEvery < 0 {
 		return fmt.Errorf("reconcile interval must be >= 0, got %s", c.ReconcileEvery)
+	}
+	if c.Events.StallAfter < 0 {
+		return fmt.Errorf("stall time must be >= 0, got %s", c.Events.StallAfter)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("shutdown timeout must be > 0, got %s", c.ShutdownTimeout)
@@ -168,14 +178,30 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 		SlotsPerWorker: cfg.Concurrency, GlobalRate: cfg.Limits.GlobalRate,
 	}}
 	if reg != nil {
-		reg.MustRegister(autoscale.NewCollector(w.Scale))
+		reg.MustRegister(autoscale.NewCollector(w.Scale), redisUp(rdb))
 	}
 	var bg context.Context
 	bg, w.stop = context.WithCancel(context.Background())
 	if cfg.ReconcileEvery > 0 {
 		go w.reconcileLoop(bg, rdb, cfg.ReconcileEvery)
 	}
+	go runevents.New(rdb, cfg.Events, log, reg).Run(bg)
 	return w, nil
+}
+
+// redisUp is a gauge of whether this worker reaches Redis, pinged at each
+// scrape.
+func redisUp(rdb redis.UniversalClient) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "msaudit_redis_up", Help: "1 if this worker's last Redis ping (at the scrape) succeeded, else 0.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if rdb.Ping(ctx).Err() != nil {
+			return 0
+		}
+		return 1
+	})
 }
 
 // Scale is how many workers like this one the open runs can use (see
