@@ -36,7 +36,7 @@ type timing struct {
 	maxBackoff time.Duration
 }
 
-var defaultTiming = timing{every: 2 * time.Second, stallEvery: 30 * time.Second, lease: 30 * time.Second,
+var defaultTiming = timing{every: 2 * time.Second, stallEvery: 30 * time.Second, lease: 15 * time.Second,
 	backoff: 5 * time.Second, maxBackoff: 15 * time.Minute}
 
 // leaseKey is held by the one worker that delivers events and looks for
