@@ -33,7 +33,8 @@ var knownEnv = []string{
 	"MSAUDIT_LOG_LEVEL", "MSAUDIT_LOG_FORMAT", "MSAUDIT_CONCURRENCY", "MSAUDIT_REALM_URL",
 	"MSAUDIT_REALM_TIMEOUT", "MSAUDIT_TENANT_RATE", "MSAUDIT_GLOBAL_RATE", "MSAUDIT_INITIAL_RATE",
 	"MSAUDIT_ADAPTIVE", "MSAUDIT_MAX_WAIT", "MSAUDIT_MAX_ATTEMPTS", "MSAUDIT_BACKOFF_BASE",
-	"MSAUDIT_BACKOFF_MAX", "MSAUDIT_METRICS_ADDR", "MSAUDIT_SHUTDOWN_TIMEOUT",
+	"MSAUDIT_BACKOFF_MAX", "MSAUDIT_METRICS_ADDR", "MSAUDIT_SHUTDOWN_TIMEOUT", "MSAUDIT_RECONCILE_EVERY",
+	"MSAUDIT_WEBHOOK_URL", "MSAUDIT_WEBHOOK_URL_FILE", "MSAUDIT_WEBHOOK_SECRET_FILE", "MSAUDIT_STALL_AFTER",
 	// Not read by msaudit: KEDA's redis trigger takes its host:port from
 	// the worker container's environment (addressFromEnv).
 	"REDIS_ADDRESS",
@@ -75,8 +76,9 @@ var overlayWant = map[string]struct {
 	maxReplicas int32
 	tls         bool
 }{
-	"overlays/dev":        {"msaudit-dev", 3, false},
-	"overlays/production": {"msaudit", 20, true},
+	"overlays/dev":                {"msaudit-dev", 3, false},
+	"overlays/production":         {"msaudit", 20, true},
+	"overlays/production-webhook": {"msaudit", 20, true},
 }
 
 // ---- helpers
@@ -844,8 +846,11 @@ func checkRedisTrigger(t *testing.T, objs []object, w workerSet, tr kedav1alpha1
 }
 
 // workerSecrets lists secret/key of the file REDIS_PASSWORD_FILE names.
-func workerSecrets(w workerSet) []string {
-	f := w.env["REDIS_PASSWORD_FILE"]
+func workerSecrets(w workerSet) []string { return secretOfFile(w, w.env["REDIS_PASSWORD_FILE"]) }
+
+// secretOfFile names the Secret keys mounted where the file f is, as
+// secret/key.
+func secretOfFile(w workerSet, f string) []string {
 	var out []string
 	for _, m := range w.container.VolumeMounts {
 		rel, ok := strings.CutPrefix(f, strings.TrimSuffix(m.MountPath, "/")+"/")
@@ -916,6 +921,31 @@ func TestProductionOverlay(t *testing.T) {
 		t.Errorf("ServiceMonitor endpoints %+v", sm.Spec.Endpoints)
 	}
 	checkNamespace(t, objs, "msaudit")
+}
+
+// TestWebhookOverlay: the webhook component gives the worker its URL and
+// signing secret as files of the Secret msaudit-webhook, read-only, the
+// URL never as a plain variable.
+func TestWebhookOverlay(t *testing.T) {
+	objs := render(t, "overlays/production-webhook")
+	w := worker(t, objs)
+	if got := secretOfFile(w, w.env["MSAUDIT_WEBHOOK_URL_FILE"]); !slices.Equal(got, []string{"msaudit-webhook/url"}) {
+		t.Errorf("MSAUDIT_WEBHOOK_URL_FILE comes from %v, want the Secret msaudit-webhook, key url", got)
+	}
+	if got := secretOfFile(w, w.env["MSAUDIT_WEBHOOK_SECRET_FILE"]); !slices.Equal(got, []string{"msaudit-webhook/signing-secret"}) {
+		t.Errorf("MSAUDIT_WEBHOOK_SECRET_FILE comes from %v, want the Secret msaudit-webhook, key signing-secret", got)
+	}
+	if _, ok := w.env["MSAUDIT_WEBHOOK_URL"]; ok {
+		t.Error("the webhook URL, a credential, is in the environment")
+	}
+	for _, m := range w.container.VolumeMounts {
+		if m.Name == "webhook" && !m.ReadOnly {
+			t.Error("the webhook Secret is mounted writable")
+		}
+	}
+	if got := workerSecrets(w); !slices.Equal(got, []string{"msaudit-redis/password"}) {
+		t.Errorf("the component changed the Redis password's source: %v", got)
+	}
 }
 
 func TestDevOverlay(t *testing.T) {

@@ -30,7 +30,7 @@ import (
 // The kustomizations an operator applies. TestEveryKustomizationIsChecked
 // fails if a directory with a kustomization.yaml is missing here.
 var (
-	overlays = []string{"overlays/dev", "overlays/production"}
+	overlays = []string{"overlays/dev", "overlays/production", "overlays/production-webhook"}
 	examples = []string{
 		"examples/workload-identity",
 		"examples/certificate",
@@ -38,7 +38,7 @@ var (
 		"examples/monthly-cronjob",
 	}
 	// Rendered only through an overlay; not applied on their own.
-	bases = []string{"base", "components/servicemonitor"}
+	bases = []string{"base", "components/servicemonitor", "components/webhook"}
 )
 
 func targets() []string { return slices.Concat(overlays, examples) }

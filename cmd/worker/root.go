@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,7 @@ type options struct {
 	worker.Config
 	MetricsAddr       string
 	WebhookURL        string
+	WebhookURLFile    string
 	WebhookSecretFile string
 }
 
@@ -48,9 +50,19 @@ func (o *options) Validate() error {
 // webhook sets o.Events.Webhook from the flags. Neither the URL nor the
 // secret is quoted in an error: an incoming-webhook URL holds a token.
 func (o *options) webhook() error {
-	if o.WebhookURL == "" {
+	url := o.WebhookURL
+	switch {
+	case url != "" && o.WebhookURLFile != "":
+		return errors.New("--webhook-url and --webhook-url-file: give one")
+	case o.WebhookURLFile != "":
+		b, err := os.ReadFile(o.WebhookURLFile)
+		if err != nil {
+			return fmt.Errorf("--webhook-url-file: %w", err)
+		}
+		url = strings.TrimSpace(string(b))
+	case url == "":
 		if o.WebhookSecretFile != "" {
-			return errors.New("--webhook-secret-file: only with --webhook-url")
+			return errors.New("--webhook-secret-file: only with --webhook-url or --webhook-url-file")
 		}
 		return nil
 	}
@@ -64,7 +76,7 @@ func (o *options) webhook() error {
 			return fmt.Errorf("--webhook-secret-file %s: empty", o.WebhookSecretFile)
 		}
 	}
-	w, err := runevents.NewWebhook(o.WebhookURL, secret, webhookTimeout)
+	w, err := runevents.NewWebhook(url, secret, webhookTimeout)
 	if err != nil {
 		return fmt.Errorf("--webhook-url: %w", err)
 	}
@@ -133,10 +145,11 @@ the GOMAXPROCS environment variable says otherwise.`,
 	o.Common.Register(f)
 	cliflags.RegisterChecking(f, &o.Config)
 	cliflags.RegisterProcess(f, &o.Config, &o.MetricsAddr)
-	f.StringVar(&o.WebhookURL, "webhook-url", "", "POST run events here (JSON; a Slack or Teams incoming webhook works); keep it in the environment, it is a secret")
+	f.StringVar(&o.WebhookURL, "webhook-url", "", "POST run events here (JSON; a Slack or Teams incoming webhook works)")
+	f.StringVar(&o.WebhookURLFile, "webhook-url-file", "", "read --webhook-url from this file: an incoming-webhook URL is a credential")
 	f.StringVar(&o.WebhookSecretFile, "webhook-secret-file", "", "sign each event body with the secret in this file (X-Msaudit-Signature: sha256=<HMAC>)")
 	f.DurationVar(&o.Events.StallAfter, "stall-after", o.Events.StallAfter, "an open, unpaused run with no answer for this long is stalled: event run.stalled (0: never)")
-	envflag.Bind(f, "webhook-url", "webhook-secret-file", "stall-after")
+	envflag.Bind(f, "webhook-url", "webhook-url-file", "webhook-secret-file", "stall-after")
 	return cmd
 }
 

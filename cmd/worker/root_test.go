@@ -62,9 +62,15 @@ func TestBadSettingsAreRefusedBeforeRedis(t *testing.T) {
 		{nil, []string{"--backoff-base", "1m", "--backoff-max", "1s"}, "backoff max"},
 		{map[string]string{"MSAUDIT_MAX_ATTEMPTS": "many"}, nil, "MSAUDIT_MAX_ATTEMPTS"},
 		{nil, []string{"extra"}, "unknown command"},
+		{nil, []string{"--stall-after", "-1s"}, "stall time must be >= 0"},
+		{nil, []string{"--webhook-url", "hooks.example/T0/token"}, "--webhook-url: the webhook URL is not an http or https URL"},
+		{nil, []string{"--webhook-url", "https://hooks.example/T0/token", "--webhook-url-file", "/dev/null"}, "give one"},
+		{nil, []string{"--webhook-secret-file", "/dev/null"}, "only with --webhook-url"},
+		{nil, []string{"--webhook-url-file", "/nonexistent/url"}, "--webhook-url-file: open /nonexistent/url"},
+		{nil, []string{"--webhook-url", "https://hooks.example/T0/token", "--webhook-secret-file", "/dev/null"}, "--webhook-secret-file /dev/null: empty"},
 	} {
 		_, err := execute(t, c.env, append(c.args, "--redis-url", "redis://127.0.0.1:1/0")...)
-		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "127.0.0.1:1") {
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "127.0.0.1:1") || strings.Contains(err.Error(), "token") {
 			t.Errorf("%v %v: error %v, want one naming %q before any connection", c.env, c.args, err, c.want)
 		}
 	}
