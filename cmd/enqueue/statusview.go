@@ -15,6 +15,9 @@ func phase(v runview.Status) string {
 	case runstore.StateEnumerating:
 		return fmt.Sprintf("enumerating: %s users read, checking as they come", runview.Thousands(v.UsersSeen))
 	case runstore.StateRunning:
+		if v.StalledAt != nil {
+			return "stalled since " + v.StalledAt.UTC().Format("2006-01-02 15:04 UTC") + ": no answer for the workers' --stall-after"
+		}
 		return "checking"
 	case runstore.StatePaused:
 		return "paused (enqueue resume " + v.RunID + ")"

@@ -42,6 +42,7 @@ type Status struct {
 	EnumeratedAt   *time.Time        `json:"enumerated_at,omitempty"`
 	CompletedAt    *time.Time        `json:"completed_at,omitempty"`
 	PausedAt       *time.Time        `json:"paused_at,omitempty"`
+	StalledAt      *time.Time        `json:"stalled_at,omitempty"` // while stalled: no answer for the workers' --stall-after
 	LastError      string            `json:"last_error,omitempty"`
 }
 
@@ -62,6 +63,9 @@ func Of(r *runstore.Run, now time.Time) Status {
 		return &t
 	}
 	v.EnumeratedAt, v.CompletedAt, v.PausedAt = opt(r.EnumerationFinishedAt), opt(r.CompletedAt), opt(r.PausedAt)
+	if v.State == runstore.StateRunning || v.State == runstore.StateEnumerating || v.State == runstore.StateIncomplete {
+		v.StalledAt = opt(r.StalledAt)
+	}
 	end := now
 	if !r.CompletedAt.IsZero() {
 		end = r.CompletedAt
