@@ -76,3 +76,19 @@ func TestRunsAge(t *testing.T) {
 		}
 	}
 }
+
+// TestStalledRunSaysSo: a stalled open run says so in its phase and JSON; a
+// completed one no longer does.
+func TestStalledRunSaysSo(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	run := &runstore.Run{ID: "r1", Enumerated: true, AddressesTotal: 10, StalledAt: now.Add(-time.Hour)}
+	v := runview.Of(run, now)
+	if v.StalledAt == nil || !strings.Contains(phase(v), "stalled since 2026-01-02 02:04 UTC") {
+		t.Errorf("stalled run: phase %q, stalled_at %v", phase(v), v.StalledAt)
+	}
+	run.CompletedAt = now
+	if v := runview.Of(run, now); v.StalledAt != nil || phase(v) != "done" {
+		t.Errorf("completed run: phase %q, stalled_at %v", phase(v), v.StalledAt)
+	}
+}
