@@ -26,25 +26,6 @@ const (
 	EventRecovered EventType = "run.recovered" // a final answer after a stall
 )
 
-// The run's outbox is part of its hash, so that it expires and is purged
-// with the run and leaves nothing behind:
-const (
-	fieldEvents          = "events"           // how many events were recorded
-	fieldEventPrefix     = "event:"           // event:<n> -> "<type> <unix ms>", n from 1
-	fieldDelivered       = "events_delivered" // how many were delivered, in order
-	fieldDeliveredPrefix = "delivered:"       // delivered:<n> -> unix ms of its delivery
-	fieldEventAttempts   = "event_attempts"   // failed deliveries of the next event
-	fieldEventNextAt     = "event_next_at"    // unix ms before which it is not tried again
-	fieldEventError      = "event_error"      // why its last delivery failed
-)
-
-// What stall detection reads, besides created_at and paused:
-const (
-	fieldAnsweredAt = "answered_at" // unix ms of the last final answer
-	fieldResumedAt  = "resumed_at"  // unix ms of the last resume
-	fieldStalledAt  = "stalled_at"  // set while the run is stalled
-)
-
 // eventLua defines add_event(type, now), which appends an event to the
 // outbox of the run of KEYS[1].
 var eventLua = `

@@ -75,7 +75,7 @@ func statusOf(stored string) AddressStatus {
 // top of the strings. A user's UPN, display name and mail are longer than
 // 64 bytes more often than not, so the users buckets are lists, which
 // have listpacks of 8 KB whatever the length of an element. n is chosen
-// when the run is created and stored in the run hash ("buckets"), so that
+// when the run is created and stored in the run hash (fieldBuckets), so that
 // a run's layout never changes under it.
 type keys struct {
 	run     string // hash: the run record and its counters
@@ -197,7 +197,7 @@ func (s *Store) keysOf(ctx context.Context, id string) (keys, error) {
 		k.buckets = n.(int)
 		return k, nil
 	}
-	h, err := s.rdb.HMGet(ctx, k.run, "buckets", "tenant_id").Result()
+	h, err := s.rdb.HMGet(ctx, k.run, fieldBuckets, fieldTenantID).Result()
 	if err != nil {
 		return k, fmt.Errorf("load run %s: %w", id, err)
 	}

@@ -128,7 +128,7 @@ func TestRecountAndAddressLists(t *testing.T) {
 	s.Record(ctx, id, 2, time.Now(), []Outcome{answer(addrs[0], StatePresent), answer(addrs[1], StateAbsent), fail(addrs[2]), fail(addrs[3])})
 	s.Record(ctx, id, 2, time.Now(), []Outcome{fail(addrs[3])})
 	// Lose some counter writes, as a failover might.
-	if err := s.rdb.HSet(ctx, runKeys(id).run, "checked", 0, "present", 0, "dead", 5, "failed_pending", 9).Err(); err != nil {
+	if err := s.rdb.HSet(ctx, runKeys(id).run, fieldChecked, 0, fieldPresent, 0, fieldDead, 5, fieldFailedPending, 9).Err(); err != nil {
 		t.Fatal(err)
 	}
 	_, after, err := s.Recount(ctx, id, time.Now())
@@ -159,7 +159,7 @@ func TestOldLayoutFailsLoudly(t *testing.T) {
 	for _, end := range []string{"cancel", "purge"} {
 		s, id := newRun(t)
 		k := runKeys(id)
-		s.rdb.HDel(ctx, k.run, "buckets")
+		s.rdb.HDel(ctx, k.run, fieldBuckets)
 		s.rdb.HSet(ctx, k.run+":status", "a@x.com", "p")
 		s2 := New(s.rdb) // a fresh process: nothing cached
 		if _, err := s2.LoadBatch(ctx, id, []string{"a@x.com"}); !errors.Is(err, ErrOldLayout) {

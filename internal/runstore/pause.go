@@ -81,7 +81,7 @@ func (f Flags) Stopped() bool { return !f.Exists || f.Cancelled || f.Paused }
 // RunFlags reads whether the run exists, is cancelled or paused, in one
 // round trip.
 func (s *Store) RunFlags(ctx context.Context, id string) (Flags, error) {
-	v, err := s.rdb.HMGet(ctx, runKeys(id).run, "tenant_id", "cancelled", "paused").Result()
+	v, err := s.rdb.HMGet(ctx, runKeys(id).run, fieldTenantID, fieldCancelled, fieldPaused).Result()
 	if err != nil {
 		return Flags{}, fmt.Errorf("load run flags: %w", err)
 	}
@@ -90,5 +90,5 @@ func (s *Store) RunFlags(ctx context.Context, id string) (Flags, error) {
 
 // NoteUsers keeps how many users the submit under way has read, for status.
 func (s *Store) NoteUsers(ctx context.Context, id string, users int64) error {
-	return s.rdb.HSet(ctx, runKeys(id).run, "users_seen", users).Err()
+	return s.rdb.HSet(ctx, runKeys(id).run, fieldUsersSeen, users).Err()
 }

@@ -107,7 +107,7 @@ func (s *Store) LoadBatch(ctx context.Context, runID string, addrs []string) (Ba
 		return BatchState{}, fmt.Errorf("load batch state: %w", err)
 	}
 	pipe := s.rdb.Pipeline()
-	flags := pipe.HMGet(ctx, k.run, "tenant_id", "cancelled", "paused")
+	flags := pipe.HMGet(ctx, k.run, fieldTenantID, fieldCancelled, fieldPaused)
 	vals := s.hmgetStates(ctx, pipe, k, addrs)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return BatchState{}, fmt.Errorf("load batch state: %w", err)

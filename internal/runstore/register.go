@@ -94,7 +94,7 @@ return 1
 
 // SetError keeps why the last submit stopped, for status.
 func (s *Store) SetError(ctx context.Context, runID, msg string) error {
-	return s.rdb.HSet(ctx, runKeys(runID).run, "last_error", msg).Err()
+	return s.rdb.HSet(ctx, runKeys(runID).run, fieldLastError, msg).Err()
 }
 
 // Pair is one user-address pair of the report, with what the report needs
@@ -109,7 +109,7 @@ type Pair struct {
 
 // NextBatch reserves n batch numbers and returns the first.
 func (s *Store) NextBatch(ctx context.Context, runID string, n int) (int, error) {
-	last, err := s.rdb.HIncrBy(ctx, runKeys(runID).run, "batches", int64(n)).Result()
+	last, err := s.rdb.HIncrBy(ctx, runKeys(runID).run, fieldBatches, int64(n)).Result()
 	if err != nil {
 		return 0, fmt.Errorf("reserve batch numbers: %w", err)
 	}

@@ -110,7 +110,7 @@ func NewRunID(now time.Time) string {
 // CreateRun writes a new run record; it fails if the ID exists.
 func (s *Store) CreateRun(ctx context.Context, r *Run, now time.Time) error {
 	k := runKeys(r.ID)
-	ok, err := s.rdb.HSetNX(ctx, k.run, "tenant_id", r.TenantID).Result()
+	ok, err := s.rdb.HSetNX(ctx, k.run, fieldTenantID, r.TenantID).Result()
 	if err != nil {
 		return fmt.Errorf("create run: %w", err)
 	}
@@ -119,11 +119,11 @@ func (s *Store) CreateRun(ctx context.Context, r *Run, now time.Time) error {
 	}
 	ms := strconv.FormatInt(now.UnixMilli(), 10)
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, k.run, "source", r.Source, "options", r.Options, "lane", r.Lane,
-			"retention_s", int64(r.Retention/time.Second), "created_at", ms, "updated_at", ms, "buckets", defaultBuckets,
-			"addresses_total", 0, "checked", 0, "present", 0, "absent", 0, "failed_pending", 0, "dead", 0, "batches", 0)
+		p.HSet(ctx, k.run, fieldSource, r.Source, fieldOptions, r.Options, fieldLane, r.Lane,
+			fieldRetention, int64(r.Retention/time.Second), fieldCreatedAt, ms, fieldUpdatedAt, ms, fieldBuckets, defaultBuckets,
+			fieldAddressesTotal, 0, fieldChecked, 0, fieldPresent, 0, fieldAbsent, 0, fieldFailedPending, 0, fieldDead, 0, fieldBatches, 0)
 		if r.RecheckOf != "" {
-			p.HSet(ctx, k.run, "recheck_of", r.RecheckOf)
+			p.HSet(ctx, k.run, fieldRecheckOf, r.RecheckOf)
 		}
 		p.ZAdd(ctx, runsKey, redis.Z{Score: float64(now.UnixMilli()), Member: r.ID})
 		p.ZAdd(ctx, OpenRunsKey, redis.Z{Score: float64(now.UnixMilli()), Member: r.ID})
@@ -153,23 +153,23 @@ func (s *Store) GetRun(ctx context.Context, id string) (*Run, error) {
 		return nil, fmt.Errorf("%w: %s", ErrRunNotFound, id)
 	}
 	r := &Run{
-		ID: id, TenantID: m["tenant_id"], Source: m["source"], Options: m["options"],
-		Retention: time.Duration(atoi(m["retention_s"])) * time.Second,
-		Lane:      int(atoi(m["lane"])), RecheckOf: m["recheck_of"],
-		UsersSeen: atoi(m["users_seen"]), Requests: atoi(m["requests"]), Throttles: atoi(m["throttles"]),
-		TenantRate: atof(m["tenant_rate"]), TenantRateAt: msTime(m["tenant_rate_at"]), Paused: m["paused"] == "1",
-		PausedAt: msTime(m["paused_at"]), Chart: parseChart(m), Recent: parseRecent(m),
-		AddressesTotal: atoi(m["addresses_total"]), UsersTotal: atoi(m["users_total"]),
-		Batches: atoi(m["batches"]), Checked: atoi(m["checked"]), Present: atoi(m["present"]),
-		Absent: atoi(m["absent"]), FailedPending: atoi(m["failed_pending"]), DeadLettered: atoi(m["dead"]),
-		Enumerated: m["enumerated"] == "1", Cancelled: m["cancelled"] == "1", LastError: m["last_error"],
+		ID: id, TenantID: m[fieldTenantID], Source: m[fieldSource], Options: m[fieldOptions],
+		Retention: time.Duration(atoi(m[fieldRetention])) * time.Second,
+		Lane:      int(atoi(m[fieldLane])), RecheckOf: m[fieldRecheckOf],
+		UsersSeen: atoi(m[fieldUsersSeen]), Requests: atoi(m[fieldRequests]), Throttles: atoi(m[fieldThrottles]),
+		TenantRate: atof(m[fieldTenantRate]), TenantRateAt: msTime(m[fieldTenantRateAt]), Paused: m[fieldPaused] == "1",
+		PausedAt: msTime(m[fieldPausedAt]), Chart: parseChart(m), Recent: parseRecent(m),
+		AddressesTotal: atoi(m[fieldAddressesTotal]), UsersTotal: atoi(m[fieldUsersTotal]),
+		Batches: atoi(m[fieldBatches]), Checked: atoi(m[fieldChecked]), Present: atoi(m[fieldPresent]),
+		Absent: atoi(m[fieldAbsent]), FailedPending: atoi(m[fieldFailedPending]), DeadLettered: atoi(m[fieldDead]),
+		Enumerated: m[fieldEnumerated] == "1", Cancelled: m[fieldCancelled] == "1", LastError: m[fieldLastError],
 		Submitting:            lock.Val() == 1,
-		CreatedAt:             msTime(m["created_at"]),
-		EnumerationStartedAt:  msTime(m["enumeration_started_at"]),
-		EnumerationFinishedAt: msTime(m["enumeration_finished_at"]),
-		FirstCheckAt:          msTime(m["first_check_at"]),
-		CompletedAt:           msTime(m["completed_at"]),
-		UpdatedAt:             msTime(m["updated_at"]),
+		CreatedAt:             msTime(m[fieldCreatedAt]),
+		EnumerationStartedAt:  msTime(m[fieldEnumerationStartedAt]),
+		EnumerationFinishedAt: msTime(m[fieldEnumerationFinishedAt]),
+		FirstCheckAt:          msTime(m[fieldFirstCheckAt]),
+		CompletedAt:           msTime(m[fieldCompletedAt]),
+		UpdatedAt:             msTime(m[fieldUpdatedAt]),
 		StalledAt:             msTime(m[fieldStalledAt]),
 	}
 	return r, nil

@@ -82,18 +82,18 @@ type Chart struct {
 
 // parseChart reads the chart fields of a run hash.
 func parseChart(m map[string]string) Chart {
-	base, ok := m["tl_base"]
+	base, ok := m[fieldChartBase]
 	if !ok {
 		return Chart{}
 	}
-	width := max(atoi(m["tl_width"]), 1)
+	width := max(atoi(m[fieldChartWidth]), 1)
 	c := Chart{Width: time.Duration(width) * time.Minute}
 	start := time.Unix(atoi(base)*60, 0).UTC()
 	last := -1
 	vals := make(map[int][3]int64)
 	for f, v := range m {
-		i, err := strconv.Atoi(strings.TrimPrefix(f, "tl:"))
-		if !strings.HasPrefix(f, "tl:") || err != nil || i < 0 || i >= chartBuckets {
+		i, err := strconv.Atoi(strings.TrimPrefix(f, fieldChartPrefix))
+		if !strings.HasPrefix(f, fieldChartPrefix) || err != nil || i < 0 || i >= chartBuckets {
 			continue
 		}
 		p := strings.Split(v, ",")
@@ -120,7 +120,7 @@ type Minute struct {
 func parseRecent(m map[string]string) []Minute {
 	var out []Minute
 	for i := 0; i < recentSlots; i++ {
-		v, ok := m["rm:"+strconv.Itoa(i)]
+		v, ok := m[fieldRecentPrefix+strconv.Itoa(i)]
 		if !ok {
 			continue
 		}
