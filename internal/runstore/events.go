@@ -30,8 +30,8 @@ const (
 // outbox of the run of KEYS[1].
 var eventLua = `
 local function add_event(t, now)
-  local n = redis.call('HINCRBY', KEYS[1], '` + fieldEvents + `', 1)
-  redis.call('HSET', KEYS[1], '` + fieldEventPrefix + `' .. n, t .. ' ' .. now)
+  local n = redis.call('HINCRBY', KEYS[1], {fieldEvents}, 1)
+  redis.call('HSET', KEYS[1], {fieldEventPrefix} .. n, t .. ' ' .. now)
 end
 `
 
@@ -139,12 +139,12 @@ func (s *Store) Undelivered(ctx context.Context) ([]Outbox, int, error) {
 // ARGV[1] -> seq
 // ARGV[2] -> now (unix ms)
 // Output: 1 if marked, else 0.
-var deliveredScript = redis.NewScript(`
+var deliveredScript = script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local d = tonumber(redis.call('HGET', KEYS[1], '` + fieldDelivered + `') or 0)
+local d = tonumber(redis.call('HGET', KEYS[1], {fieldDelivered}) or 0)
 if d + 1 ~= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], '` + fieldDelivered + `', d + 1, '` + fieldDeliveredPrefix + `' .. ARGV[1], ARGV[2])
-redis.call('HDEL', KEYS[1], '` + fieldEventAttempts + `', '` + fieldEventNextAt + `', '` + fieldEventError + `')
+redis.call('HSET', KEYS[1], {fieldDelivered}, d + 1, {fieldDeliveredPrefix} .. ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[1], {fieldEventAttempts}, {fieldEventNextAt}, {fieldEventError})
 return 1
 `)
 
@@ -158,12 +158,12 @@ return 1
 // ARGV[3] -> why it failed
 // Output: the failed deliveries of the event so far, 0 if it was not the
 // next one.
-var failedScript = redis.NewScript(`
+var failedScript = script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local d = tonumber(redis.call('HGET', KEYS[1], '` + fieldDelivered + `') or 0)
+local d = tonumber(redis.call('HGET', KEYS[1], {fieldDelivered}) or 0)
 if d + 1 ~= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], '` + fieldEventNextAt + `', ARGV[2], '` + fieldEventError + `', ARGV[3])
-return redis.call('HINCRBY', KEYS[1], '` + fieldEventAttempts + `', 1)
+redis.call('HSET', KEYS[1], {fieldEventNextAt}, ARGV[2], {fieldEventError}, ARGV[3])
+return redis.call('HINCRBY', KEYS[1], {fieldEventAttempts}, 1)
 `)
 
 // MarkDelivered records that event seq of the run was delivered at now.
@@ -192,15 +192,15 @@ func (s *Store) DeliveryFailed(ctx context.Context, runID string, seq int, next 
 // ARGV[1] -> now (unix ms)
 // ARGV[2] -> stall after (ms)
 // Output: 1 if it marked the run stalled, else 0.
-var stallScript = redis.NewScript(eventLua + `
-local h = redis.call('HMGET', KEYS[1], 'tenant_id', 'completed_at', 'cancelled', 'paused', '` + fieldStalledAt + `',
-  '` + fieldAnsweredAt + `', '` + fieldResumedAt + `', 'created_at')
+var stallScript = script(eventLua + `
+local h = redis.call('HMGET', KEYS[1], {fieldTenantID}, {fieldCompletedAt}, {fieldCancelled}, {fieldPaused}, {fieldStalledAt},
+  {fieldAnsweredAt}, {fieldResumedAt}, {fieldCreatedAt})
 if not h[1] or h[2] or h[3] == '1' or h[4] == '1' or h[5] then return 0 end
 local now = tonumber(ARGV[1])
 local last = math.max(tonumber(h[6] or 0), tonumber(h[7] or 0), tonumber(h[8] or 0))
 if now - last < tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], '` + fieldStalledAt + `', ARGV[1])
-add_event('` + string(EventStalled) + `', ARGV[1])
+redis.call('HSET', KEYS[1], {fieldStalledAt}, ARGV[1])
+add_event({EventStalled}, ARGV[1])
 return 1
 `)
 

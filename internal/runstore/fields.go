@@ -1,6 +1,8 @@
 package runstore
 
-// The fields of a run's hash (keys.run), spelled here once.
+// The fields of a run's hash (keys.run), spelled here once: Go uses the
+// constants, and a script names fieldX as {fieldX} (luaConsts), so that
+// no script writes a field under another name than Go reads it by.
 
 // What the run is, written when it is created and never changed.
 // fieldTenantID is written first (HSETNX), so a run hash holds it whenever

@@ -90,7 +90,7 @@ type keys struct {
 const runKeyPrefix = prefix + "run:"
 
 // The bucket families, as the suffix of their keys: <run hash>:<family>:<i>.
-// Scripts spell them {s}, {o} and {u} (luaNames).
+// Scripts spell them {famState}, {famOwners} and {famUsers} (luaConsts).
 const (
 	famState  = "s" // address -> state value (encodeState)
 	famOwners = "o" // address -> the users it was found on (encodeRef, concatenated)

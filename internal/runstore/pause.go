@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // ErrRunFinished is returned when pausing a run that has nothing left to do.
@@ -21,21 +19,21 @@ var ErrRunFinished = errors.New("the run is completed or cancelled")
 // ARGV[2] -> now (unix ms)
 // Output: -1 if the run does not exist, -2 if it is completed or cancelled
 // (pause only), 1 if it changed, 0 if it was so already.
-var pauseScript = redis.NewScript(eventLua + `
-local h = redis.call('HMGET', KEYS[1], 'tenant_id', 'completed_at', 'cancelled', 'paused')
+var pauseScript = script(eventLua + `
+local h = redis.call('HMGET', KEYS[1], {fieldTenantID}, {fieldCompletedAt}, {fieldCancelled}, {fieldPaused})
 if not h[1] then return -1 end
 local now = ARGV[2]
 if ARGV[1] == '1' then
   if h[2] or h[3] == '1' then return -2 end
   if h[4] == '1' then return 0 end
-  redis.call('HSET', KEYS[1], 'paused', 1, 'paused_at', now, 'updated_at', now)
-  add_event('` + string(EventPaused) + `', now)
+  redis.call('HSET', KEYS[1], {fieldPaused}, 1, {fieldPausedAt}, now, {fieldUpdatedAt}, now)
+  add_event({EventPaused}, now)
   return 1
 end
 if h[4] ~= '1' then return 0 end
-redis.call('HDEL', KEYS[1], 'paused', 'paused_at')
-redis.call('HSET', KEYS[1], 'updated_at', now, '` + fieldResumedAt + `', now)
-add_event('` + string(EventResumed) + `', now)
+redis.call('HDEL', KEYS[1], {fieldPaused}, {fieldPausedAt})
+redis.call('HSET', KEYS[1], {fieldUpdatedAt}, now, {fieldResumedAt}, now)
+add_event({EventResumed}, now)
 return 1
 `)
 

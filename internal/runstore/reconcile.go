@@ -33,21 +33,21 @@ func (r *Run) counters() Counters {
 // Output: the counters after, in the order total, checked, present, absent,
 // dead, failed pending.
 var recountScript = script(completeLua + stateLua + `
-local n = {[{present}] = 0, [{absent}] = 0, [{dead}] = 0, [{pending}] = 0}
+local n = {[{storedPresent}] = 0, [{storedAbsent}] = 0, [{storedDead}] = 0, [{storedPending}] = 0}
 local failed = 0
-local buckets = tonumber(redis.call('HGET', KEYS[1], 'buckets') or 0)
+local buckets = tonumber(redis.call('HGET', KEYS[1], {fieldBuckets}) or 0)
 for i = 0, buckets - 1 do
-  local vals = redis.call('HVALS', KEYS[1] .. ':' .. {s} .. ':' .. i)
+  local vals = redis.call('HVALS', KEYS[1] .. ':' .. {famState} .. ':' .. i)
   for j = 1, #vals do
     local st, a = parse(vals[j])
     n[st] = (n[st] or 0) + 1
-    if st == {pending} and a > 0 then failed = failed + 1 end
+    if st == {storedPending} and a > 0 then failed = failed + 1 end
   end
 end
-local present, absent, dead = n[{present}], n[{absent}], n[{dead}]
-local total = present + absent + dead + n[{pending}]
-redis.call('HSET', KEYS[1], 'addresses_total', total, 'checked', present + absent, 'present', present,
-  'absent', absent, 'dead', dead, 'failed_pending', failed)
+local present, absent, dead = n[{storedPresent}], n[{storedAbsent}], n[{storedDead}]
+local total = present + absent + dead + n[{storedPending}]
+redis.call('HSET', KEYS[1], {fieldAddressesTotal}, total, {fieldChecked}, present + absent, {fieldPresent}, present,
+  {fieldAbsent}, absent, {fieldDead}, dead, {fieldFailedPending}, failed)
 maybe_complete(ARGV[1])
 return {total, present + absent, present, absent, dead, failed}
 `)

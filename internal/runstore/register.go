@@ -38,7 +38,7 @@ func (s *Store) Lock(ctx context.Context, runID, holder string) error {
 //
 // Input: KEYS[1] -> the run's lock, ARGV[1] -> the holder.
 // Output: 1 if released, else 0.
-var unlockScript = redis.NewScript(`
+var unlockScript = script(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`)
 
@@ -46,7 +46,7 @@ return 0`)
 //
 // Input: KEYS[1] -> the run's lock, ARGV[1] -> the holder, ARGV[2] -> the
 // new TTL (ms). Output: 1 if extended, else 0.
-var refreshScript = redis.NewScript(`
+var refreshScript = script(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`)
 
@@ -82,12 +82,12 @@ func (s *Store) StartEnumeration(ctx context.Context, runID string, now time.Tim
 // Input: KEYS: keys.scripted (KEYS[1] run, KEYS[5] the open-runs index).
 // ARGV[1] -> now (unix ms). Output: 1.
 var startScript = script(runIDLua + bucketsLua + `
-redis.call('HSET', KEYS[1], 'enumeration_started_at', ARGV[1], 'updated_at', ARGV[1])
-if redis.call('HEXISTS', KEYS[1], 'completed_at') == 1 then
-  redis.call('HDEL', KEYS[1], 'completed_at')
-  redis.call('HSET', KEYS[1], 'enumerated', 0)
+redis.call('HSET', KEYS[1], {fieldEnumerationStartedAt}, ARGV[1], {fieldUpdatedAt}, ARGV[1])
+if redis.call('HEXISTS', KEYS[1], {fieldCompletedAt}) == 1 then
+  redis.call('HDEL', KEYS[1], {fieldCompletedAt})
+  redis.call('HSET', KEYS[1], {fieldEnumerated}, 0)
   each_key(function(k) redis.call('PERSIST', k) end)
-  redis.call('ZADD', KEYS[5], redis.call('HGET', KEYS[1], 'created_at') or ARGV[1], run_id())
+  redis.call('ZADD', KEYS[5], redis.call('HGET', KEYS[1], {fieldCreatedAt}) or ARGV[1], run_id())
 end
 return 1
 `)
@@ -213,10 +213,10 @@ end
 local na, np, ns = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local i = 7
 for _ = 1, na do
-  redis.call('HSET', KEYS[tonumber(ARGV[i])], ARGV[i+1], {pending})
+  redis.call('HSET', KEYS[tonumber(ARGV[i])], ARGV[i+1], {storedPending})
   i = i + 2
 end
-if na > 0 then redis.call('HINCRBY', KEYS[1], 'addresses_total', na) end
+if na > 0 then redis.call('HINCRBY', KEYS[1], {fieldAddressesTotal}, na) end
 for _ = 1, np do
   local key, a, ref, users = KEYS[tonumber(ARGV[i])], ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3])
   local refs = redis.call('HGET', key, a) or ''
@@ -229,7 +229,7 @@ for _ = 1, ns do
   redis.call('HDEL', KEYS[2], ARGV[i])
   i = i + 1
 end
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
+redis.call('HSET', KEYS[1], {fieldUpdatedAt}, ARGV[1])
 return 1
 `)
 

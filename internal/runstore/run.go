@@ -218,11 +218,11 @@ func (s *Store) loadRuns(ctx context.Context, index string, ids []string) ([]*Ru
 // KEYS[1] -> the run hash
 // ARGV[1] -> now (unix ms)
 // Output: 1 if it was not cancelled yet, else 0.
-var cancelScript = redis.NewScript(eventLua + `
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
-if redis.call('HGET', KEYS[1], 'cancelled') == '1' then return 0 end
-redis.call('HSET', KEYS[1], 'cancelled', 1)
-add_event('` + string(EventCancelled) + `', ARGV[1])
+var cancelScript = script(eventLua + `
+redis.call('HSET', KEYS[1], {fieldUpdatedAt}, ARGV[1])
+if redis.call('HGET', KEYS[1], {fieldCancelled}) == '1' then return 0 end
+redis.call('HSET', KEYS[1], {fieldCancelled}, 1)
+add_event({EventCancelled}, ARGV[1])
 return 1
 `)
 

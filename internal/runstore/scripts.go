@@ -8,30 +8,105 @@ import (
 )
 
 // Outcomes of an attempt, as Record passes them to recordScript; an answer
-// is passed as StatePresent or StateAbsent, which are also the names of
-// their counters in the run hash.
+// is passed as StatePresent or StateAbsent.
 const (
 	outcomeFail     = "fail"
 	outcomeThrottle = "throttle"
 )
 
-// luaNames spells, in the scripts' source, the values Go defines: {pending},
-// {present}, {absent} and {dead} are the address states as the state
-// buckets store them, {unknown} the state of an address the run does not
-// hold, {fail} and {throttle} the failed outcomes, {s}, {o} and {u} the
-// bucket families, so that a script cannot drift from the constants.
-var luaNames = strings.NewReplacer(
-	"{pending}", luaQuote(storedPending), "{present}", luaQuote(storedPresent),
-	"{absent}", luaQuote(storedAbsent), "{dead}", luaQuote(storedDead),
-	"{unknown}", luaQuote(string(StateUnknown)),
-	"{fail}", luaQuote(outcomeFail), "{throttle}", luaQuote(outcomeThrottle),
-	"{s}", luaQuote(famState), "{o}", luaQuote(famOwners), "{u}", luaQuote(famUsers),
-)
+// luaConsts are the Go constants the scripts' source names: {name} in a
+// script stands for the constant name's value, quoted, so that a script
+// cannot drift from Go. Each entry is the name of a package-level constant
+// and its value; TestLuaConsts checks that, and that the scripts name
+// every entry and no other.
+var luaConsts = []struct{ name, value string }{
+	// The address states as the state buckets store them, and the state
+	// of an address the run does not hold.
+	{"storedPending", storedPending},
+	{"storedPresent", storedPresent},
+	{"storedAbsent", storedAbsent},
+	{"storedDead", storedDead},
+	{"StateUnknown", string(StateUnknown)},
+	// The outcomes recordScript is given.
+	{"StatePresent", string(StatePresent)},
+	{"StateAbsent", string(StateAbsent)},
+	{"outcomeThrottle", outcomeThrottle},
+	// The bucket families.
+	{"famState", famState},
+	{"famOwners", famOwners},
+	{"famUsers", famUsers},
+	// The run hash's fields (fields.go).
+	{"fieldTenantID", fieldTenantID},
+	{"fieldBuckets", fieldBuckets},
+	{"fieldRetention", fieldRetention},
+	{"fieldAddressesTotal", fieldAddressesTotal},
+	{"fieldChecked", fieldChecked},
+	{"fieldPresent", fieldPresent},
+	{"fieldAbsent", fieldAbsent},
+	{"fieldDead", fieldDead},
+	{"fieldFailedPending", fieldFailedPending},
+	{"fieldRequests", fieldRequests},
+	{"fieldThrottles", fieldThrottles},
+	{"fieldUsersTotal", fieldUsersTotal},
+	{"fieldEnumerated", fieldEnumerated},
+	{"fieldCancelled", fieldCancelled},
+	{"fieldPaused", fieldPaused},
+	{"fieldCreatedAt", fieldCreatedAt},
+	{"fieldUpdatedAt", fieldUpdatedAt},
+	{"fieldEnumerationStartedAt", fieldEnumerationStartedAt},
+	{"fieldEnumerationFinishedAt", fieldEnumerationFinishedAt},
+	{"fieldFirstCheckAt", fieldFirstCheckAt},
+	{"fieldCompletedAt", fieldCompletedAt},
+	{"fieldPausedAt", fieldPausedAt},
+	{"fieldTenantRateAt", fieldTenantRateAt},
+	{"fieldTenantRate", fieldTenantRate},
+	{"fieldLastError", fieldLastError},
+	{"fieldChartBase", fieldChartBase},
+	{"fieldChartWidth", fieldChartWidth},
+	{"fieldChartPrefix", fieldChartPrefix},
+	{"fieldRecentPrefix", fieldRecentPrefix},
+	{"fieldEvents", fieldEvents},
+	{"fieldEventPrefix", fieldEventPrefix},
+	{"fieldDelivered", fieldDelivered},
+	{"fieldDeliveredPrefix", fieldDeliveredPrefix},
+	{"fieldEventAttempts", fieldEventAttempts},
+	{"fieldEventNextAt", fieldEventNextAt},
+	{"fieldEventError", fieldEventError},
+	{"fieldAnsweredAt", fieldAnsweredAt},
+	{"fieldResumedAt", fieldResumedAt},
+	{"fieldStalledAt", fieldStalledAt},
+	// The run events (events.go).
+	{"EventSubmitted", string(EventSubmitted)},
+	{"EventCompleted", string(EventCompleted)},
+	{"EventCancelled", string(EventCancelled)},
+	{"EventPaused", string(EventPaused)},
+	{"EventResumed", string(EventResumed)},
+	{"EventStalled", string(EventStalled)},
+	{"EventRecovered", string(EventRecovered)},
+}
+
+// luaNames replaces the placeholders of luaConsts in a script's source.
+var luaNames = func() *strings.Replacer {
+	oldnew := make([]string, 0, 2*len(luaConsts))
+	for _, c := range luaConsts {
+		oldnew = append(oldnew, "{"+c.name+"}", luaQuote(c.value))
+	}
+	return strings.NewReplacer(oldnew...)
+}()
 
 func luaQuote(s string) string { return "'" + s + "'" }
 
-// script builds a script from Lua source in which luaNames are replaced.
-func script(src string) *redis.Script { return redis.NewScript(luaNames.Replace(src)) }
+// scriptSources is the source of every script built by script, as Redis
+// runs it.
+var scriptSources []string
+
+// script builds a script from Lua source in which the placeholders of
+// luaConsts are replaced. Every script of the store is built here.
+func script(src string) *redis.Script {
+	src = luaNames.Replace(src)
+	scriptSources = append(scriptSources, src)
+	return redis.NewScript(src)
+}
 
 // runIDLua recovers the run ID from KEYS[1], the run hash.
 var runIDLua = `
@@ -59,8 +134,8 @@ end
 var bucketsLua = `
 local function each_key(fn)
   for i = 1, 4 do fn(KEYS[i]) end
-  local n = tonumber(redis.call('HGET', KEYS[1], 'buckets') or 0)
-  for _, f in ipairs({{s}, {o}, {u}}) do
+  local n = tonumber(redis.call('HGET', KEYS[1], {fieldBuckets}) or 0)
+  for _, f in ipairs({{famState}, {famOwners}, {famUsers}}) do
     local p = KEYS[1] .. ':' .. f .. ':'
     for i = 0, n - 1 do fn(p .. i) end
   end
@@ -74,10 +149,10 @@ end
 // every key of the run.
 var completeLua = runIDLua + bucketsLua + eventLua + `
 local function maybe_complete(now)
-  local h = redis.call('HMGET', KEYS[1], 'enumerated', 'addresses_total', 'checked', 'dead', 'completed_at', 'retention_s')
+  local h = redis.call('HMGET', KEYS[1], {fieldEnumerated}, {fieldAddressesTotal}, {fieldChecked}, {fieldDead}, {fieldCompletedAt}, {fieldRetention})
   if h[1] == '1' and not h[5] and (tonumber(h[3] or 0) + tonumber(h[4] or 0)) >= tonumber(h[2] or 0) then
-    redis.call('HSET', KEYS[1], 'completed_at', now)
-    add_event('` + string(EventCompleted) + `', now)
+    redis.call('HSET', KEYS[1], {fieldCompletedAt}, now)
+    add_event({EventCompleted}, now)
     redis.call('ZREM', KEYS[5], run_id())
     local ttl = tonumber(h[6] or 0)
     if ttl > 0 then
@@ -106,39 +181,41 @@ local maxa, now = tonumber(ARGV[1]), ARGV[2]
 local out = {}
 if redis.call('EXISTS', KEYS[1]) == 0 then
   -- purged: write nothing, or the run hash would come back
-  for i = 4, #ARGV, 5 do out[#out+1] = {unknown}; out[#out+1] = 0 end
+  for i = 4, #ARGV, 5 do out[#out+1] = {StateUnknown}; out[#out+1] = 0 end
   return out
 end
 local done, answered, reqs, thr = 0, 0, 0, 0
 for i = 4, #ARGV, 5 do
   local key, a, o, d, e = KEYS[tonumber(ARGV[i])], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
   local cur, n = parse(redis.call('HGET', key, a))
-  if cur == {pending} then
+  if cur == {storedPending} then
     reqs = reqs + 1
-    if o == {throttle} then thr = thr + 1 end
+    if o == {outcomeThrottle} then thr = thr + 1 end
     n = n + 1
-    if o == 'present' or o == 'absent' then
-      cur = (o == 'present') and {present} or {absent}
-      redis.call('HINCRBY', KEYS[1], o, 1)
-      redis.call('HINCRBY', KEYS[1], 'checked', 1)
-      if n > 1 then redis.call('HINCRBY', KEYS[1], 'failed_pending', -1) end
+    if o == {StatePresent} or o == {StateAbsent} then
+      local counter = {fieldAbsent}
+      cur = {storedAbsent}
+      if o == {StatePresent} then cur, counter = {storedPresent}, {fieldPresent} end
+      redis.call('HINCRBY', KEYS[1], counter, 1)
+      redis.call('HINCRBY', KEYS[1], {fieldChecked}, 1)
+      if n > 1 then redis.call('HINCRBY', KEYS[1], {fieldFailedPending}, -1) end
       redis.call('HDEL', KEYS[2], a)
       done = done + 1
       answered = answered + 1
     else
       redis.call('HSET', KEYS[2], a, e)
-      if n == 1 then redis.call('HINCRBY', KEYS[1], 'failed_pending', 1) end
+      if n == 1 then redis.call('HINCRBY', KEYS[1], {fieldFailedPending}, 1) end
       if n >= maxa then
         redis.call('SADD', KEYS[3], a)
-        redis.call('HINCRBY', KEYS[1], 'dead', 1)
-        redis.call('HINCRBY', KEYS[1], 'failed_pending', -1)
+        redis.call('HINCRBY', KEYS[1], {fieldDead}, 1)
+        redis.call('HINCRBY', KEYS[1], {fieldFailedPending}, -1)
         done = done + 1
-        cur = {dead}
+        cur = {storedDead}
       end
     end
     redis.call('HSET', key, a, cur .. n .. ':' .. d)
   end
-  out[#out+1] = cur or {unknown}
+  out[#out+1] = cur or {StateUnknown}
   out[#out+1] = n
 end
 -- A cancelled run's keys expire already; errors and dead may be new.
@@ -148,13 +225,13 @@ if ttl > 0 then
     if redis.call('PTTL', KEYS[i]) == -1 then redis.call('PEXPIRE', KEYS[i], ttl) end
   end
 end
-redis.call('HSETNX', KEYS[1], 'first_check_at', now)
-redis.call('HSET', KEYS[1], 'updated_at', now)
+redis.call('HSETNX', KEYS[1], {fieldFirstCheckAt}, now)
+redis.call('HSET', KEYS[1], {fieldUpdatedAt}, now)
 if answered > 0 then
-  redis.call('HSET', KEYS[1], '` + fieldAnsweredAt + `', now)
-  if redis.call('HDEL', KEYS[1], '` + fieldStalledAt + `') == 1 then add_event('` + string(EventRecovered) + `', now) end
+  redis.call('HSET', KEYS[1], {fieldAnsweredAt}, now)
+  if redis.call('HDEL', KEYS[1], {fieldStalledAt}) == 1 then add_event({EventRecovered}, now) end
 end
-if tonumber(ARGV[3]) > 0 then redis.call('HSET', KEYS[1], 'tenant_rate', ARGV[3], 'tenant_rate_at', now) end
+if tonumber(ARGV[3]) > 0 then redis.call('HSET', KEYS[1], {fieldTenantRate}, ARGV[3], {fieldTenantRateAt}, now) end
 tick(tonumber(now), done, reqs, thr)
 maybe_complete(now)
 return out
@@ -167,9 +244,9 @@ return out
 // Input: KEYS: keys.scripted. ARGV[1] -> now (unix ms), ARGV[2] -> users
 // read. Output: 1.
 var finishScript = script(completeLua + `
-if redis.call('HGET', KEYS[1], 'enumerated') ~= '1' then add_event('` + string(EventSubmitted) + `', ARGV[1]) end
-redis.call('HSET', KEYS[1], 'enumerated', 1, 'enumeration_finished_at', ARGV[1], 'updated_at', ARGV[1], 'users_total', ARGV[2])
-redis.call('HDEL', KEYS[1], 'last_error')
+if redis.call('HGET', KEYS[1], {fieldEnumerated}) ~= '1' then add_event({EventSubmitted}, ARGV[1]) end
+redis.call('HSET', KEYS[1], {fieldEnumerated}, 1, {fieldEnumerationFinishedAt}, ARGV[1], {fieldUpdatedAt}, ARGV[1], {fieldUsersTotal}, ARGV[2])
+redis.call('HDEL', KEYS[1], {fieldLastError})
 maybe_complete(ARGV[1])
 return 1
 `)
@@ -192,21 +269,21 @@ local moved = 0
 for i = 3, 2 + 2 * n, 2 do
   local key, a = KEYS[tonumber(ARGV[i])], ARGV[i+1]
   local st, _, d = parse(redis.call('HGET', key, a))
-  if st == {dead} then
-    redis.call('HSET', key, a, {pending} .. '0:' .. d)
+  if st == {storedDead} then
+    redis.call('HSET', key, a, {storedPending} .. '0:' .. d)
     redis.call('SREM', KEYS[3], a)
     moved = moved + 1
   end
 end
 if moved == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'dead', -moved)
+redis.call('HINCRBY', KEYS[1], {fieldDead}, -moved)
 for i = 3 + 2 * n, #ARGV, 2 do
   redis.call('HSET', KEYS[4], ARGV[i], ARGV[i+1])
 end
-redis.call('HDEL', KEYS[1], 'completed_at')
-redis.call('HSET', KEYS[1], 'updated_at', now)
-if not redis.call('HGET', KEYS[1], 'cancelled') then
-  redis.call('ZADD', KEYS[5], redis.call('HGET', KEYS[1], 'created_at') or now, run_id())
+redis.call('HDEL', KEYS[1], {fieldCompletedAt})
+redis.call('HSET', KEYS[1], {fieldUpdatedAt}, now)
+if not redis.call('HGET', KEYS[1], {fieldCancelled}) then
+  redis.call('ZADD', KEYS[5], redis.call('HGET', KEYS[1], {fieldCreatedAt}) or now, run_id())
 end
 each_key(function(k) redis.call('PERSIST', k) end)
 return moved

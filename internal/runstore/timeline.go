@@ -29,23 +29,23 @@ const (
 var timelineLua = `
 local function tick(now, done, reqs, thr)
   if reqs == 0 then return end
-  redis.call('HINCRBY', KEYS[1], 'requests', reqs)
-  if thr > 0 then redis.call('HINCRBY', KEYS[1], 'throttles', thr) end
+  redis.call('HINCRBY', KEYS[1], {fieldRequests}, reqs)
+  if thr > 0 then redis.call('HINCRBY', KEYS[1], {fieldThrottles}, thr) end
   local minute = math.floor(now / 60000)
-  local slot = 'rm:' .. (minute % ` + strconv.Itoa(recentSlots) + `)
+  local slot = {fieldRecentPrefix} .. (minute % ` + strconv.Itoa(recentSlots) + `)
   local m, c = string.match(redis.call('HGET', KEYS[1], slot) or '', '^(%d+),(%d+)$')
   if tonumber(m) ~= minute then c = 0 end
   redis.call('HSET', KEYS[1], slot, minute .. ',' .. (tonumber(c) + done))
 
   local maxb = ` + strconv.Itoa(chartBuckets) + `
-  local base = tonumber(redis.call('HGET', KEYS[1], 'tl_base'))
+  local base = tonumber(redis.call('HGET', KEYS[1], {fieldChartBase}))
   if not base then
     base = minute
-    redis.call('HSET', KEYS[1], 'tl_base', base, 'tl_width', 1)
+    redis.call('HSET', KEYS[1], {fieldChartBase}, base, {fieldChartWidth}, 1)
   end
-  local width = tonumber(redis.call('HGET', KEYS[1], 'tl_width')) or 1
+  local width = tonumber(redis.call('HGET', KEYS[1], {fieldChartWidth})) or 1
   local function get(i)
-    local d, r, t = string.match(redis.call('HGET', KEYS[1], 'tl:' .. i) or '', '^(%d+),(%d+),(%d+)$')
+    local d, r, t = string.match(redis.call('HGET', KEYS[1], {fieldChartPrefix} .. i) or '', '^(%d+),(%d+),(%d+)$')
     return tonumber(d) or 0, tonumber(r) or 0, tonumber(t) or 0
   end
   local idx = math.floor((minute - base) / width)
@@ -53,16 +53,16 @@ local function tick(now, done, reqs, thr)
     for j = 0, maxb / 2 - 1 do
       local d1, r1, t1 = get(2 * j)
       local d2, r2, t2 = get(2 * j + 1)
-      redis.call('HSET', KEYS[1], 'tl:' .. j, (d1 + d2) .. ',' .. (r1 + r2) .. ',' .. (t1 + t2))
+      redis.call('HSET', KEYS[1], {fieldChartPrefix} .. j, (d1 + d2) .. ',' .. (r1 + r2) .. ',' .. (t1 + t2))
     end
-    for j = maxb / 2, maxb - 1 do redis.call('HDEL', KEYS[1], 'tl:' .. j) end
+    for j = maxb / 2, maxb - 1 do redis.call('HDEL', KEYS[1], {fieldChartPrefix} .. j) end
     width = width * 2
-    redis.call('HSET', KEYS[1], 'tl_width', width)
+    redis.call('HSET', KEYS[1], {fieldChartWidth}, width)
     idx = math.floor((minute - base) / width)
   end
   if idx < 0 then idx = 0 end
   local d, r, t = get(idx)
-  redis.call('HSET', KEYS[1], 'tl:' .. idx, (d + done) .. ',' .. (r + reqs) .. ',' .. (t + thr))
+  redis.call('HSET', KEYS[1], {fieldChartPrefix} .. idx, (d + done) .. ',' .. (r + reqs) .. ',' .. (t + thr))
 end
 `
 
