@@ -135,10 +135,12 @@ func (s *Store) Undelivered(ctx context.Context) ([]Outbox, int, error) {
 // one (a delivery that lost its lease may report late).
 //
 // Input:
-// KEYS[1] -> the run hash
+// KEYS[1] -> msaudit:run:<id>
 // ARGV[1] -> seq
 // ARGV[2] -> now (unix ms)
-// Output: 1 if marked, else 0.
+//
+// Output:
+// 1 if marked, else 0
 var deliveredScript = script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local d = tonumber(redis.call('HGET', KEYS[1], {fieldDelivered}) or 0)
@@ -152,12 +154,14 @@ return 1
 // still the next one.
 //
 // Input:
-// KEYS[1] -> the run hash
+// KEYS[1] -> msaudit:run:<id>
 // ARGV[1] -> seq
 // ARGV[2] -> when to try again (unix ms)
 // ARGV[3] -> why it failed
-// Output: the failed deliveries of the event so far, 0 if it was not the
-// next one.
+//
+// Output:
+// the failed deliveries of the event so far
+// 0 if it was not the next one
 var failedScript = script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local d = tonumber(redis.call('HGET', KEYS[1], {fieldDelivered}) or 0)
@@ -188,10 +192,12 @@ func (s *Store) DeliveryFailed(ctx context.Context, runID string, seq int, next 
 // happened in the last stall-after.
 //
 // Input:
-// KEYS[1] -> the run hash
+// KEYS[1] -> msaudit:run:<id>
 // ARGV[1] -> now (unix ms)
 // ARGV[2] -> stall after (ms)
-// Output: 1 if it marked the run stalled, else 0.
+//
+// Output:
+// 1 if it marked the run stalled, else 0
 var stallScript = script(eventLua + `
 local h = redis.call('HMGET', KEYS[1], {fieldTenantID}, {fieldCompletedAt}, {fieldCancelled}, {fieldPaused}, {fieldStalledAt},
   {fieldAnsweredAt}, {fieldResumedAt}, {fieldCreatedAt})

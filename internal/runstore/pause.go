@@ -14,11 +14,14 @@ var ErrRunFinished = errors.New("the run is completed or cancelled")
 // when it changes.
 //
 // Input:
-// KEYS[1] -> the run hash
+// KEYS[1] -> msaudit:run:<id>
 // ARGV[1] -> 1 to pause, 0 to resume
 // ARGV[2] -> now (unix ms)
-// Output: -1 if the run does not exist, -2 if it is completed or cancelled
-// (pause only), 1 if it changed, 0 if it was so already.
+//
+// Output:
+// 1 if it changed, 0 if it was so already
+// -1 if the run does not exist
+// -2 if it is completed or cancelled (pause only)
 var pauseScript = script(eventLua + `
 local h = redis.call('HMGET', KEYS[1], {fieldTenantID}, {fieldCompletedAt}, {fieldCancelled}, {fieldPaused})
 if not h[1] then return -1 end

@@ -29,9 +29,18 @@ func (r *Run) counters() Counters {
 // It reads every state bucket, which it names as bucketsLua does: an
 // operator's repair (or a stalled run's), not a hot path.
 //
-// Input: KEYS: keys.scripted (KEYS[1] run). ARGV[1] -> now (unix ms).
-// Output: the counters after, in the order total, checked, present, absent,
-// dead, failed pending.
+// Its KEYS are keys.scripted.
+//
+// Input:
+// KEYS[1] -> msaudit:run:<id>
+// KEYS[2] -> msaudit:run:<id>:errors
+// KEYS[3] -> msaudit:run:<id>:dead
+// KEYS[4] -> msaudit:run:<id>:unsent
+// KEYS[5] -> msaudit:runs:open
+// ARGV[1] -> now (unix ms)
+//
+// Output:
+// the counters after: total, checked, present, absent, dead, failed pending
 var recountScript = script(completeLua + stateLua + `
 local n = {[{storedPresent}] = 0, [{storedAbsent}] = 0, [{storedDead}] = 0, [{storedPending}] = 0}
 local failed = 0

@@ -36,16 +36,25 @@ func (s *Store) Lock(ctx context.Context, runID, holder string) error {
 
 // unlockScript releases the submit lock if this holder still has it.
 //
-// Input: KEYS[1] -> the run's lock, ARGV[1] -> the holder.
-// Output: 1 if released, else 0.
+// Input:
+// KEYS[1] -> msaudit:run:<id>:lock
+// ARGV[1] -> the holder
+//
+// Output:
+// 1 if released, else 0
 var unlockScript = script(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`)
 
 // refreshScript extends the submit lock if this holder still has it.
 //
-// Input: KEYS[1] -> the run's lock, ARGV[1] -> the holder, ARGV[2] -> the
-// new TTL (ms). Output: 1 if extended, else 0.
+// Input:
+// KEYS[1] -> msaudit:run:<id>:lock
+// ARGV[1] -> the holder
+// ARGV[2] -> the new TTL (ms)
+//
+// Output:
+// 1 if extended, else 0
 var refreshScript = script(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`)
@@ -79,8 +88,18 @@ func (s *Store) StartEnumeration(ctx context.Context, runID string, now time.Tim
 // submit extends (--run-id) is reopened: it is not complete until the new
 // addresses are final, and its data must not expire meanwhile.
 //
-// Input: KEYS: keys.scripted (KEYS[1] run, KEYS[5] the open-runs index).
-// ARGV[1] -> now (unix ms). Output: 1.
+// Its KEYS are keys.scripted; the buckets are named from KEYS[1] (bucketsLua).
+//
+// Input:
+// KEYS[1] -> msaudit:run:<id>
+// KEYS[2] -> msaudit:run:<id>:errors
+// KEYS[3] -> msaudit:run:<id>:dead
+// KEYS[4] -> msaudit:run:<id>:unsent
+// KEYS[5] -> msaudit:runs:open
+// ARGV[1] -> now (unix ms)
+//
+// Output:
+// 1
 var startScript = script(runIDLua + bucketsLua + `
 redis.call('HSET', KEYS[1], {fieldEnumerationStartedAt}, ARGV[1], {fieldUpdatedAt}, ARGV[1])
 if redis.call('HEXISTS', KEYS[1], {fieldCompletedAt}) == 1 then
@@ -178,15 +197,31 @@ func (s *Store) Register(ctx context.Context, runID string, batch int, payload [
 // list of users, each its reference followed by its value, found by a walk
 // of the bucket (some tens of users).
 //
-// Input: KEYS[1] -> the run hash, KEYS[2] -> unsent, then the buckets
-// written. ARGV[1] -> now (unix ms), ARGV[2] -> the batch number ("":
-// none), ARGV[3] -> its payload, ARGV[4] -> na, ARGV[5] -> np, ARGV[6] ->
-// ns; then na pairs of ARGV[i] -> the index in KEYS of the address's state
-// bucket, ARGV[i+1] -> address; then np groups of ARGV[j] -> the index of
-// the address's owners bucket, ARGV[j+1] -> address, ARGV[j+2] -> user
-// reference, ARGV[j+3] -> the index of the user's users bucket (0: no
-// user), ARGV[j+4] -> the user's value (userValue); then ns batch numbers
-// sent. Output: 1, or 0 if the run does not exist (nothing written).
+// Input:
+// KEYS[1] -> msaudit:run:<id>
+// KEYS[2] -> msaudit:run:<id>:unsent
+// KEYS[3..] -> the buckets written: msaudit:run:<id>:s:<i>, :o:<i> and :u:<i>
+// ARGV[1] -> now (unix ms)
+// ARGV[2] -> the batch number ("": none)
+// ARGV[3] -> the batch's payload
+// ARGV[4] -> na, the number of addresses
+// ARGV[5] -> np, the number of pairs
+// ARGV[6] -> ns, the number of batches sent
+// then na pairs, from i = 7:
+// ARGV[i] -> the index in KEYS of the address's state bucket
+// ARGV[i+1] -> address
+// then np groups of five, from j = 7 + 2*na:
+// ARGV[j] -> the index in KEYS of the address's owners bucket
+// ARGV[j+1] -> address
+// ARGV[j+2] -> the user's reference (encodeRef)
+// ARGV[j+3] -> the index in KEYS of the user's users bucket (0: no user)
+// ARGV[j+4] -> the user's value (userValue)
+// then ns, from k = 7 + 2*na + 5*np:
+// ARGV[k] -> a batch number sent
+//
+// Output:
+// 1
+// 0 if the run does not exist (nothing written)
 var registerScript = script(refLenLua + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local function has_ref(refs, ref)

@@ -215,9 +215,11 @@ func (s *Store) loadRuns(ctx context.Context, index string, ids []string) ([]*Ru
 // time.
 //
 // Input:
-// KEYS[1] -> the run hash
+// KEYS[1] -> msaudit:run:<id>
 // ARGV[1] -> now (unix ms)
-// Output: 1 if it was not cancelled yet, else 0.
+//
+// Output:
+// 1 if it was not cancelled yet, else 0
 var cancelScript = script(eventLua + `
 redis.call('HSET', KEYS[1], {fieldUpdatedAt}, ARGV[1])
 if redis.call('HGET', KEYS[1], {fieldCancelled}) == '1' then return 0 end

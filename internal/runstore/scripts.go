@@ -168,14 +168,29 @@ end
 // (present or absent: a dead letter is final but no answer) ends a stall
 // (run.recovered).
 //
-// Input: KEYS: keys.scripted (KEYS[1] run, KEYS[2] errors, KEYS[3] dead,
-// KEYS[5] the open-runs index), then the state buckets of the addresses.
-// ARGV[1] -> max attempts, ARGV[2] -> now (unix ms), ARGV[3] -> the tenant's
-// rate (0: unknown), then for each outcome ARGV[i] -> the index in KEYS of
-// its address's state bucket, ARGV[i+1] -> address, ARGV[i+2] -> present,
-// absent, fail or throttle, ARGV[i+3] -> the encoded detail (encodeDetail),
-// ARGV[i+4] -> the error of a failed attempt.
-// Output: for each outcome, the address's state after it and its attempts.
+// Its KEYS are keys.scripted, then the state buckets it writes.
+//
+// Input:
+// KEYS[1] -> msaudit:run:<id>
+// KEYS[2] -> msaudit:run:<id>:errors
+// KEYS[3] -> msaudit:run:<id>:dead
+// KEYS[4] -> msaudit:run:<id>:unsent
+// KEYS[5] -> msaudit:runs:open
+// KEYS[6..] -> msaudit:run:<id>:s:<i>, the state buckets of the addresses
+// ARGV[1] -> max attempts
+// ARGV[2] -> now (unix ms)
+// ARGV[3] -> the tenant's rate, requests/s (0: unknown)
+// then for each outcome, five from i = 4:
+// ARGV[i] -> the index in KEYS of its address's state bucket
+// ARGV[i+1] -> address
+// ARGV[i+2] -> StatePresent, StateAbsent, outcomeFail or outcomeThrottle
+// ARGV[i+3] -> the encoded detail (encodeDetail)
+// ARGV[i+4] -> the error of a failed attempt
+//
+// Output:
+// for each outcome, the address's state after it (one of the stored
+// states, or StateUnknown for an address the run does not hold), then its
+// attempts
 var recordScript = script(completeLua + timelineLua + stateLua + `
 local maxa, now = tonumber(ARGV[1]), ARGV[2]
 local out = {}
@@ -241,8 +256,19 @@ return out
 // run.submitted the first time, which completes it if every address is final
 // already.
 //
-// Input: KEYS: keys.scripted. ARGV[1] -> now (unix ms), ARGV[2] -> users
-// read. Output: 1.
+// Its KEYS are keys.scripted.
+//
+// Input:
+// KEYS[1] -> msaudit:run:<id>
+// KEYS[2] -> msaudit:run:<id>:errors
+// KEYS[3] -> msaudit:run:<id>:dead
+// KEYS[4] -> msaudit:run:<id>:unsent
+// KEYS[5] -> msaudit:runs:open
+// ARGV[1] -> now (unix ms)
+// ARGV[2] -> users read
+//
+// Output:
+// 1
 var finishScript = script(completeLua + `
 if redis.call('HGET', KEYS[1], {fieldEnumerated}) ~= '1' then add_event({EventSubmitted}, ARGV[1]) end
 redis.call('HSET', KEYS[1], {fieldEnumerated}, 1, {fieldEnumerationFinishedAt}, ARGV[1], {fieldUpdatedAt}, ARGV[1], {fieldUsersTotal}, ARGV[2])
@@ -257,12 +283,26 @@ return 1
 // between this and the enqueue loses nothing. The run is open again and its
 // keys no longer expire.
 //
-// Input: KEYS: keys.scripted (KEYS[3] dead, KEYS[4] unsent, KEYS[5] the
-// open-runs index), then the state buckets of the addresses. ARGV[1] -> now
-// (unix ms), ARGV[2] -> n, then n pairs of ARGV[i] -> the index in KEYS of
-// the address's state bucket, ARGV[i+1] -> address, then pairs of ARGV[j]
-// -> batch number, ARGV[j+1] -> payload. Output: how many addresses it
-// moved.
+// Its KEYS are keys.scripted, then the state buckets it writes.
+//
+// Input:
+// KEYS[1] -> msaudit:run:<id>
+// KEYS[2] -> msaudit:run:<id>:errors
+// KEYS[3] -> msaudit:run:<id>:dead
+// KEYS[4] -> msaudit:run:<id>:unsent
+// KEYS[5] -> msaudit:runs:open
+// KEYS[6..] -> msaudit:run:<id>:s:<i>, the state buckets of the addresses
+// ARGV[1] -> now (unix ms)
+// ARGV[2] -> n, the number of addresses
+// then n pairs, from i = 3:
+// ARGV[i] -> the index in KEYS of the address's state bucket
+// ARGV[i+1] -> address
+// then pairs to the end, from j = 3 + 2*n:
+// ARGV[j] -> a batch number
+// ARGV[j+1] -> its payload
+//
+// Output:
+// how many addresses it moved
 var requeueScript = script(runIDLua + bucketsLua + stateLua + `
 local now, n = ARGV[1], tonumber(ARGV[2])
 local moved = 0
