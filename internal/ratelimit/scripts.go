@@ -274,13 +274,20 @@ func constants() string {
 // max wait, on the GCRA schedules of the tenant and, when the operator set
 // a global rate, of the source (all tenants together).
 //
-// Input: KEYS[1] -> the tenant's state hash, KEYS[2] -> the source's state
-// hash. ARGV[1] -> the tenant's ceiling, ARGV[2] -> global ceiling (0:
-// none), ARGV[3] -> max wait (us), ARGV[4] -> initial rate, ARGV[5] ->
-// adaptive (0|1), ARGV[6] -> the slot of the tenant's latest answered
-// request this process knows (us; 0: none).
-// Output: {1 if a slot was taken else 0, wait (us), rate*1000, tenant epoch,
-// source epoch, the slot's time (us)}.
+// Input:
+// KEYS[1] -> msaudit:rl:tenant:<tenant>, the tenant's state hash
+// KEYS[2] -> msaudit:rl:source, the source's state hash
+// ARGV[1] -> the tenant's ceiling (requests/s)
+// ARGV[2] -> the global ceiling (requests/s; 0: none)
+// ARGV[3] -> max wait (us)
+// ARGV[4] -> initial rate (requests/s)
+// ARGV[5] -> adaptive (0|1)
+// ARGV[6] -> the slot of the tenant's latest answered request this process
+// knows (us; 0: none)
+//
+// Output:
+// {1 if a slot was taken else 0, wait (us), rate*1000, tenant epoch,
+// source epoch, the slot's time (us)}
 var reserveScript = redis.NewScript(prelude + `
 local ceiling, grate, maxwait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local initial, adaptive = tonumber(ARGV[4]), ARGV[5] == '1'
@@ -346,14 +353,22 @@ return {1, math.floor(wait), math.floor(eff * 1000), num(s.epoch, 0), num(g.epoc
 // cut). Otherwise the tenant pauses, and its cut waits for the scope
 // decision (see resolve).
 //
-// Input: KEYS[1] -> the tenant's state hash, KEYS[2] -> the source's state
-// hash. ARGV[1] -> the tenant's ceiling, ARGV[2] -> initial rate, ARGV[3] ->
-// the service's Retry-After (us), ARGV[4] -> the slot's tenant epoch,
-// ARGV[5] -> the slot's source epoch, ARGV[6] -> the slot's time (us),
-// ARGV[7] -> the tenant's name, ARGV[8] -> the rate the slot was paced at,
+// Input:
+// KEYS[1] -> msaudit:rl:tenant:<tenant>, the tenant's state hash
+// KEYS[2] -> msaudit:rl:source, the source's state hash
+// ARGV[1] -> the tenant's ceiling (requests/s)
+// ARGV[2] -> initial rate (requests/s)
+// ARGV[3] -> the service's Retry-After (us)
+// ARGV[4] -> the slot's tenant epoch
+// ARGV[5] -> the slot's source epoch
+// ARGV[6] -> the slot's time (us)
+// ARGV[7] -> the tenant's name
+// ARGV[8] -> the rate the slot was paced at (requests/s)
 // ARGV[9] -> the slot of the tenant's latest answered request this process
-// knows (us; 0: none).
-// Output: {the pause in force (us), 1 if every tenant pauses else 0}.
+// knows (us; 0: none)
+//
+// Output:
+// {the pause in force (us), 1 if every tenant pauses else 0}
 var throttleScript = redis.NewScript(prelude + `
 local ceiling, initial, retry = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local epoch, gepoch, slot, tenant = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
@@ -408,10 +423,15 @@ return {math.floor(p), 0}
 // staleScript tells whether a slot was given before a throttle reaction of
 // its tenant or of the source.
 //
-// Input: KEYS[1] -> the tenant's state hash, KEYS[2] -> the source's state
-// hash. ARGV[1] -> the slot's tenant epoch, ARGV[2] -> its source epoch.
-// Output: -1 if the slot is still good; else how long (us) the pause in
-// force lasts (0 if it is already over).
+// Input:
+// KEYS[1] -> msaudit:rl:tenant:<tenant>, the tenant's state hash
+// KEYS[2] -> msaudit:rl:source, the source's state hash
+// ARGV[1] -> the slot's tenant epoch
+// ARGV[2] -> the slot's source epoch
+//
+// Output:
+// -1 if the slot is still good
+// else how long (us) the pause in force lasts (0 if it is already over)
 var staleScript = redis.NewScript(prelude + `
 local v = redis.call('HMGET', KEYS[1], 'epoch', 'till')
 local w = redis.call('HMGET', KEYS[2], 'epoch', 'till')
@@ -424,9 +444,14 @@ return math.floor(math.max(0, num(v[2], 0) - now, num(w[2], 0) - now))
 // without taking a slot or changing anything (the autoscaler reads it), and
 // the source's learned shared rate.
 //
-// Input: KEYS[1] -> the tenant's state hash, KEYS[2] -> the source's state
-// hash. ARGV[1] -> ceiling, ARGV[2] -> initial rate.
-// Output: {the tenant's rate*1000, the shared rate*1000 (0: none learned)}.
+// Input:
+// KEYS[1] -> msaudit:rl:tenant:<tenant>, the tenant's state hash
+// KEYS[2] -> msaudit:rl:source, the source's state hash
+// ARGV[1] -> the tenant's ceiling (requests/s)
+// ARGV[2] -> initial rate (requests/s)
+//
+// Output:
+// {the tenant's rate*1000, the shared rate*1000 (0: none learned)}
 var rateScript = redis.NewScript(prelude + `
 local ceiling, initial = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = now_us()
