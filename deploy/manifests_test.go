@@ -70,17 +70,6 @@ var workerLabels = map[string]string{
 	"app.kubernetes.io/component": "worker",
 }
 
-// overlayWant is what differs between the overlays.
-var overlayWant = map[string]struct {
-	namespace   string
-	maxReplicas int32
-	tls         bool
-}{
-	"overlays/dev":                {"msaudit-dev", 3, false},
-	"overlays/production":         {"msaudit", 20, true},
-	"overlays/production-webhook": {"msaudit", 20, true},
-}
-
 // ---- helpers
 
 func find[T any](objs []object, name string) (*T, bool) {
@@ -177,9 +166,22 @@ type workerSet struct {
 	env       map[string]string
 }
 
+// worker finds the worker Deployment by its component label: the chart
+// names it after the release.
 func worker(t *testing.T, objs []object) workerSet {
 	t.Helper()
-	d := mustFind[appsv1.Deployment](t, objs, workerName)
+	var d *appsv1.Deployment
+	for _, v := range all[appsv1.Deployment](objs) {
+		if v.Spec.Template.Labels["app.kubernetes.io/component"] == "worker" {
+			if d != nil {
+				t.Fatalf("two worker Deployments: %s and %s", d.Name, v.Name)
+			}
+			d = v
+		}
+	}
+	if d == nil {
+		t.Fatal("no worker Deployment (pods labelled app.kubernetes.io/component=worker)")
+	}
 	if n := len(d.Spec.Template.Spec.Containers); n != 1 {
 		t.Fatalf("worker pod has %d containers, want 1", n)
 	}
@@ -190,9 +192,9 @@ func worker(t *testing.T, objs []object) workerSet {
 // ---- every pod
 
 func TestPodsAreHardened(t *testing.T) {
-	for _, dir := range targets() {
-		t.Run(dir, func(t *testing.T) {
-			objs := render(t, dir)
+	for _, in := range installs() {
+		t.Run(in.name, func(t *testing.T) {
+			objs := in.objs(t)
 			pts := podTemplates(objs)
 			if len(pts) == 0 {
 				t.Fatal("no pod template")
@@ -347,9 +349,10 @@ var (
 
 // No Secret object, and no value that looks like one, in anything rendered.
 func TestNoSecretValues(t *testing.T) {
-	for _, dir := range targets() {
-		t.Run(dir, func(t *testing.T) {
-			for _, o := range render(t, dir) {
+	for _, in := range installs() {
+		t.Run(in.name, func(t *testing.T) {
+			objs := in.objs(t)
+			for _, o := range objs {
 				scanSecrets(t, o.String(), "", o.Generic)
 				switch v := o.Typed.(type) {
 				case *corev1.ConfigMap:
@@ -360,7 +363,7 @@ func TestNoSecretValues(t *testing.T) {
 					}
 				}
 			}
-			for _, pt := range podTemplates(render(t, dir)) {
+			for _, pt := range podTemplates(objs) {
 				for _, c := range pt.spec.Containers {
 					for _, e := range c.Env {
 						if secretKey.MatchString(e.Name) && !strings.HasSuffix(e.Name, "_FILE") && e.Value != "" {
@@ -415,16 +418,19 @@ func allowedSecretKey(k string) bool {
 	return false
 }
 
-// ---- the worker, per overlay
+// ---- the worker, per installation
 
 func TestWorkerDeployment(t *testing.T) {
-	for _, dir := range overlays {
-		t.Run(dir, func(t *testing.T) {
-			objs := render(t, dir)
+	for _, in := range workerInstalls() {
+		t.Run(in.name, func(t *testing.T) {
+			objs := in.objs(t)
 			w := worker(t, objs)
 			d, c := w.deploy, w.container
-			if d.Spec.Replicas != nil {
+			if in.want.maxReplicas > 0 && d.Spec.Replicas != nil {
 				t.Error("the Deployment sets replicas: KEDA owns the count, and every apply would reset it")
+			}
+			if in.want.maxReplicas == 0 && (d.Spec.Replicas == nil || *d.Spec.Replicas != in.want.replicas) {
+				t.Errorf("without KEDA, replicas %s, want %d", ptrString(d.Spec.Replicas), in.want.replicas)
 			}
 			if !selects(t, d.Spec.Selector, d.Spec.Template.Labels) {
 				t.Error("the Deployment's selector does not match its pods")
@@ -495,7 +501,7 @@ func TestWorkerDeployment(t *testing.T) {
 			if w.env["MSAUDIT_LOG_FORMAT"] != "json" {
 				t.Error("MSAUDIT_LOG_FORMAT must be json in a cluster")
 			}
-			checkRedisURL(t, dir, w)
+			checkRedisURL(t, in.want, w)
 
 			sa := mustFind[corev1.ServiceAccount](t, objs, d.Spec.Template.Spec.ServiceAccountName)
 			if sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
@@ -535,7 +541,7 @@ func checkProbe(t *testing.T, c *corev1.Container, p *corev1.Probe, what, path s
 	}
 }
 
-func checkRedisURL(t *testing.T, dir string, w workerSet) {
+func checkRedisURL(t *testing.T, want want, w workerSet) {
 	t.Helper()
 	u, err := url.Parse(w.env["REDIS_URL"])
 	if err != nil {
@@ -544,7 +550,6 @@ func checkRedisURL(t *testing.T, dir string, w workerSet) {
 	if u.User != nil {
 		t.Error("REDIS_URL carries credentials: use REDIS_PASSWORD_FILE")
 	}
-	want := overlayWant[dir]
 	if (u.Scheme == "rediss") != want.tls || (u.Scheme != "redis" && u.Scheme != "rediss") {
 		t.Errorf("REDIS_URL scheme %s (TLS wanted: %v)", u.Scheme, want.tls)
 	}
@@ -554,14 +559,24 @@ func checkRedisURL(t *testing.T, dir string, w workerSet) {
 	if want.tls && w.env["REDIS_PASSWORD_FILE"] == "" {
 		t.Error("a TLS Redis without REDIS_PASSWORD_FILE")
 	}
+	var got []string
+	if w.env["REDIS_PASSWORD_FILE"] != "" {
+		got = workerSecrets(w)
+		if len(got) == 0 {
+			t.Errorf("REDIS_PASSWORD_FILE %s is on no Secret volume", w.env["REDIS_PASSWORD_FILE"])
+		}
+	}
+	if want.password == "" && len(got) > 0 || want.password != "" && !slices.Equal(got, []string{want.password}) {
+		t.Errorf("REDIS_PASSWORD_FILE comes from %v, want %q", got, want.password)
+	}
 }
 
 func TestWorkerService(t *testing.T) {
-	for _, dir := range overlays {
-		t.Run(dir, func(t *testing.T) {
-			objs := render(t, dir)
+	for _, in := range workerInstalls() {
+		t.Run(in.name, func(t *testing.T) {
+			objs := in.objs(t)
 			w := worker(t, objs)
-			svc := mustFind[corev1.Service](t, objs, workerName)
+			svc := mustFind[corev1.Service](t, objs, w.deploy.Name)
 			if !selects(t, &metav1.LabelSelector{MatchLabels: svc.Spec.Selector}, w.deploy.Spec.Template.Labels) {
 				t.Error("the Service does not select the worker pods")
 			}
@@ -579,9 +594,9 @@ func TestWorkerService(t *testing.T) {
 }
 
 func TestPodDisruptionBudget(t *testing.T) {
-	for _, dir := range overlays {
-		t.Run(dir, func(t *testing.T) {
-			objs := render(t, dir)
+	for _, in := range workerInstalls() {
+		t.Run(in.name, func(t *testing.T) {
+			objs := in.objs(t)
 			w := worker(t, objs)
 			var n int
 			for _, pdb := range all[policyv1.PodDisruptionBudget](objs) {
@@ -593,7 +608,7 @@ func TestPodDisruptionBudget(t *testing.T) {
 					t.Errorf("PDB %s: want maxUnavailable 1", pdb.Name)
 				}
 				for _, pt := range podTemplates(objs) {
-					if pt.owner != "apps/v1/Deployment "+w.deploy.Namespace+"/"+workerName && selects(t, pdb.Spec.Selector, pt.labels) {
+					if pt.owner != "apps/v1/Deployment "+w.deploy.Namespace+"/"+w.deploy.Name && selects(t, pdb.Spec.Selector, pt.labels) {
 						t.Errorf("PDB %s also selects %s", pdb.Name, pt.owner)
 					}
 				}
@@ -632,9 +647,9 @@ func ruleports(t *testing.T, ports []networkingv1.NetworkPolicyPort, where strin
 
 func TestWorkerNetworkPolicy(t *testing.T) {
 	allowedEgress := []portProto{{53, corev1.ProtocolUDP}, {53, corev1.ProtocolTCP}, {6379, corev1.ProtocolTCP}, {6380, corev1.ProtocolTCP}, {443, corev1.ProtocolTCP}}
-	for _, dir := range overlays {
-		t.Run(dir, func(t *testing.T) {
-			objs := render(t, dir)
+	for _, in := range workerInstalls() {
+		t.Run(in.name, func(t *testing.T) {
+			objs := in.objs(t)
 			w := worker(t, objs)
 			var n int
 			for _, np := range all[networkingv1.NetworkPolicy](objs) {
@@ -690,12 +705,22 @@ func trigger(so *kedav1alpha1.ScaledObject, typ string) (kedav1alpha1.ScaleTrigg
 }
 
 func TestScaledObject(t *testing.T) {
-	for _, dir := range overlays {
-		t.Run(dir, func(t *testing.T) {
-			objs := render(t, dir)
-			want := overlayWant[dir]
+	for _, in := range workerInstalls() {
+		t.Run(in.name, func(t *testing.T) {
+			objs := in.objs(t)
+			want := in.want
 			w := worker(t, objs)
-			so := mustFind[kedav1alpha1.ScaledObject](t, objs, workerName)
+			sos := all[kedav1alpha1.ScaledObject](objs)
+			if want.maxReplicas == 0 {
+				if len(sos) > 0 || len(all[kedav1alpha1.TriggerAuthentication](objs)) > 0 {
+					t.Error("KEDA objects rendered with KEDA switched off")
+				}
+				return
+			}
+			if len(sos) != 1 {
+				t.Fatalf("%d ScaledObjects, want one", len(sos))
+			}
+			so := sos[0]
 			spec := so.Spec
 
 			// KEDA's own admission checks that need no cluster.
@@ -881,7 +906,7 @@ func checkScalerTrigger(t *testing.T, objs []object, w workerSet, so *kedav1alph
 	if err != nil {
 		t.Fatalf("metrics-api url: %v", err)
 	}
-	svc := mustFind[corev1.Service](t, objs, workerName)
+	svc := mustFind[corev1.Service](t, objs, w.deploy.Name)
 	// KEDA's operator runs in its own namespace: a short name would not
 	// resolve there.
 	wantHost := svc.Name + "." + so.Namespace + ".svc.cluster.local"
@@ -893,68 +918,153 @@ func checkScalerTrigger(t *testing.T, objs []object, w workerSet, so *kedav1alph
 	}
 }
 
-// ---- production and dev specifics
+// ---- what differs between installations
 
-func TestProductionOverlay(t *testing.T) {
-	objs := render(t, "overlays/production")
-	w := worker(t, objs)
-	ps := w.deploy.Spec.Template.Spec
-	keys := map[string]bool{}
-	for _, c := range ps.TopologySpreadConstraints {
-		keys[c.TopologyKey] = true
-		if !selects(t, c.LabelSelector, w.deploy.Spec.Template.Labels) {
-			t.Errorf("topology spread on %s does not select the workers", c.TopologyKey)
-		}
-	}
-	if !keys["topology.kubernetes.io/zone"] || !keys["kubernetes.io/hostname"] {
-		t.Errorf("topology spread keys %v: want zones and nodes", keys)
-	}
-	if got := workerSecrets(w); !slices.Equal(got, []string{"msaudit-redis/password"}) {
-		t.Errorf("REDIS_PASSWORD_FILE comes from %v, want the Secret msaudit-redis, key password", got)
-	}
-	sm := mustFind[monitoringv1.ServiceMonitor](t, objs, workerName)
-	svc := mustFind[corev1.Service](t, objs, workerName)
-	if !selects(t, &sm.Spec.Selector, svc.Labels) {
-		t.Error("the ServiceMonitor does not select the worker Service")
-	}
-	if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != "metrics" || sm.Spec.Endpoints[0].Path != "/metrics" {
-		t.Errorf("ServiceMonitor endpoints %+v", sm.Spec.Endpoints)
-	}
-	checkNamespace(t, objs, "msaudit")
-}
-
-// TestWebhookOverlay: the webhook component gives the worker its URL and
-// signing secret as files of the Secret msaudit-webhook, read-only, the
-// URL never as a plain variable.
-func TestWebhookOverlay(t *testing.T) {
-	objs := render(t, "overlays/production-webhook")
-	w := worker(t, objs)
-	if got := secretOfFile(w, w.env["MSAUDIT_WEBHOOK_URL_FILE"]); !slices.Equal(got, []string{"msaudit-webhook/url"}) {
-		t.Errorf("MSAUDIT_WEBHOOK_URL_FILE comes from %v, want the Secret msaudit-webhook, key url", got)
-	}
-	if got := secretOfFile(w, w.env["MSAUDIT_WEBHOOK_SECRET_FILE"]); !slices.Equal(got, []string{"msaudit-webhook/signing-secret"}) {
-		t.Errorf("MSAUDIT_WEBHOOK_SECRET_FILE comes from %v, want the Secret msaudit-webhook, key signing-secret", got)
-	}
-	if _, ok := w.env["MSAUDIT_WEBHOOK_URL"]; ok {
-		t.Error("the webhook URL, a credential, is in the environment")
-	}
-	for _, m := range w.container.VolumeMounts {
-		if m.Name == "webhook" && !m.ReadOnly {
-			t.Error("the webhook Secret is mounted writable")
-		}
-	}
-	if got := workerSecrets(w); !slices.Equal(got, []string{"msaudit-redis/password"}) {
-		t.Errorf("the component changed the Redis password's source: %v", got)
+// TestTopologySpread: production spreads workers over zones, then nodes.
+func TestTopologySpread(t *testing.T) {
+	for _, in := range workerInstalls() {
+		t.Run(in.name, func(t *testing.T) {
+			w := worker(t, in.objs(t))
+			ps := w.deploy.Spec.Template.Spec
+			keys := map[string]bool{}
+			for _, c := range ps.TopologySpreadConstraints {
+				keys[c.TopologyKey] = true
+				if !selects(t, c.LabelSelector, w.deploy.Spec.Template.Labels) {
+					t.Errorf("topology spread on %s does not select the workers", c.TopologyKey)
+				}
+				if c.WhenUnsatisfiable != corev1.ScheduleAnyway {
+					t.Errorf("topology spread on %s is hard: a run would wait for a node", c.TopologyKey)
+				}
+			}
+			if in.want.spread && (!keys["topology.kubernetes.io/zone"] || !keys["kubernetes.io/hostname"]) {
+				t.Errorf("topology spread keys %v: want zones and nodes", keys)
+			}
+			if !in.want.spread && len(keys) > 0 {
+				t.Errorf("topology spread keys %v: want none", keys)
+			}
+		})
 	}
 }
 
-func TestDevOverlay(t *testing.T) {
-	objs := render(t, "overlays/dev")
-	checkNamespace(t, objs, "msaudit-dev")
-	w := worker(t, objs)
-	sts := mustFind[appsv1.StatefulSet](t, objs, "redis")
-	svc := mustFind[corev1.Service](t, objs, "redis")
-	if svc.Spec.ClusterIP != corev1.ClusterIPNone || sts.Spec.ServiceName != svc.Name {
+func TestServiceMonitor(t *testing.T) {
+	for _, in := range workerInstalls() {
+		t.Run(in.name, func(t *testing.T) {
+			objs := in.objs(t)
+			w := worker(t, objs)
+			sms := all[monitoringv1.ServiceMonitor](objs)
+			if !in.want.monitor {
+				if len(sms) > 0 {
+					t.Error("a ServiceMonitor, which this installation does not promise")
+				}
+				return
+			}
+			if len(sms) != 1 {
+				t.Fatalf("%d ServiceMonitors, want one", len(sms))
+			}
+			sm := sms[0]
+			svc := mustFind[corev1.Service](t, objs, w.deploy.Name)
+			if !selects(t, &sm.Spec.Selector, svc.Labels) {
+				t.Error("the ServiceMonitor does not select the worker Service")
+			}
+			if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != "metrics" || sm.Spec.Endpoints[0].Path != "/metrics" {
+				t.Errorf("ServiceMonitor endpoints %+v", sm.Spec.Endpoints)
+			}
+			if sm.Labels["release"] == "" {
+				t.Error("no release label: kube-prometheus-stack selects ServiceMonitors by it")
+			}
+		})
+	}
+}
+
+// TestNamespace: everything in the installation's namespace; an overlay
+// creates its Namespace, enforcing the restricted Pod Security Standard.
+func TestNamespace(t *testing.T) {
+	for _, in := range installs() {
+		t.Run(in.name, func(t *testing.T) {
+			objs := in.objs(t)
+			ns := in.want.namespace
+			if in.want.namespaceObject {
+				n := mustFind[corev1.Namespace](t, objs, ns)
+				if n.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
+					t.Errorf("namespace %s does not enforce the restricted Pod Security Standard", ns)
+				}
+			} else if _, ok := find[corev1.Namespace](objs, ""); ok {
+				t.Error("renders a Namespace")
+			}
+			for _, o := range objs {
+				if o.Kind != "v1/Namespace" && o.Namespace != ns {
+					t.Errorf("%s is not in namespace %s", o, ns)
+				}
+			}
+		})
+	}
+}
+
+// TestWebhook: the webhook gives the worker its URL and signing secret as
+// files of the Secret msaudit-webhook, read-only, the URL never as a plain
+// variable.
+func TestWebhook(t *testing.T) {
+	for _, in := range workerInstalls() {
+		t.Run(in.name, func(t *testing.T) {
+			w := worker(t, in.objs(t))
+			if _, ok := w.env["MSAUDIT_WEBHOOK_URL"]; ok {
+				t.Error("the webhook URL, a credential, is in the environment")
+			}
+			if !in.want.webhook {
+				for k := range w.env {
+					if strings.HasPrefix(k, "MSAUDIT_WEBHOOK_") {
+						t.Errorf("%s set, but this installation sends no run events", k)
+					}
+				}
+				return
+			}
+			if got := secretOfFile(w, w.env["MSAUDIT_WEBHOOK_URL_FILE"]); !slices.Equal(got, []string{"msaudit-webhook/url"}) {
+				t.Errorf("MSAUDIT_WEBHOOK_URL_FILE comes from %v, want the Secret msaudit-webhook, key url", got)
+			}
+			if got := secretOfFile(w, w.env["MSAUDIT_WEBHOOK_SECRET_FILE"]); !slices.Equal(got, []string{"msaudit-webhook/signing-secret"}) {
+				t.Errorf("MSAUDIT_WEBHOOK_SECRET_FILE comes from %v, want the Secret msaudit-webhook, key signing-secret", got)
+			}
+			for _, m := range w.container.VolumeMounts {
+				if m.Name == "webhook" && !m.ReadOnly {
+					t.Error("the webhook Secret is mounted writable")
+				}
+			}
+		})
+	}
+}
+
+// TestDevRedis: the development Redis, where there is one, is a single
+// AOF-persisted, non-evicting primary that the workers (and KEDA) reach and
+// nothing else in the namespace does.
+func TestDevRedis(t *testing.T) {
+	for _, in := range workerInstalls() {
+		t.Run(in.name, func(t *testing.T) {
+			objs := in.objs(t)
+			w := worker(t, objs)
+			var sts *appsv1.StatefulSet
+			for _, s := range all[appsv1.StatefulSet](objs) {
+				if s.Spec.Template.Labels["app.kubernetes.io/component"] == "queue-store" {
+					sts = s
+				}
+			}
+			if !in.want.devRedis {
+				if sts != nil {
+					t.Errorf("an in-cluster Redis (%s), which this installation does not promise", sts.Name)
+				}
+				return
+			}
+			if sts == nil {
+				t.Fatal("no Redis StatefulSet (pods labelled app.kubernetes.io/component=queue-store)")
+			}
+			checkDevRedis(t, objs, w, sts)
+		})
+	}
+}
+
+func checkDevRedis(t *testing.T, objs []object, w workerSet, sts *appsv1.StatefulSet) {
+	t.Helper()
+	svc := mustFind[corev1.Service](t, objs, sts.Spec.ServiceName)
+	if svc.Spec.ClusterIP != corev1.ClusterIPNone {
 		t.Error("Redis needs its headless Service, named in the StatefulSet")
 	}
 	if !selects(t, &metav1.LabelSelector{MatchLabels: svc.Spec.Selector}, sts.Spec.Template.Labels) {
@@ -1008,86 +1118,23 @@ func TestDevOverlay(t *testing.T) {
 	}
 }
 
-func checkNamespace(t *testing.T, objs []object, ns string) {
-	t.Helper()
-	n := mustFind[corev1.Namespace](t, objs, ns)
-	if n.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
-		t.Errorf("namespace %s does not enforce the restricted Pod Security Standard", ns)
-	}
-	for _, o := range objs {
-		if o.Kind != "v1/Namespace" && o.Namespace != ns {
-			t.Errorf("%s is not in namespace %s", o, ns)
-		}
-	}
-}
+// ---- submitting runs: the examples and the chart's Job and CronJob
 
-// ---- the enqueue examples
-
-func TestEnqueueExamples(t *testing.T) {
-	for _, dir := range examples {
-		t.Run(dir, func(t *testing.T) {
-			objs := render(t, dir)
-			pts := podTemplates(objs)
-			if len(pts) != 1 {
-				t.Fatalf("%d pod templates, want one Job or CronJob", len(pts))
-			}
-			pt := pts[0]
-			ps := pt.spec
-			if ps.RestartPolicy != corev1.RestartPolicyNever {
-				t.Error("restartPolicy must be Never: a restarted submit starts a second run")
-			}
-			c := ps.Containers[0]
-			if !strings.HasPrefix(c.Image, enqueueImage+":") && !strings.HasPrefix(c.Image, enqueueImage+"@") {
-				t.Errorf("image %s, want %s", c.Image, enqueueImage)
-			}
-			if len(c.Args) == 0 || c.Args[0] != "submit" || !slices.Contains(c.Args, "--output=json") {
-				t.Errorf("args %v: want submit … --output=json", c.Args)
-			}
-			env := containerEnv(t, objs, &c)
-			for k := range env {
-				if !slices.Contains(knownEnqueueEnv, k) {
-					t.Errorf("env %s is not one enqueue reads", k)
+func TestSubmitJobs(t *testing.T) {
+	for _, in := range installs() {
+		t.Run(in.name, func(t *testing.T) {
+			objs := in.objs(t)
+			var pts []podTemplate
+			for _, pt := range podTemplates(objs) {
+				if pt.labels["app.kubernetes.io/component"] == "enqueue" {
+					pts = append(pts, pt)
 				}
 			}
-			// $(VAR) in args expands only variables the container defines.
-			for _, a := range c.Args {
-				for _, m := range regexp.MustCompile(`\$\(([A-Z_]+)\)`).FindAllStringSubmatch(a, -1) {
-					if _, ok := env[m[1]]; !ok {
-						t.Errorf("arg %s uses $(%s), which the container does not define", a, m[1])
-					}
-				}
+			if len(pts) != in.want.submit {
+				t.Fatalf("%d enqueue pod templates, want %d", len(pts), in.want.submit)
 			}
-			if env["REDIS_URL"] == "" {
-				t.Error("no REDIS_URL")
-			}
-			auth := ""
-			for _, a := range c.Args {
-				if v, ok := strings.CutPrefix(a, "--auth="); ok {
-					auth = v
-				}
-			}
-			switch auth {
-			case "workload-identity":
-				if pt.labels["azure.workload.identity/use"] != "true" {
-					t.Error("workload identity needs the pod label azure.workload.identity/use: \"true\"")
-				}
-				sa := mustFind[corev1.ServiceAccount](t, objs, ps.ServiceAccountName)
-				if sa.Annotations["azure.workload.identity/client-id"] == "" {
-					t.Error("the ServiceAccount lacks azure.workload.identity/client-id")
-				}
-				if sa.Annotations["azure.workload.identity/client-id"] != env["AZURE_CLIENT_ID"] {
-					t.Error("AZURE_CLIENT_ID differs from the ServiceAccount's client-id annotation")
-				}
-			case "certificate":
-				if !hasArgPrefix(c.Args, "--certificate-file=") {
-					t.Error("--auth=certificate without --certificate-file")
-				}
-			case "client-secret":
-				if !hasArgPrefix(c.Args, "--client-secret-file=") {
-					t.Error("--auth=client-secret without --client-secret-file")
-				}
-			default:
-				t.Errorf("--auth=%q: want workload-identity, certificate or client-secret", auth)
+			for _, pt := range pts {
+				checkSubmit(t, objs, pt)
 			}
 			for _, j := range all[batchv1.Job](objs) {
 				if j.Spec.BackoffLimit == nil || *j.Spec.BackoffLimit != 0 {
@@ -1103,6 +1150,67 @@ func TestEnqueueExamples(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func checkSubmit(t *testing.T, objs []object, pt podTemplate) {
+	t.Helper()
+	ps := pt.spec
+	if ps.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("%s: restartPolicy must be Never: a restarted submit starts a second run", pt.owner)
+	}
+	c := ps.Containers[0]
+	if !strings.HasPrefix(c.Image, enqueueImage+":") && !strings.HasPrefix(c.Image, enqueueImage+"@") {
+		t.Errorf("image %s, want %s", c.Image, enqueueImage)
+	}
+	if len(c.Args) == 0 || c.Args[0] != "submit" || !slices.Contains(c.Args, "--output=json") {
+		t.Errorf("args %v: want submit … --output=json", c.Args)
+	}
+	env := containerEnv(t, objs, &c)
+	for k := range env {
+		if !slices.Contains(knownEnqueueEnv, k) {
+			t.Errorf("env %s is not one enqueue reads", k)
+		}
+	}
+	// $(VAR) in args expands only variables the container defines.
+	for _, a := range c.Args {
+		for _, m := range regexp.MustCompile(`\$\(([A-Z_]+)\)`).FindAllStringSubmatch(a, -1) {
+			if _, ok := env[m[1]]; !ok {
+				t.Errorf("arg %s uses $(%s), which the container does not define", a, m[1])
+			}
+		}
+	}
+	if env["REDIS_URL"] == "" {
+		t.Error("no REDIS_URL")
+	}
+	auth := ""
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--auth="); ok {
+			auth = v
+		}
+	}
+	switch auth {
+	case "workload-identity":
+		if pt.labels["azure.workload.identity/use"] != "true" {
+			t.Error("workload identity needs the pod label azure.workload.identity/use: \"true\"")
+		}
+		sa := mustFind[corev1.ServiceAccount](t, objs, ps.ServiceAccountName)
+		if sa.Annotations["azure.workload.identity/client-id"] == "" {
+			t.Error("the ServiceAccount lacks azure.workload.identity/client-id")
+		}
+		if sa.Annotations["azure.workload.identity/client-id"] != env["AZURE_CLIENT_ID"] {
+			t.Error("AZURE_CLIENT_ID differs from the ServiceAccount's client-id annotation")
+		}
+	case "certificate":
+		if !hasArgPrefix(c.Args, "--certificate-file=") {
+			t.Error("--auth=certificate without --certificate-file")
+		}
+	case "client-secret":
+		if !hasArgPrefix(c.Args, "--client-secret-file=") {
+			t.Error("--auth=client-secret without --client-secret-file")
+		}
+	default:
+		t.Errorf("--auth=%q: want workload-identity, certificate or client-secret", auth)
 	}
 }
 
