@@ -6,6 +6,18 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 IMAGE_REPO ?= ghcr.io/msaudit
 CONTAINER ?= $(shell command -v docker >/dev/null 2>&1 && echo docker || echo podman)
+# The images' org.opencontainers.image.* labels (deploy/Dockerfile).
+IMAGE_SOURCE ?= https://github.com/msaudit/msaudit
+# An SPDX expression; NOASSERTION until the repository carries a license.
+IMAGE_LICENSES ?= NOASSERTION
+# The commit's time (UTC, RFC 3339), so that two builds of one commit agree.
+CREATED ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)
+IMAGE_ARGS = --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg CREATED=$(CREATED) \
+	--build-arg SOURCE=$(IMAGE_SOURCE) --build-arg LICENSES=$(IMAGE_LICENSES)
+# The chart's version: VERSION without its v when it is a release (vX.Y.Z…),
+# else 0.0.0-dev-<VERSION> (a SemVer pre-release, e.g. for an untagged commit).
+CHART_VERSION ?= $(shell echo '$(VERSION)' | sed -E 's/^v([0-9]+\.[0-9]+\.[0-9]+)/\1/; t; s/[^0-9A-Za-z-]/-/g; s/^/0.0.0-dev-/')
+HELM ?= $(GO) run helm.sh/helm/v4/cmd/helm@v4.3.2
 export VERSION COMMIT
 
 .DEFAULT_GOAL := help
@@ -19,9 +31,21 @@ build: ## build enqueue, worker and tenantsim into ./bin (static, version-stampe
 	GO=$(GO) sh deploy/gobuild.sh $(BIN)
 
 .PHONY: image
-image: ## build the worker and enqueue images (docker, else podman; CONTAINER=, IMAGE_REPO=, VERSION=)
-	$(CONTAINER) build -f deploy/Dockerfile --target worker  --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE_REPO)/msaudit-worker:$(VERSION) .
-	$(CONTAINER) build -f deploy/Dockerfile --target enqueue --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE_REPO)/msaudit-enqueue:$(VERSION) .
+image: ## build the worker and enqueue images, OCI-labelled (docker, else podman; CONTAINER=, IMAGE_REPO=, VERSION=)
+	$(CONTAINER) build -f deploy/Dockerfile --target worker  $(IMAGE_ARGS) -t $(IMAGE_REPO)/msaudit-worker:$(VERSION) .
+	$(CONTAINER) build -f deploy/Dockerfile --target enqueue $(IMAGE_ARGS) -t $(IMAGE_REPO)/msaudit-enqueue:$(VERSION) .
+
+.PHONY: chart
+chart: ## package the Helm chart into ./bin (BIN=), its version and appVersion from VERSION; lint it first
+	mkdir -p $(BIN)
+	$(HELM) lint --strict deploy/chart/msaudit
+	$(HELM) package deploy/chart/msaudit --version $(CHART_VERSION) --app-version $(VERSION) -d $(BIN)
+
+.PHONY: pin-version
+pin-version: ## pin a release in the manifests: the chart's version and appVersion, every kustomize images: tag (VERSION=vX.Y.Z)
+	@echo '$(VERSION)' | grep -Eq '^v[0-9]+\.[0-9]+\.[0-9]+$$' || { echo "pin-version: VERSION=vX.Y.Z, not $(VERSION)"; exit 1; }
+	sed -i -E 's/^version: .*/version: $(patsubst v%,%,$(VERSION))/; s/^appVersion: .*/appVersion: "$(VERSION)"/' deploy/chart/msaudit/Chart.yaml
+	sed -i -E 's/^( *newTag:) .*/\1 $(VERSION)/' deploy/base/kustomization.yaml deploy/examples/*/kustomization.yaml
 
 .PHONY: image-push
 image-push: image ## push both images
