@@ -18,6 +18,7 @@ IMAGE_ARGS = --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build
 # else 0.0.0-dev-<VERSION> (a SemVer pre-release, e.g. for an untagged commit).
 CHART_VERSION ?= $(shell echo '$(VERSION)' | sed -E 's/^v([0-9]+\.[0-9]+\.[0-9]+)/\1/; t; s/[^0-9A-Za-z-]/-/g; s/^/0.0.0-dev-/')
 HELM ?= $(GO) run helm.sh/helm/v4/cmd/helm@v4.3.2
+CYCLONEDX_GOMOD ?= github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10.0
 export VERSION COMMIT
 
 .DEFAULT_GOAL := help
@@ -31,9 +32,18 @@ build: ## build enqueue, worker and tenantsim into ./bin (static, version-stampe
 	GO=$(GO) sh deploy/gobuild.sh $(BIN)
 
 .PHONY: image
-image: ## build the worker and enqueue images, OCI-labelled (docker, else podman; CONTAINER=, IMAGE_REPO=, VERSION=)
+image: ## build the worker and enqueue images, OCI-labelled (docker, else podman; CONTAINER=, IMAGE_REPO=, VERSION=); attach the SBOMs: deploy/README.md
 	$(CONTAINER) build -f deploy/Dockerfile --target worker  $(IMAGE_ARGS) -t $(IMAGE_REPO)/msaudit-worker:$(VERSION) .
 	$(CONTAINER) build -f deploy/Dockerfile --target enqueue $(IMAGE_ARGS) -t $(IMAGE_REPO)/msaudit-enqueue:$(VERSION) .
+
+.PHONY: sbom
+sbom: ## a CycloneDX JSON SBOM of each binary into ./bin (BIN=): enqueue.cdx.json, worker.cdx.json, tenantsim.cdx.json
+	@if [ "$$(git rev-parse --git-dir 2>/dev/null)" != "$$(git rev-parse --git-common-dir 2>/dev/null)" ]; then \
+	  echo "sbom: cyclonedx-gomod reads the module's version with go-git, which cannot open a linked worktree: run it in a clone"; exit 1; fi
+	mkdir -p $(BIN)
+	for cmd in enqueue worker tenantsim; do \
+	  CGO_ENABLED=0 $(GO) run $(CYCLONEDX_GOMOD) app -json -licenses -main cmd/$$cmd -output $(BIN)/$$cmd.cdx.json . || exit 1; \
+	done
 
 .PHONY: chart
 chart: ## package the Helm chart into ./bin (BIN=), its version and appVersion from VERSION; lint it first
