@@ -95,19 +95,23 @@ func loadReport(ctx context.Context, store *runstore.Store, id, format string) (
 	if err != nil {
 		return report.Data{}, err
 	}
-	rows, err := loadRows(ctx, store, id)
+	rows, err := loadRows(ctx, store, run)
 	if err != nil {
 		return report.Data{}, err
 	}
 	d := report.Data{Run: run, Rows: rows}
 	if run.RecheckOf != "" && strings.EqualFold(format, "html") {
-		old, err := loadRows(ctx, store, run.RecheckOf)
+		old, err := store.GetRun(ctx, run.RecheckOf)
+		var oldRows []report.Row
+		if err == nil {
+			oldRows, err = loadRows(ctx, store, old)
+		}
 		switch {
 		case errors.Is(err, runstore.ErrRunNotFound):
 		case err != nil:
 			return d, err
 		default:
-			d.Compare = report.Compare(run.RecheckOf, old, id, d.Rows)
+			d.Compare = report.Compare(run.RecheckOf, oldRows, id, d.Rows)
 		}
 	}
 	return d, nil
@@ -115,10 +119,10 @@ func loadReport(ctx context.Context, store *runstore.Store, id, format string) (
 
 // loadRows converts the run's results to report rows a chunk at a time, so
 // that a large run's results and rows are not both in memory.
-func loadRows(ctx context.Context, store *runstore.Store, id string) ([]report.Row, error) {
+func loadRows(ctx context.Context, store *runstore.Store, run *runstore.Run) ([]report.Row, error) {
 	var rows []report.Row
-	err := store.EachResults(ctx, id, func(part []runstore.Result) error {
-		rows = append(rows, report.Rows(part)...)
+	err := store.EachResults(ctx, run.ID, func(part []runstore.Result) error {
+		rows = append(rows, report.Rows(run, part)...)
 		return nil
 	})
 	return rows, err
