@@ -83,6 +83,9 @@ func FromReport(path string) (*Baseline, error) {
 		return nil, fmt.Errorf("%w %s: %w", ErrBaseline, path, err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("%w %s: is a directory: name a report file", ErrBaseline, path)
+	}
 	b, err := readReport(f)
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %w", ErrBaseline, path, err)
