@@ -127,6 +127,12 @@ func TestRecurringAudit(t *testing.T) {
 			Resolved []struct {
 				Address string `json:"address"`
 			} `json:"resolved"`
+			StillPresent []struct {
+				Address string `json:"address"`
+			} `json:"still_present"`
+			NewlyPresent []struct {
+				Address string `json:"address"`
+			} `json:"newly_present"`
 		}
 		if err := json.Unmarshal(enqueue(t, env2, "compare", first, run, "-o", "json"), &cmp); err != nil {
 			t.Fatal(err)
@@ -139,7 +145,53 @@ func TestRecurringAudit(t *testing.T) {
 			t.Errorf("compare: %d resolved, want the %d renamed", len(got), len(renamed))
 		}
 		t.Logf("--since %s: %d addresses, %d asked, %d reused", filepath.Base(since), len(rows), len(asked), reused)
+
+		// The HTML report as a browser shows it: "since the last audit" with
+		// compare's counts, and the tenant's trend.
+		html := filepath.Join(dir2, filepath.Base(since)+".html")
+		enqueue(t, env2, "report", run, "--format", "html", "--out", html)
+		dom := renderDOM(t, html)
+		distinct := func(list []struct {
+			Address string `json:"address"`
+		}) string {
+			seen := map[string]bool{}
+			for _, e := range list {
+				seen[e.Address] = true
+			}
+			return itoa(len(seen))
+		}
+		for id, want := range map[string]string{"cmp-resolved": distinct(cmp.Resolved), "cmp-still": distinct(cmp.StillPresent),
+			"cmp-new": distinct(cmp.NewlyPresent)} {
+			if got := elementText(t, dom, id); got != want {
+				t.Errorf("HTML report: %s shows %s, compare says %s", id, got, want)
+			}
+		}
+		if !strings.Contains(dom, "Since the last audit") || !strings.Contains(dom, `id="trend-chart"`) {
+			t.Error("the HTML report of a re-audit lacks its since-the-last-audit section or the tenant's trend")
+		}
 	}
+
+	// The tenant's history: the first audit; the first re-audit, which
+	// resolved the renamed accounts; the second, which compared with the
+	// first re-audit finds nothing new.
+	var hist struct {
+		Runs []struct {
+			RunID    string `json:"run_id"`
+			Present  int64  `json:"present"`
+			Resolved *int64 `json:"resolved"`
+			New      *int64 `json:"new"`
+			Since    string `json:"since"`
+			Reused   int64  `json:"reused"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(enqueue(t, env2, "history", "--tenant-id", s2.TenantID, "-o", "json"), &hist); err != nil {
+		t.Fatal(err)
+	}
+	if len(hist.Runs) != 3 || hist.Runs[0].RunID != first || hist.Runs[0].Resolved != nil || hist.Runs[1].Resolved == nil ||
+		*hist.Runs[1].Resolved != int64(len(renamed)) || *hist.Runs[2].Resolved != 0 || *hist.Runs[2].New != 0 || hist.Runs[1].Since != first {
+		t.Errorf("history %+v: want the first audit, then a re-audit resolving the %d renamed, then one changing nothing", hist.Runs, len(renamed))
+	}
+	t.Logf("history:\n%s", enqueue(t, env2, "history", "--tenant-id", s2.TenantID))
 }
 
 func readRows(t *testing.T, path string) []reportRow {

@@ -45,8 +45,9 @@ type phase struct{ Name, At, After string }
 
 type compareView struct {
 	Old                               string
+	Since                             bool // Old is the baseline of a re-audit, not a re-checked run
 	Resolved, Still, New, Unconfirmed int
-	ResolvedRows                      []Entry
+	ResolvedRows, NewRows             []Entry
 }
 
 type page struct {
@@ -57,6 +58,7 @@ type page struct {
 	Domains                   []domainRow
 	Options                   []option
 	Chart                     *chart
+	Trend                     *trend
 	Compare                   *compareView
 	Present, Failed           []Row
 	AbsentPairs, PendingPairs int
@@ -86,9 +88,13 @@ func writeHTML(w io.Writer, d Data) error {
 		}
 	}
 	if c := d.Compare; c != nil {
-		p.Compare = &compareView{Old: c.Old, Resolved: Addresses(c.Resolved), Still: Addresses(c.StillPresent),
+		p.Compare = &compareView{Old: c.Old, Since: run.Since == c.Old, Resolved: Addresses(c.Resolved), Still: Addresses(c.StillPresent),
 			New: Addresses(c.NewlyPresent), Unconfirmed: Addresses(c.Unconfirmed), ResolvedRows: c.Resolved}
+		if p.Compare.Since {
+			p.Compare.NewRows = c.NewlyPresent
+		}
 	}
+	p.Trend = newTrend(d.Trend, run.ID)
 	p.Timeline = timeline(run)
 	bw := bufio.NewWriterSize(w, 1<<16)
 	if err := tmpl.Execute(bw, p); err != nil {
@@ -205,6 +211,9 @@ func options(run *runstore.Run, now time.Time) []option {
 			d += " so far"
 		}
 		add("Duration", d)
+	}
+	if run.Since != "" {
+		add("Reused answers", fmt.Sprintf("%d addresses run %s found without a consumer account, not asked again (reused_from in the JSON and CSV reports)", run.Reused, run.Since))
 	}
 	add("Realm requests", fmt.Sprint(run.Requests))
 	add("Throttle signals", fmt.Sprint(run.Throttles))

@@ -75,9 +75,13 @@ func Rows(run *runstore.Run, results []runstore.Result) []Row {
 type Data struct {
 	Run  *runstore.Run
 	Rows []Row
-	// Compare is the comparison with the run a re-check re-checks (nil
-	// for other runs, or when that run is gone); only HTML shows it.
+	// Compare is the comparison with the run a re-check re-checks, or with
+	// the baseline of a re-audit (Run.Since), nil for other runs or when
+	// that run is gone; only HTML shows it.
 	Compare *Comparison
+	// Trend is the tenant's kept runs, oldest first, for the HTML report's
+	// trend of consumer accounts found (drawn from two runs on).
+	Trend []TrendPoint
 	// Now is when the report is made (zero: the current time).
 	Now time.Time
 }
