@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -206,7 +207,7 @@ func addSubmitFlags(cmd *cobra.Command, a *app, o *submitOptions) {
 	f.StringVar(&o.AddressesFile, "addresses-file", "", "file of addresses, one a line (or a 'deadletters --export' file): no Graph access")
 	addBatchSizeFlag(f, &o.BatchSize, "addresses per task")
 	f.StringVar(&o.RunID, "run-id", "", "resume or extend this run instead of starting a new one (addresses already in it are not checked again)")
-	f.StringVar(&o.Since, "since", "", "re-audit: reuse the answers this earlier run (its ID, or its 'report --format json' file) found absent instead of asking them again; new, present and unanswered addresses are asked")
+	f.StringVar(&o.Since, "since", "", "re-audit: reuse the answers this earlier run (its ID, its 'report --format json' file, or 'latest': the tenant's newest completed audit kept, if any) found absent instead of asking them again; new, present and unanswered addresses are asked")
 	f.DurationVar(&o.ReuseMaxAge, "reuse-max-age", 90*24*time.Hour, "with --since: reuse an answer only if first given no longer ago than this (2160h = 90 days: a monthly re-audit asks everything again each quarter)")
 	f.StringVar(&o.Recheck, "recheck", "", "start a new run that checks only the addresses this earlier run found with a consumer account, with their users (no Graph access); 'compare' then shows who renamed theirs")
 	f.BoolVar(&o.DryRun, "dry-run", false, "connect and count users, addresses and batches; queue nothing")
@@ -263,7 +264,7 @@ twice.`,
 				return err
 			}
 			var sess *session
-			if !o.DryRun || o.Since != "" && runIDPattern.MatchString(o.Since) {
+			if !o.DryRun || o.Since == sinceLatest || runIDPattern.MatchString(o.Since) {
 				if sess, err = a.open(cmd.Context()); err != nil {
 					return err
 				}
@@ -301,7 +302,7 @@ func runSubmit(ctx context.Context, sess *session, log *zap.Logger, o *submitOpt
 	// The baseline first: a bad one is refused before anything else is
 	// read or written.
 	if o.Since != "" {
-		if base, err = loadBaseline(ctx, sess, o); err != nil {
+		if base, err = loadBaseline(ctx, sess, o, progress); err != nil {
 			return submit.Summary{}, err
 		}
 	}
@@ -366,16 +367,39 @@ func runSubmit(ctx context.Context, sess *session, log *zap.Logger, o *submitOpt
 // the path of a report.
 var runIDPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$`)
 
-// loadBaseline reads --since, a run ID or a report file, and checks that it
-// is of the tenant audited.
-func loadBaseline(ctx context.Context, sess *session, o *submitOptions) (*baseline.Baseline, error) {
+// sinceLatest is the --since of a scheduled re-audit: the tenant's newest
+// completed audit the store keeps, or none.
+const sinceLatest = "latest"
+
+// loadBaseline reads --since, a run ID, "latest" or a report file, and
+// checks that it is of the tenant audited. It is nil for "latest" when the
+// store keeps no completed audit of the tenant: a full audit.
+func loadBaseline(ctx context.Context, sess *session, o *submitOptions, notes io.Writer) (*baseline.Baseline, error) {
 	var (
 		b   *baseline.Baseline
 		err error
 	)
-	if runIDPattern.MatchString(o.Since) {
+	switch {
+	case o.Since == sinceLatest:
+		runs, err := tenantRuns(ctx, sess.store, o.TenantID)
+		if err != nil {
+			return nil, err
+		}
+		var latest *runstore.Run
+		for _, r := range runs {
+			if r.State() == runstore.StateCompleted && r.RecheckOf == "" {
+				latest = r
+			}
+		}
+		if latest == nil {
+			fmt.Fprintf(notes, "--since latest: no completed audit of tenant %s is kept: asking every address\n", o.TenantID)
+			return nil, nil
+		}
+		fmt.Fprintf(notes, "--since latest: run %s, completed %s\n", latest.ID, latest.CompletedAt.Format(time.RFC3339))
+		b, err = baseline.FromRun(ctx, sess.store, latest.ID)
+	case runIDPattern.MatchString(o.Since):
 		b, err = baseline.FromRun(ctx, sess.store, o.Since)
-	} else {
+	default:
 		b, err = baseline.FromReport(o.Since)
 	}
 	if err != nil {

@@ -192,6 +192,34 @@ func TestRecurringAudit(t *testing.T) {
 		t.Errorf("history %+v: want the first audit, then a re-audit resolving the %d renamed, then one changing nothing", hist.Runs, len(renamed))
 	}
 	t.Logf("history:\n%s", enqueue(t, env2, "history", "--tenant-id", s2.TenantID))
+
+	// A scheduled re-audit's --since latest: the newest completed run, whose
+	// present answers alone are asked again.
+	latest := hist.Runs[2].RunID
+	var presentNow []string
+	for _, r := range jsonReport(t, env2, dir2, latest) {
+		if r.Status == "present" {
+			presentNow = append(presentNow, r.Address)
+		}
+	}
+	presentNow = slices.Compact(slices.Sorted(slices.Values(presentNow)))
+	before := s2.stats(t).PerAddress
+	run := submitRun(t, s2, env2, append(graphArgs(s2), "--since", "latest")...)
+	waitDone(t, env2, run, 2*time.Minute, nil)
+	var asked []string
+	for a, n := range s2.stats(t).PerAddress {
+		if n > before[a] {
+			asked = append(asked, a)
+		}
+	}
+	sort.Strings(asked)
+	var status struct {
+		Since string `json:"since"`
+	}
+	json.Unmarshal(enqueue(t, env2, "status", run, "-o", "json"), &status)
+	if status.Since != latest || !slices.Equal(asked, presentNow) {
+		t.Errorf("--since latest: since %s, %d asked; want %s and its %d present addresses", status.Since, len(asked), latest, len(presentNow))
+	}
 }
 
 func readRows(t *testing.T, path string) []reportRow {
