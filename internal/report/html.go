@@ -74,6 +74,9 @@ func writeHTML(w io.Writer, d Data) error {
 	p.S = summarize(run, d.Rows)
 	p.Domains = domains(d.Rows)
 	p.Options = options(run, d.Now)
+	if run.Since != "" {
+		p.Options = append(p.Options, reusedOption(run, d.Rows))
+	}
 	p.Chart = newChart(run.Chart)
 	for _, r := range d.Rows {
 		switch r.Status {
@@ -212,13 +215,30 @@ func options(run *runstore.Run, now time.Time) []option {
 		}
 		add("Duration", d)
 	}
-	if run.Since != "" {
-		add("Reused answers", fmt.Sprintf("%d addresses run %s found without a consumer account, not asked again (reused_from in the JSON and CSV reports)", run.Reused, run.Since))
-	}
 	add("Realm requests", fmt.Sprint(run.Requests))
 	add("Throttle signals", fmt.Sprint(run.Throttles))
 	add("Retries", fmt.Sprint(max(0, run.Requests-run.Checked-run.DeadLettered)))
 	return out
+}
+
+// reusedOption says how many answers a re-audit reused, of which run, and
+// when they were first given.
+func reusedOption(run *runstore.Run, rows []Row) option {
+	first, last := "", ""
+	for _, r := range rows {
+		if r.ReusedFrom == "" || r.CheckedAt == "" {
+			continue
+		}
+		if first == "" || r.CheckedAt < first { // RFC 3339 UTC sorts as text
+			first = r.CheckedAt
+		}
+		last = max(last, r.CheckedAt)
+	}
+	v := fmt.Sprintf("%d addresses run %s found without a consumer account, not asked again (reused_from in the JSON and CSV reports)", run.Reused, run.Since)
+	if first != "" {
+		v += fmt.Sprintf("; first answered between %s and %s", first[:10], last[:10])
+	}
+	return option{"Reused answers", v}
 }
 
 func timeline(run *runstore.Run) []phase {

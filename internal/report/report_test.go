@@ -197,7 +197,7 @@ func TestHTMLSinceTheLastAudit(t *testing.T) {
 	d.Trend = []TrendPoint{{RunID: "r-base", At: at.Add(-30 * 24 * time.Hour), Addresses: 3, Present: 2}, {RunID: "r1", At: at, Addresses: 4, Present: 1}}
 	h := render(t, "html", d)
 	for _, s := range []string{"Since the last audit", "re-audited the tenant since run <code>r-base</code>", `id="cmp-resolved">1<`, `id="cmp-still">1<`,
-		`id="cmp-new">0<`, "Reused answers", "1 addresses run r-base found without a consumer account", `id="trend-chart"`, "2026-10-23", `class="done current"`} {
+		`id="cmp-new">0<`, "Reused answers", "1 addresses run r-base found without a consumer account", "first answered between 2026-11-21 and 2026-11-21", `id="trend-chart"`, "2026-10-23", `class="done current"`} {
 		if !strings.Contains(h, s) {
 			t.Errorf("HTML report lacks %q", s)
 		}
