@@ -12,25 +12,39 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"github.com/prometheus/prometheus/promql/parser"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
 // The alert rules (components/alerts): rules.yaml is the one source, a
-// Prometheus rule file; prometheusrule.yaml is generated from it.
+// Prometheus rule file; prometheusrule.yaml is generated from it, and
+// metrics.txt lists the worker metrics it reads.
 const (
-	alertsDir      = "components/alerts"
-	rulesFile      = alertsDir + "/rules.yaml"
-	rulesTestsFile = alertsDir + "/tests.yaml"
-	prometheusRule = alertsDir + "/prometheusrule.yaml"
+	alertsDir        = "components/alerts"
+	rulesFile        = alertsDir + "/rules.yaml"
+	rulesTestsFile   = alertsDir + "/tests.yaml"
+	prometheusRule   = alertsDir + "/prometheusrule.yaml"
+	alertMetricsFile = alertsDir + "/metrics.txt"
 )
 
-var update = flag.Bool("update", false, "rewrite "+prometheusRule+" from "+rulesFile)
+var update = flag.Bool("update", false, "rewrite "+prometheusRule+" and "+alertMetricsFile+" from "+rulesFile)
+
+// The metrics the rules read that no worker exports, and what exports
+// them (deploy/README.md, "Alerts", lists the same). Every other metric a
+// rule reads is a worker's, and is listed in metrics.txt.
+var externalMetrics = map[string]string{
+	"kube_deployment_spec_replicas":             "kube-state-metrics",
+	"kube_deployment_status_replicas_available": "kube-state-metrics",
+	"keda_scaler_active":                        "KEDA's operator",
+	"keda_scaler_detail_errors_total":           "KEDA's operator, 2.14 or later",
+}
 
 // The overlays that include the alerts component.
 var alertOverlays = []string{"overlays/production", "overlays/production-webhook"}
@@ -184,6 +198,108 @@ func TestAlertRulesAreActionable(t *testing.T) {
 			}
 		}
 	}
+}
+
+// exprMetrics returns the metric names a PromQL expression reads.
+func exprMetrics(expr string) ([]string, error) {
+	e, err := parser.NewParser(parser.Options{}).ParseExpr(expr)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	var errs []error
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		vs, ok := n.(*parser.VectorSelector)
+		if !ok {
+			return nil
+		}
+		if vs.Name == "" {
+			errs = append(errs, fmt.Errorf("selector %s names no metric: name each one, so that the metrics read can be listed", vs))
+			return nil
+		}
+		if !slices.Contains(names, vs.Name) {
+			names = append(names, vs.Name)
+		}
+		return nil
+	})
+	return names, errors.Join(errs...)
+}
+
+func TestExprMetrics(t *testing.T) {
+	got, err := exprMetrics(`sum by (ns) (rate(a_total{x="y"}[5m])) / on (ns) b unless absent(c{d="e"}) or a_total`)
+	if err != nil || !slices.Equal(got, []string{"a_total", "b", "c"}) {
+		t.Errorf("got %v, %v", got, err)
+	}
+	if _, err := exprMetrics(`{__name__=~"msaudit_.+"}`); err == nil {
+		t.Error("a selector without a metric name was accepted")
+	}
+	if _, err := exprMetrics(`sum(rate(x[5m])`); err == nil {
+		t.Error("a syntax error was accepted")
+	}
+}
+
+// TestAlertRulesMetricsList: metrics.txt lists the metrics the rules read,
+// the external ones aside, sorted, one a line. The end-to-end tests check
+// that a worker exports every one.
+func TestAlertRulesMetricsList(t *testing.T) {
+	spec := loadRules(t)
+	used := map[string]bool{}
+	for _, g := range spec.Groups {
+		for _, r := range g.Rules {
+			names, err := exprMetrics(r.Expr.String())
+			if err != nil {
+				t.Errorf("%s: %v", r.Alert, err)
+			}
+			for _, n := range names {
+				used[n] = true
+			}
+		}
+	}
+	var worker []string
+	for n := range used {
+		if _, ok := externalMetrics[n]; !ok {
+			worker = append(worker, n)
+		}
+	}
+	sort.Strings(worker)
+	for n := range externalMetrics {
+		if !used[n] {
+			t.Errorf("externalMetrics lists %s, which no rule reads: drop it (and from deploy/README.md)", n)
+		}
+		if strings.HasPrefix(n, "msaudit_") {
+			t.Errorf("externalMetrics lists %s, a worker's metric", n)
+		}
+	}
+	want := strings.Join(worker, "\n") + "\n"
+	got, err := os.ReadFile(alertMetricsFile)
+	if err != nil && !(errors.Is(err, os.ErrNotExist) && *update) {
+		t.Fatal(err)
+	}
+	if string(got) == want {
+		return
+	}
+	if *update {
+		if err := os.WriteFile(alertMetricsFile, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("rewrote %s", alertMetricsFile)
+		return
+	}
+	have := strings.Fields(string(got))
+	var lacks, extra []string
+	for _, n := range worker {
+		if !slices.Contains(have, n) {
+			lacks = append(lacks, n)
+		}
+	}
+	for _, n := range have {
+		if !slices.Contains(worker, n) {
+			extra = append(extra, n)
+		}
+	}
+	t.Errorf("%s is not the worker metrics the rules read, sorted, one a line: it lacks %v and has %v no rule reads "+
+		"(a metric that no worker exports goes in externalMetrics instead); run\n\tcd deploy && go test -run TestAlertRules . -update",
+		alertMetricsFile, lacks, extra)
 }
 
 // promtool runs promtool (Debian's prometheus package provides it) in the
