@@ -380,3 +380,25 @@ func TestAlertRulesAreTested(t *testing.T) {
 		}
 	}
 }
+
+// TestAlertsDocumented: the guide names every alert and every metric from
+// elsewhere.
+func TestAlertsDocumented(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for _, g := range loadRules(t).Groups {
+		for _, r := range g.Rules {
+			if !strings.Contains(doc, "`"+r.Alert+"`") {
+				t.Errorf("deploy/README.md does not describe %s", r.Alert)
+			}
+		}
+	}
+	for n := range externalMetrics {
+		if !strings.Contains(doc, "`"+n+"`") {
+			t.Errorf("deploy/README.md does not list %s among the metrics from elsewhere", n)
+		}
+	}
+}
