@@ -87,10 +87,11 @@
 //     that dropped: a few events settle on it) and PlateauCut·r;
 //     later: the accelerating probe found it, Margin·r but never below the
 //     plateau that held.
-//   - After the pause the rate returns to the estimate (time constant
-//     Recovery), creeps above it by Probe per second, and after ProbeQuiet
-//     without a throttle accelerates, so a capacity that grew is found
-//     within 40 to 70 s while a steady one is met about once in 50 s. Like
+//   - After the pause the rate restarts at the estimate (a rate away from
+//     it returns to it with time constant Recovery), creeps above it by
+//     Probe per second, and after ProbeQuiet without a throttle
+//     accelerates, so a capacity that grew is found within 40 to 70 s
+//     while a steady one is met about once in 50 s. Like
 //     slow start, the probe grows with use: a tenant's rate runs at most
 //     UseHeadroom above the slots it took over the last few seconds (never
 //     below its estimate), so a tenant short of workers does not probe a

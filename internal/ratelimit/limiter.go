@@ -14,24 +14,22 @@ const (
 	// DoublingTime is how fast slow start doubles the rate when the
 	// workers use it.
 	DoublingTime = time.Second
-	// SlowStartMargin and SlowStartBackoff: at the first throttle, which
-	// ends the doubling, the estimate and the restart rate are these
-	// fractions of the rate that throttled. A rate doubling every
-	// DoublingTime from capacity C takes y doubling times to empty a burst
-	// allowance of BurstGuess, where (2^y - 1)/ln 2 - y = BurstGuess /
-	// DoublingTime, and is then 2^y·C: for both 1 s, y = 1.42 and the
-	// margin 2^-y = 0.373 (TestSlowStartMarginFollowsTheBurstGuess). The
-	// feedback latency does not matter: the rate is the one the throttled
-	// request was paced at.
-	SlowStartMargin  = 0.373
-	SlowStartBackoff = SlowStartMargin
-	// After a pause the rate restarts at Backoff times the estimate and
-	// returns to it with the time constant Recovery; it then creeps above
-	// it by Probe (a fraction per second) and, after ProbeQuiet without a
-	// throttle, accelerates (ProbeAcceleration, per second squared): a
-	// capacity that grew is found within 40 to 70 s, a steady one is met
-	// about once in 50 s.
-	Backoff           = 1.0
+	// SlowStartMargin: at the first throttle, which ends the doubling, the
+	// estimate is this fraction of the rate that throttled. A rate
+	// doubling every DoublingTime from capacity C takes y doubling times
+	// to empty a burst allowance of BurstGuess, where (2^y - 1)/ln 2 - y =
+	// BurstGuess / DoublingTime, and is then 2^y·C: for both 1 s, y = 1.42
+	// and the margin 2^-y = 0.373
+	// (TestSlowStartMarginFollowsTheBurstGuess). The feedback latency does
+	// not matter: the rate is the one the throttled request was paced at.
+	SlowStartMargin = 0.373
+	// After a pause the rate restarts at the estimate. A rate away from it
+	// (after an idle spell, a pause that proved too short, or a freed share
+	// that raised the estimate) returns to it with the time constant
+	// Recovery. It then creeps above it by Probe (a fraction per second)
+	// and, after ProbeQuiet without a throttle, accelerates
+	// (ProbeAcceleration, per second squared): a capacity that grew is
+	// found within 40 to 70 s, a steady one is met about once in 50 s.
 	Recovery          = 3 * time.Second
 	Probe             = 0.001
 	ProbeQuiet        = 40 * time.Second
