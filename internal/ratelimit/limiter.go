@@ -325,11 +325,6 @@ func (l *Limiter) Rate(ctx context.Context, tenant string) (rate, shared float64
 	return float64(r[0]) / 1000, float64(r[1]) / 1000, nil
 }
 
-// Reset forgets what was learned about tenant (tests and operators).
-func (l *Limiter) Reset(ctx context.Context, tenant string) error {
-	return l.rdb.Del(ctx, stateKey(tenant)).Err()
-}
-
 // maxReserveN bounds how many slots ReserveN takes in one round trip.
 const maxReserveN = 64
 
