@@ -381,8 +381,8 @@ func loadBaseline(ctx context.Context, sess *session, o *submitOptions, notes io
 	)
 	switch {
 	case o.Since == sinceLatest:
-		runs, err := tenantRuns(ctx, sess.store, o.TenantID)
-		if err != nil {
+		var runs []*runstore.Run
+		if runs, err = tenantRuns(ctx, sess.store, o.TenantID); err != nil {
 			return nil, err
 		}
 		var latest *runstore.Run

@@ -81,6 +81,13 @@ func TestRecurringAudit(t *testing.T) {
 		t.Fatalf("the tenant did not change: %d addresses, %d at the newly verified domain", len(gt.Addresses), newDomain)
 	}
 
+	// A dry run says what would be reused and what asked.
+	reusable := len(gt.Addresses) - len(want)
+	dry := string(enqueue(t, env2, append([]string{"submit", "--tenant-id", s2.TenantID, "--since", first, "--dry-run"}, graphArgs(s2)...)...))
+	if !strings.Contains(dry, itoa(reusable)+" answers reused from --since") || !strings.Contains(dry, itoa(len(want))+" to ask") {
+		t.Errorf("dry run says:\n%s\nwant %d reused, %d to ask", dry, reusable, len(want))
+	}
+
 	for _, since := range []string{first, baselineFile} {
 		before := s2.stats(t).PerAddress
 		run := submitRun(t, s2, env2, append(graphArgs(s2), "--since", since)...)
@@ -145,6 +152,17 @@ func TestRecurringAudit(t *testing.T) {
 			t.Errorf("compare: %d resolved, want the %d renamed", len(got), len(renamed))
 		}
 		t.Logf("--since %s: %d addresses, %d asked, %d reused", filepath.Base(since), len(rows), len(asked), reused)
+
+		// Resumed with its baseline, the run keeps its reuse and asks
+		// nothing more.
+		before = s2.stats(t).PerAddress
+		_, errOut, err := enqueueErr(env2, append([]string{"submit", "--tenant-id", s2.TenantID, "--run-id", run, "--since", since}, graphArgs(s2)...)...)
+		if err != nil || !strings.Contains(string(errOut), "queued 0 new addresses") {
+			t.Errorf("resume with --since: %v\n%s", err, errOut)
+		}
+		if st := getStatus(t, env2, run); st.State != "completed" || !maps.Equal(before, s2.stats(t).PerAddress) {
+			t.Errorf("after the resume: %+v, realm asked again", st)
+		}
 
 		// The HTML report as a browser shows it: "since the last audit" with
 		// compare's counts, and the tenant's trend.
