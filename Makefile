@@ -125,6 +125,10 @@ bench-enqueue: ## time and peak RSS of submitting a 200,000-user simulated tenan
 bench-report: ## time and peak RSS of every report format for a 200,000-user run (USERS=n to change)
 	MSAUDIT_BENCH_USERS=$(or $(USERS),200000) $(GO) test -run '^$$' -bench BenchmarkReport200k -benchtime 1x -timeout 30m ./cmd/enqueue
 
+.PHONY: bench-recurring
+bench-recurring: ## realm requests and wall time of re-auditing a 20,000-user tenant in full vs with --since (2 % new users); ~6 min
+	$(GO) test -run '^$$' -bench '^BenchmarkRecurringAudit$$' -benchtime 1x -timeout 60m ./internal/e2e
+
 .PHONY: bench-footprint
 bench-footprint: ## Redis memory per address of a 200,000-user run, queued and completed, by key family
 	$(GO) test -run '^$$' -bench '^BenchmarkRedisFootprint$$' -benchtime 1x -timeout 30m ./internal/e2e

@@ -1145,6 +1145,21 @@ func TestSubmitJobs(t *testing.T) {
 				if cj.Spec.Schedule != "0 3 1 * *" || cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
 					t.Errorf("CronJob %s: schedule %q, concurrencyPolicy %s; want monthly and Forbid", cj.Name, cj.Spec.Schedule, cj.Spec.ConcurrencyPolicy)
 				}
+				// A re-audit, whose baseline (last month's run) the store
+				// still keeps when it starts.
+				c := cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0]
+				if !slices.Contains(c.Args, "--since=latest") {
+					t.Errorf("CronJob %s: args %v, want a re-audit (--since=latest)", cj.Name, c.Args)
+				}
+				retention := 30 * 24 * time.Hour // submit's default
+				for _, a := range c.Args {
+					if v, ok := strings.CutPrefix(a, "--retention="); ok {
+						retention, _ = time.ParseDuration(v)
+					}
+				}
+				if retention < 40*24*time.Hour {
+					t.Errorf("CronJob %s: retention %s would let a month's run expire before the next one reads it", cj.Name, retention)
+				}
 				if b := cj.Spec.JobTemplate.Spec.BackoffLimit; b == nil || *b != 0 {
 					t.Error("backoffLimit must be 0: a retried submit starts a second run")
 				}

@@ -38,7 +38,7 @@ var (
 		"examples/monthly-cronjob",
 	}
 	// Rendered only through an overlay; not applied on their own.
-	bases = []string{"base", "components/servicemonitor", "components/webhook"}
+	bases = []string{"base", "components/servicemonitor", "components/webhook", "components/alerts"}
 )
 
 func targets() []string { return slices.Concat(overlays, examples) }
@@ -61,6 +61,7 @@ var kinds = map[string]func() any{
 		return &kedav1alpha1.TriggerAuthentication{}
 	},
 	"monitoring.coreos.com/v1/ServiceMonitor": func() any { return &monitoringv1.ServiceMonitor{} },
+	"monitoring.coreos.com/v1/PrometheusRule": func() any { return &monitoringv1.PrometheusRule{} },
 }
 
 // object is one rendered manifest, decoded twice: generically (for scans)
@@ -206,6 +207,7 @@ func TestDecodeIsStrict(t *testing.T) {
 		`{"apiVersion":"keda.sh/v1alpha1","kind":"ScaledObject","metadata":{"name":"x"},"spec":{"minReplicas":1}}`,
 		`{"apiVersion":"keda.sh/v1alpha1","kind":"ScaledObject","metadata":{"name":"x"},"spec":{"advanced":{"horizontalPodAutoscalerConfig":{"behaviour":{}}}}}`,
 		`{"apiVersion":"monitoring.coreos.com/v1","kind":"ServiceMonitor","metadata":{"name":"x"},"spec":{"endpoint":[]}}`,
+		`{"apiVersion":"monitoring.coreos.com/v1","kind":"PrometheusRule","metadata":{"name":"x"},"spec":{"groups":[{"name":"g","rules":[{"alert":"A","expr":"1","annotation":{}}]}]}}`,
 		`{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}`,
 		`{"apiVersion":"example.com/v1","kind":"Thing","metadata":{"name":"x"}}`,
 	} {
@@ -300,11 +302,33 @@ func TestEveryKustomizationIsChecked(t *testing.T) {
 	}
 }
 
+// YAML files under deploy/ that are not Kubernetes objects, and what they are.
+var notManifests = map[string]string{
+	"components/alerts/rules.yaml": "the alert rules as a Prometheus rule file (prometheusrule.yaml is generated from it)",
+	"components/alerts/tests.yaml": "promtool unit tests of the alert rules",
+}
+
 // Every YAML file under deploy/ (but the chart's) is part of some
 // rendering: a file no kustomization lists would be a manifest nobody
-// applies.
+// applies. The few that are no manifest at all are listed in notManifests,
+// and must not look like one.
 func TestNoStrayManifests(t *testing.T) {
 	listed := map[string]bool{}
+	for p := range notManifests {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Errorf("notManifests: %v", err)
+			continue
+		}
+		var head struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+		}
+		if err := yaml.Unmarshal(b, &head); err != nil || head.APIVersion != "" || head.Kind != "" {
+			t.Errorf("%s is listed in notManifests but looks like a Kubernetes object (%v)", p, err)
+		}
+		listed[filepath.Clean(p)] = true
+	}
 	var walkKust func(dir string)
 	walkKust = func(dir string) {
 		b, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))

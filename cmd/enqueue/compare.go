@@ -52,7 +52,7 @@ func runCompare(ctx context.Context, a *app, store *runstore.Store, oldID, newID
 	if err != nil {
 		return err
 	}
-	c := report.Compare(oldID, report.Rows(old), newID, report.Rows(cur))
+	c := report.Compare(oldID, report.Rows(nil, old), newID, report.Rows(nil, cur))
 	if output == "json" {
 		return json.NewEncoder(a.stdout).Encode(c)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -87,38 +88,68 @@ func writeReport(ctx context.Context, store *runstore.Store, id, format, path st
 // reportGCPercent is the GOGC of a report (Go's default is 100).
 const reportGCPercent = 10
 
-// loadReport reads what a report of the run needs; the HTML report of a
-// re-check also compares it with the run it re-checks, while that run is
-// still kept.
+// loadReport reads what a report of the run needs. The HTML report of a
+// re-check also compares it with the run it re-checks, and that of a
+// re-audit with its baseline, while that run is still kept; and it draws
+// the tenant's kept runs.
 func loadReport(ctx context.Context, store *runstore.Store, id, format string) (report.Data, error) {
 	run, err := store.GetRun(ctx, id)
 	if err != nil {
 		return report.Data{}, err
 	}
-	rows, err := loadRows(ctx, store, id)
+	rows, err := loadRows(ctx, store, run)
 	if err != nil {
 		return report.Data{}, err
 	}
 	d := report.Data{Run: run, Rows: rows}
-	if run.RecheckOf != "" && strings.EqualFold(format, "html") {
-		old, err := loadRows(ctx, store, run.RecheckOf)
+	if !strings.EqualFold(format, "html") {
+		return d, nil
+	}
+	if other := cmp.Or(run.RecheckOf, run.Since); other != "" {
+		old, err := store.GetRun(ctx, other)
+		var oldRows []report.Row
+		if err == nil {
+			oldRows, err = loadRows(ctx, store, old)
+		}
 		switch {
 		case errors.Is(err, runstore.ErrRunNotFound):
 		case err != nil:
 			return d, err
 		default:
-			d.Compare = report.Compare(run.RecheckOf, old, id, d.Rows)
+			d.Compare = report.Compare(other, oldRows, id, d.Rows)
 		}
+	}
+	runs, err := tenantRuns(ctx, store, run.TenantID)
+	if err != nil {
+		return d, err
+	}
+	for _, r := range runs {
+		d.Trend = append(d.Trend, report.TrendPoint{RunID: r.ID, At: r.CreatedAt, Addresses: r.AddressesTotal, Present: r.Present})
 	}
 	return d, nil
 }
 
+// tenantRuns lists the kept runs of tenant, oldest first.
+func tenantRuns(ctx context.Context, store *runstore.Store, tenant string) ([]*runstore.Run, error) {
+	all, err := store.ListRuns(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*runstore.Run
+	for i := len(all) - 1; i >= 0; i-- { // ListRuns is newest first
+		if strings.EqualFold(all[i].TenantID, tenant) {
+			out = append(out, all[i])
+		}
+	}
+	return out, nil
+}
+
 // loadRows converts the run's results to report rows a chunk at a time, so
 // that a large run's results and rows are not both in memory.
-func loadRows(ctx context.Context, store *runstore.Store, id string) ([]report.Row, error) {
+func loadRows(ctx context.Context, store *runstore.Store, run *runstore.Run) ([]report.Row, error) {
 	var rows []report.Row
-	err := store.EachResults(ctx, id, func(part []runstore.Result) error {
-		rows = append(rows, report.Rows(part)...)
+	err := store.EachResults(ctx, run.ID, func(part []runstore.Result) error {
+		rows = append(rows, report.Rows(run, part)...)
 		return nil
 	})
 	return rows, err

@@ -116,7 +116,7 @@ func runRuns(ctx context.Context, a *app, sess *session, output string) error {
 	fmt.Fprintln(tw, "ID\tTENANT\tSTATE\tPROGRESS\tFOUND\tAGE")
 	for _, v := range views {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%5.1f%% %s/%s\t%s\t%s\n", v.RunID, v.TenantID, v.State, 100*v.Fraction(),
-			runview.Thousands(v.Done()), runview.Thousands(v.AddressesTotal), runview.Thousands(v.Present), age(now.Sub(v.StartedAt)))
+			runview.Thousands(v.AskedDone()), runview.Thousands(v.ToAsk()), runview.Thousands(v.Present), age(now.Sub(v.StartedAt)))
 	}
 	return tw.Flush()
 }

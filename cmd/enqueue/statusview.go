@@ -47,9 +47,13 @@ func statusLine(v runview.Status) string {
 	if e := eta(v); e != "" {
 		inETA = " ETA " + e
 	}
-	return fmt.Sprintf("%s %s %5.1f%% %d/%d  present %d  absent %d  retrying %d  dead %d  %.1f/s%s",
-		v.State, bar(v.Fraction(), 30), 100*v.Fraction(), v.Done(), v.AddressesTotal, v.Present, v.Absent,
-		v.FailedPending, v.DeadLettered, v.RatePerSecond, inETA)
+	reused := ""
+	if v.Since != "" {
+		reused = fmt.Sprintf("  reused %d", v.Reused)
+	}
+	return fmt.Sprintf("%s %s %5.1f%% %d/%d  present %d  absent %d  retrying %d  dead %d%s  %.1f/s%s",
+		v.State, bar(v.Fraction(), 30), 100*v.Fraction(), v.AskedDone(), v.ToAsk(), v.Present, v.Absent,
+		v.FailedPending, v.DeadLettered, reused, v.RatePerSecond, inETA)
 }
 
 // statusBlock renders the status as the lines a terminal redraws in place.
@@ -64,12 +68,15 @@ func statusBlock(v runview.Status, now time.Time) []string {
 	lines := []string{
 		fmt.Sprintf("run %s   tenant %s", v.RunID, v.TenantID),
 		"phase: " + phase(v),
-		fmt.Sprintf("%s %5.1f%%  %s / %s addresses", bar(v.Fraction(), 40), 100*v.Fraction(), runview.Thousands(v.Done()), runview.Thousands(v.AddressesTotal)),
+		fmt.Sprintf("%s %5.1f%%  %s / %s addresses", bar(v.Fraction(), 40), 100*v.Fraction(), runview.Thousands(v.AskedDone()), runview.Thousands(v.ToAsk())),
 		fmt.Sprintf("present %s   absent %s   retrying %s   dead %s", runview.Thousands(v.Present), runview.Thousands(v.Absent),
 			runview.Thousands(v.FailedPending), runview.Thousands(v.DeadLettered)),
 		rate,
 		fmt.Sprintf("realm requests %s   throttled %s   updated %s", runview.Thousands(v.RealmRequests), runview.Thousands(v.Throttles),
 			now.UTC().Format("15:04:05 UTC")),
+	}
+	if v.Since != "" {
+		lines = append(lines, fmt.Sprintf("reused %s absent answers of run %s, not asked again (in absent above)", runview.Thousands(v.Reused), v.Since))
 	}
 	if v.LastError != "" && v.State == runstore.StateIncomplete {
 		lines = append(lines, "submit stopped: "+printable(v.LastError), "resume with: enqueue submit --run-id "+v.RunID+" (same options)")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/msaudit/msaudit/internal/addresses"
+	"github.com/msaudit/msaudit/internal/baseline"
 	"github.com/msaudit/msaudit/internal/directory"
 	"github.com/msaudit/msaudit/internal/envflag"
 	"github.com/msaudit/msaudit/internal/intake"
@@ -48,6 +50,8 @@ type submitOptions struct {
 	BatchSize               int
 	RunID                   string
 	Recheck                 string
+	Since                   string
+	ReuseMaxAge             time.Duration
 	DryRun                  bool
 	Output                  string
 	Retention               time.Duration
@@ -108,6 +112,12 @@ func (o *submitOptions) validateFlags() error {
 	}
 	if o.Retention < time.Hour {
 		return fmt.Errorf("--retention %s: want at least 1h", o.Retention)
+	}
+	if o.Since != "" && o.ReuseMaxAge <= 0 {
+		return fmt.Errorf("--reuse-max-age %s: want a positive duration", o.ReuseMaxAge)
+	}
+	if o.Since != "" && o.Recheck != "" {
+		return errors.New("--since and --recheck exclude each other: a re-check asks only what its run found present")
 	}
 	if o.Recheck != "" {
 		switch {
@@ -197,6 +207,8 @@ func addSubmitFlags(cmd *cobra.Command, a *app, o *submitOptions) {
 	f.StringVar(&o.AddressesFile, "addresses-file", "", "file of addresses, one a line (or a 'deadletters --export' file): no Graph access")
 	addBatchSizeFlag(f, &o.BatchSize, "addresses per task")
 	f.StringVar(&o.RunID, "run-id", "", "resume or extend this run instead of starting a new one (addresses already in it are not checked again)")
+	f.StringVar(&o.Since, "since", "", "re-audit: reuse the answers this earlier run (its ID, its 'report --format json' file, or 'latest': the tenant's newest completed audit kept, if any) found absent instead of asking them again; new, present and unanswered addresses are asked")
+	f.DurationVar(&o.ReuseMaxAge, "reuse-max-age", 90*24*time.Hour, "with --since: reuse an answer only if first given no longer ago than this (2160h = 90 days: a monthly re-audit asks everything again each quarter)")
 	f.StringVar(&o.Recheck, "recheck", "", "start a new run that checks only the addresses this earlier run found with a consumer account, with their users (no Graph access); 'compare' then shows who renamed theirs")
 	f.BoolVar(&o.DryRun, "dry-run", false, "connect and count users, addresses and batches; queue nothing")
 	f.StringVarP(&o.Output, "output", "o", "text", "text (the run ID) or json")
@@ -252,7 +264,7 @@ twice.`,
 				return err
 			}
 			var sess *session
-			if !o.DryRun {
+			if !o.DryRun || o.Since == sinceLatest || runIDPattern.MatchString(o.Since) {
 				if sess, err = a.open(cmd.Context()); err != nil {
 					return err
 				}
@@ -283,9 +295,17 @@ func runSubmit(ctx context.Context, sess *session, log *zap.Logger, o *submitOpt
 		o.prompt = progress // the device code goes where the operator looks
 	}
 	var (
-		src submit.Source
-		err error
+		src  submit.Source
+		base *baseline.Baseline
+		err  error
 	)
+	// The baseline first: a bad one is refused before anything else is
+	// read or written.
+	if o.Since != "" {
+		if base, err = loadBaseline(ctx, sess, o, progress); err != nil {
+			return submit.Summary{}, err
+		}
+	}
 	if o.Recheck != "" {
 		src, err = recheckSource(ctx, sess.store, o)
 	} else {
@@ -296,6 +316,11 @@ func runSubmit(ctx context.Context, sess *session, log *zap.Logger, o *submitOpt
 	}
 	req := submit.Request{BatchSize: o.BatchSize, DryRun: o.DryRun, Samples: 5}
 	req.Run = runstore.Run{TenantID: o.TenantID, Source: "graph", Retention: o.Retention, RecheckOf: o.Recheck}
+	if base != nil {
+		now := time.Now()
+		req.Reuse = func(a string) (runstore.Detail, bool) { return base.Reuse(a, now, o.ReuseMaxAge) }
+		req.Run.Since = base.RunID
+	}
 	switch {
 	case o.AddressesFile != "":
 		req.Run.Source = "file"
@@ -317,6 +342,9 @@ func runSubmit(ctx context.Context, sess *session, log *zap.Logger, o *submitOpt
 			if !strings.EqualFold(run.TenantID, o.TenantID) {
 				return submit.Summary{}, fmt.Errorf("--run-id %s belongs to tenant %s, not %s", o.RunID, run.TenantID, o.TenantID)
 			}
+			if err := sameBaseline(run, req.Run.Since); err != nil {
+				return submit.Summary{}, err
+			}
 			req.Run.ID, req.Resume = o.RunID, true
 		} else {
 			req.Run.ID = runstore.NewRunID(time.Now())
@@ -333,6 +361,68 @@ func runSubmit(ctx context.Context, sess *session, log *zap.Logger, o *submitOpt
 		return sum, err
 	}
 	return sum, nil
+}
+
+// runIDPattern matches a run ID (runstore.NewRunID); any other --since is
+// the path of a report.
+var runIDPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$`)
+
+// sinceLatest is the --since of a scheduled re-audit: the tenant's newest
+// completed audit the store keeps, or none.
+const sinceLatest = "latest"
+
+// loadBaseline reads --since, a run ID, "latest" or a report file, and
+// checks that it is of the tenant audited. It is nil for "latest" when the
+// store keeps no completed audit of the tenant: a full audit.
+func loadBaseline(ctx context.Context, sess *session, o *submitOptions, notes io.Writer) (*baseline.Baseline, error) {
+	var (
+		b   *baseline.Baseline
+		err error
+	)
+	switch {
+	case o.Since == sinceLatest:
+		var runs []*runstore.Run
+		if runs, err = tenantRuns(ctx, sess.store, o.TenantID); err != nil {
+			return nil, err
+		}
+		var latest *runstore.Run
+		for _, r := range runs {
+			if r.State() == runstore.StateCompleted && r.RecheckOf == "" {
+				latest = r
+			}
+		}
+		if latest == nil {
+			fmt.Fprintf(notes, "--since latest: no completed audit of tenant %s is kept: asking every address\n", o.TenantID)
+			return nil, nil
+		}
+		fmt.Fprintf(notes, "--since latest: run %s, completed %s\n", latest.ID, latest.CompletedAt.Format(time.RFC3339))
+		b, err = baseline.FromRun(ctx, sess.store, latest.ID)
+	case runIDPattern.MatchString(o.Since):
+		b, err = baseline.FromRun(ctx, sess.store, o.Since)
+	default:
+		b, err = baseline.FromReport(o.Since)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !strings.EqualFold(b.TenantID, o.TenantID) {
+		return nil, fmt.Errorf("--since %s: run %s is of tenant %s, not %s", o.Since, b.RunID, b.TenantID, o.TenantID)
+	}
+	return b, nil
+}
+
+// sameBaseline checks that a resumed run keeps the baseline it started
+// with: its answers were reused from that run, or none were.
+func sameBaseline(run *runstore.Run, since string) error {
+	switch {
+	case run.Since == since:
+		return nil
+	case since == "":
+		return fmt.Errorf("run %s reuses the answers of run %s: resume it with --since %s (or that run's JSON report)", run.ID, run.Since, run.Since)
+	case run.Since == "":
+		return fmt.Errorf("run %s asks every address: resume it without --since", run.ID)
+	}
+	return fmt.Errorf("run %s reuses the answers of run %s, not of %s", run.ID, run.Since, since)
 }
 
 // recheckSource reads what the earlier run found, after checking it is the
@@ -421,10 +511,14 @@ func printSubmit(a *app, o *submitOptions, sum submit.Summary) error {
 	}
 	if o.Output == "json" {
 		return json.NewEncoder(a.stdout).Encode(map[string]any{
-			"run_id": sum.RunID, "resumed": sum.Resumed, "users": sum.Users, "addresses_added": sum.Addresses, "batches": sum.Batches,
+			"run_id": sum.RunID, "resumed": sum.Resumed, "users": sum.Users, "addresses_added": sum.Addresses,
+			"addresses_reused": sum.Reused, "batches": sum.Batches,
 		})
 	}
-	fmt.Fprintf(a.stderr, "queued %d new addresses of %d users in %d batches\n", sum.Addresses, sum.Users, sum.Batches)
+	if sum.Reused > 0 {
+		fmt.Fprintf(a.stderr, "reused %d answers of %s; ", sum.Reused, o.Since)
+	}
+	fmt.Fprintf(a.stderr, "queued %d new addresses of %d users in %d batches\n", sum.Addresses-sum.Reused, sum.Users, sum.Batches)
 	fmt.Fprintln(a.stdout, sum.RunID)
 	return nil
 }
@@ -437,11 +531,15 @@ func printDryRun(a *app, o *submitOptions, sum submit.Summary) error {
 	sort.Strings(domains)
 	if o.Output == "json" {
 		return json.NewEncoder(a.stdout).Encode(map[string]any{
-			"dry_run": true, "users": sum.Users, "addresses": sum.Addresses, "batches": sum.Batches,
+			"dry_run": true, "users": sum.Users, "addresses": sum.Addresses, "reused": sum.Reused, "batches": sum.Batches,
 			"domains": sum.Domains, "samples": sum.Samples,
 		})
 	}
 	fmt.Fprintf(a.stdout, "dry run: %d users, %d addresses, %d batches of %d\n", sum.Users, sum.Addresses, sum.Batches, o.BatchSize)
+	if o.Since != "" {
+		fmt.Fprintf(a.stdout, "  %d answers reused from --since (absent, first answered within --reuse-max-age), %d to ask; the domains below count those asked\n",
+			sum.Reused, sum.Addresses-sum.Reused)
+	}
 	for _, d := range domains {
 		fmt.Fprintf(a.stdout, "  %-40s %8d  e.g. %s\n", d, sum.Domains[d], strings.Join(sum.Samples[d], ", "))
 	}

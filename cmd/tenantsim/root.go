@@ -112,6 +112,7 @@ type options struct {
 	failAddressesFile  string
 	renamedFile        string
 	hostileUsers       bool
+	verifyDomains      []string
 	logLevel           string
 }
 
@@ -207,6 +208,7 @@ func newRootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra
 	f.Float64Var(&o.faultMissingFlag, "fault-missing-flag", 0, "probability of a body without IsMicrosoftAccountSet")
 	f.StringVar(&o.failAddressesFile, "fail-addresses-file", "", "addresses (one a line) that always get HTTP 500")
 	f.StringVar(&o.renamedFile, "renamed-file", "", "consumer accounts (addresses, one a line) renamed since: the realm service answers they have none; PUT /_sim/renamed changes the set")
+	f.StringSliceVar(&o.verifyDomains, "verify-domain", nil, "mark this registered domain verified (repeatable; e.g. unverified.example, whose aliases some users have): the tenant as it is after an administrator verified it")
 	f.BoolVar(&o.hostileUsers, "hostile-users", false, "add three users whose display names are markup and whose addresses start with =, + and -, each with a consumer account")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (logs go to stderr as JSON)")
 	return cmd
@@ -270,6 +272,11 @@ func runServe(ctx context.Context, o *options, stdout io.Writer, log *zap.Logger
 		return err
 	}
 	tenant := tenantsim.Generate(o.seed, o.users)
+	for _, d := range o.verifyDomains {
+		if err := tenant.Verify(d); err != nil {
+			return fmt.Errorf("--verify-domain: %w", err)
+		}
+	}
 	if o.hostileUsers {
 		tenant.AddHostileUsers()
 	}

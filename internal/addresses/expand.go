@@ -42,13 +42,6 @@ func ParseMode(s string) (Mode, bool) {
 	return All, false
 }
 
-func (m Mode) String() string {
-	if m == Primary {
-		return "primary"
-	}
-	return "all"
-}
-
 // DomainSet is a set of lower-cased domain names.
 type DomainSet map[string]struct{}
 

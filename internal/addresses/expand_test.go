@@ -51,6 +51,14 @@ func TestExpand(t *testing.T) {
 	}
 }
 
+// String spells m as --addresses does, for the messages below.
+func (m Mode) String() string {
+	if m == Primary {
+		return "primary"
+	}
+	return "all"
+}
+
 func TestParseMode(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]Mode{"all": All, "ALL": All, "primary": Primary, "Primary": Primary} {

@@ -64,9 +64,6 @@ var checkingFlags = []string{
 	"adaptive", "max-wait", "max-attempts", "backoff-base", "backoff-max",
 }
 
-// CheckingFlags lists the names RegisterChecking defines.
-func CheckingFlags() []string { return append([]string(nil), checkingFlags...) }
-
 // RegisterChecking defines the checking settings on fs, bound to c, with
 // c's current values (worker.DefaultConfig() normally) as the defaults.
 func RegisterChecking(fs *pflag.FlagSet, c *worker.Config) {

@@ -73,7 +73,7 @@ func TestCertificateAuthPEMAndPFX(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Connect: %v", err)
 			}
-			if g := c.Grant(); !g.Known || g.Delegated || !g.Has("User.Read.All") {
+			if g := c.grant; !g.Known || g.Delegated || !g.Has("User.Read.All") {
 				t.Errorf("grant = %+v, want app roles with User.Read.All", g)
 			}
 			enumerate(t, env, c)
@@ -139,7 +139,7 @@ func TestDeviceCodeAuth(t *testing.T) {
 	if !strings.Contains(out, env.server.URL()+"/devicelogin") || !strings.Contains(out, "code: ") {
 		t.Errorf("prompt lacks the URL or the code:\n%s", out)
 	}
-	if g := c.Grant(); !g.Known || !g.Delegated || !g.Has("User.Read.All") {
+	if g := c.grant; !g.Known || !g.Delegated || !g.Has("User.Read.All") {
 		t.Errorf("grant = %+v, want delegated scopes with User.Read.All", g)
 	}
 	enumerate(t, env, c)

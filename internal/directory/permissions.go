@@ -149,9 +149,6 @@ func (e *PermissionError) Is(target error) bool {
 
 func (e *PermissionError) Unwrap() error { return e.cause }
 
-// Grant returns what the token acquired by Connect grants.
-func (c *Client) Grant() Grant { return c.grant }
-
 // CheckPermissions stops a run early when the token lacks domainPerm or
 // userPerm (names from DomainPermissions and UserPermissions). A token whose
 // claims cannot be read passes: Graph's 403, mapped by ExplainForbidden, is

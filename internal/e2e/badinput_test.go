@@ -102,6 +102,26 @@ func TestBadInputSuite(t *testing.T) {
 	// The run already in Redis: queued, no worker to take it.
 	good := writeFile(t, dir, "good.txt", "a@contoso.com\nb@contoso.com\n")
 	run := strings.TrimSpace(string(enqueue(t, env, "submit", "--tenant-id", s.TenantID, "--addresses-file", good)))
+	// Baselines that cannot be used: another tenant's run, a purged run,
+	// report files of every wrong kind.
+	const otherTenant = "11111111-2222-3333-4444-555555555555"
+	otherRun := strings.TrimSpace(string(enqueue(t, env, "submit", "--tenant-id", otherTenant, "--addresses-file", good)))
+	purged := strings.TrimSpace(string(enqueue(t, env, "submit", "--tenant-id", s.TenantID, "--addresses-file", good)))
+	enqueue(t, env, "purge", purged)
+	row := func(runID, tenant, addr, status, checkedAt string) string {
+		return `{"address":"` + addr + `","status":"` + status + `","ms_request_id":"r","checked_at":"` + checkedAt +
+			`","attempts":1,"run_id":"` + runID + `","tenant_id":"` + tenant + `"}`
+	}
+	ok := row(run, s.TenantID, "a@contoso.com", "absent", "2026-12-01T00:00:00Z")
+	otherReport := writeFile(t, dir, "other.json", "["+row(otherRun, otherTenant, "a@contoso.com", "absent", "2026-12-01T00:00:00Z")+"]")
+	truncatedReport := writeFile(t, dir, "truncated.json", "["+ok+`,{"address":"b@con`)
+	csvReport := writeFile(t, dir, "report.csv", "address,status\na@contoso.com,absent\n")
+	objectReport := writeFile(t, dir, "object.json", `{"rows":[]}`)
+	oldReport := writeFile(t, dir, "old.json", `[{"address":"a@contoso.com","status":"absent","checked_at":"2026-12-01T00:00:00Z"}]`)
+	mixedReport := writeFile(t, dir, "mixed.json", "["+ok+","+row("20261201T000000Z-abcdef\\u001b[31m", s.TenantID, "b@contoso.com", "absent", "2026-12-01T00:00:00Z")+"]")
+	badTimeReport := writeFile(t, dir, "badtime.json", "["+row(run, s.TenantID, "a@contoso.com", "absent", "yesterday")+"]")
+	badAddrReport := writeFile(t, dir, "badaddr.json", "["+row(run, s.TenantID, "=cmd|' /C calc'!A0", "absent", "2026-12-01T00:00:00Z")+"]")
+	emptyReport := writeFile(t, dir, "empty-report.json", "[]")
 	before := redisContents(t, rdb)
 	if len(before) < 5 {
 		t.Fatalf("only %d keys after a submit", len(before))
@@ -211,6 +231,24 @@ func TestBadInputSuite(t *testing.T) {
 		{"submit --run-id of an unknown run", enq, nil, file("--run-id", "20000101T000000Z-000000"), "run not found"},
 		{"submit --run-id of another tenant's run", enq, nil, []string{"submit", "--tenant-id", "11111111-2222-3333-4444-555555555555",
 			"--addresses-file", good, "--run-id", run}, "belongs to tenant"},
+		// Baselines of a re-audit.
+		{"--since another tenant's run", enq, nil, file("--since", otherRun), "is of tenant " + otherTenant + ", not " + s.TenantID},
+		{"--since an unknown run", enq, nil, file("--since", "20000101T000000Z-000000"), "no such run (purged, or past its retention): give its JSON report instead"},
+		{"--since a purged run", enq, nil, file("--since", purged), "no such run (purged, or past its retention)"},
+		{"--since another tenant's report", enq, nil, file("--since", otherReport), "is of tenant " + otherTenant},
+		{"--since a missing report", enq, nil, file("--since", missing), "no such file or directory"},
+		{"--since a report cut short", enq, nil, file("--since", truncatedReport), "row 2: not a report row"},
+		{"--since a CSV report", enq, nil, file("--since", csvReport), "not a JSON report (report --format json)"},
+		{"--since a JSON object", enq, nil, file("--since", objectReport), "not a JSON report (report --format json)"},
+		{"--since a report of an earlier version", enq, nil, file("--since", oldReport), "no run_id or tenant_id"},
+		{"--since a report of two runs", enq, nil, file("--since", mixedReport), "not one run's report"},
+		{"--since a report with a bad time", enq, nil, file("--since", badTimeReport), `checked_at "yesterday"`},
+		{"--since a report with a bad address", enq, nil, file("--since", badAddrReport), "row 1: not a valid address"},
+		{"--since an empty report", enq, nil, file("--since", emptyReport), "nothing to reuse"},
+		{"--since a directory", enq, nil, file("--since", dir), "is a directory"},
+		{"--since with --recheck", enq, nil, []string{"submit", "--tenant-id", s.TenantID, "--recheck", run, "--since", run}, "--since and --recheck exclude each other"},
+		{"--reuse-max-age 0", enq, nil, file("--since", run, "--reuse-max-age", "0s"), "--reuse-max-age 0s: want a positive duration"},
+		{"resume without the run's baseline", enq, nil, file("--run-id", run, "--since", run), "asks every address: resume it without --since"},
 		// Outputs.
 		{"report into a missing directory", enq, nil, []string{"report", run, "--out", nodir}, "no-such-dir"},
 		{"report onto a directory", enq, nil, []string{"report", run, "--format", "csv", "--out", dir}, dir},

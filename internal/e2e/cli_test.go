@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
+
 	"github.com/msaudit/msaudit/internal/cliflags"
+	workerpkg "github.com/msaudit/msaudit/internal/worker"
 )
 
 // runBinary runs one of the built binaries with env added to a clean
@@ -35,6 +38,16 @@ func helpFlags(t *testing.T, help string) map[string]string {
 	return flags
 }
 
+// checkingFlags are the names cliflags.RegisterChecking defines.
+func checkingFlags() []string {
+	fs := pflag.NewFlagSet("checking", pflag.ContinueOnError)
+	c := workerpkg.DefaultConfig()
+	cliflags.RegisterChecking(fs, &c)
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+	return names
+}
+
 func TestWorkerAndLocalShareTheCheckingFlags(t *testing.T) {
 	t.Parallel()
 	worker, err := runBinary(t, nil, "worker", "--help")
@@ -46,7 +59,7 @@ func TestWorkerAndLocalShareTheCheckingFlags(t *testing.T) {
 		t.Fatalf("enqueue local --help: %v\n%s", err, local)
 	}
 	w, l := helpFlags(t, worker), helpFlags(t, local)
-	for _, name := range cliflags.CheckingFlags() {
+	for _, name := range checkingFlags() {
 		if w[name] == "" || w[name] != l[name] {
 			t.Errorf("--%s differs:\n  worker:        %q\n  enqueue local: %q", name, w[name], l[name])
 		}

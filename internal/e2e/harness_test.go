@@ -226,6 +226,9 @@ type reportRow struct {
 	CheckedAt   string `json:"checked_at"`
 	Attempts    int    `json:"attempts"`
 	Error       string `json:"error"`
+	ReusedFrom  string `json:"reused_from"`
+	RunID       string `json:"run_id"`
+	TenantID    string `json:"tenant_id"`
 }
 
 func jsonReport(t testing.TB, env []string, dir, run string) []reportRow {

@@ -28,7 +28,7 @@ type simStats struct {
 	RealmRequests int64            `json:"realm_requests"`
 }
 
-func (s *sim) stats(t *testing.T) simStats {
+func (s *sim) stats(t testing.TB) simStats {
 	t.Helper()
 	ca, err := os.ReadFile(s.CAFile)
 	if err != nil {

@@ -106,9 +106,9 @@ func TestSlowStartGrowsWithUse(t *testing.T) {
 	if r := b.reserve(t, l, "t"); r.Rate > 2*1.5 {
 		t.Fatalf("rate %g after 10 idle seconds, want still about the initial 2/s", r.Rate)
 	}
-	// Slots taken for DoublingTime at the rate double it: from 2/s, busy
+	// Slots taken for doublingTime at the rate double it: from 2/s, busy
 	// for 3 s, about 2·2^3.
-	r := b.sendFor(t, l, "t", 3*DoublingTime)
+	r := b.sendFor(t, l, "t", 3*doublingTime)
 	if r.Rate < 12 || r.Rate > 26 {
 		t.Errorf("rate %g after 3 doubling times of use, want about 16", r.Rate)
 	}
@@ -126,45 +126,45 @@ func TestThrottleEndsSlowStartAndPauses(t *testing.T) {
 	}
 	b.advance(300 * time.Millisecond)
 	// The pause counts from the last request a worker may still send.
-	if p := b.throttled(t, l, "t", r); p != Pause+PauseGuard {
-		t.Fatalf("pause %s, want %s", p, Pause+PauseGuard)
+	if p := b.throttled(t, l, "t", r); p != firstPause+pauseGuard {
+		t.Fatalf("pause %s, want %s", p, firstPause+pauseGuard)
 	}
-	if left := l.PausedFor("t"); left <= 0 || left > Pause+PauseGuard {
+	if left := l.PausedFor("t"); left <= 0 || left > firstPause+pauseGuard {
 		t.Error("the reporting process does not know of the pause")
 	}
-	if stale, left, _ := other.Stale(b.ctx, "t", early); !stale || left < Pause-300*time.Millisecond {
+	if stale, left, _ := other.Stale(b.ctx, "t", early); !stale || left < firstPause-300*time.Millisecond {
 		t.Errorf("slot from before the reaction: stale=%v, %s of pause left", stale, left)
 	}
 	// A report from a request already in flight at the reaction changes
 	// nothing.
-	if p := b.throttled(t, other, "t", early); p > Pause+PauseGuard {
+	if p := b.throttled(t, other, "t", early); p > firstPause+pauseGuard {
 		t.Errorf("an in-flight report lengthened the pause to %s", p)
 	}
 	// The other process is held until the pause ends, then paced at the
-	// first estimate: SlowStartMargin of the rate that throttled.
-	if r2 := b.reserve(t, other, "t"); r2.Wait < Pause-400*time.Millisecond {
+	// first estimate: slowStartMargin of the rate that throttled.
+	if r2 := b.reserve(t, other, "t"); r2.Wait < firstPause-400*time.Millisecond {
 		t.Errorf("slot during the pause only %s ahead", r2.Wait)
 	}
-	b.advance(Pause + PauseGuard)
+	b.advance(firstPause + pauseGuard)
 	b.reserve(t, other, "t")
-	want := r.Rate * SlowStartMargin
+	want := r.Rate * slowStartMargin
 	if got := b.field(t, stateKey("t"), "est"); !near(got, want, 0.01) {
 		t.Errorf("estimate %g, want %g", got, want)
 	}
 	// Retry-After longer than the pause wins.
-	if p, _ := l.Throttled(b.ctx, "u", 5*time.Second, b.reserve(t, l, "u")); p != 5*time.Second+PauseGuard {
+	if p, _ := l.Throttled(b.ctx, "u", 5*time.Second, b.reserve(t, l, "u")); p != 5*time.Second+pauseGuard {
 		t.Errorf("pause with Retry-After 5s = %s", p)
 	}
 }
 
 // TestSlowStartMarginFollowsTheBurstGuess: the slow-start margin is the
-// one its comment derives from BurstGuess and DoublingTime, so that the
+// one its comment derives from burstGuess and doublingTime, so that the
 // first estimate lands on the capacity of a service whose burst allowance
 // is the guess, not above it (a second throttle a few seconds later) nor
 // below it (a probe's quiet time at a lower rate).
 func TestSlowStartMarginFollowsTheBurstGuess(t *testing.T) {
 	t.Parallel()
-	burst := BurstGuess.Seconds() / DoublingTime.Seconds()
+	burst := burstGuess.Seconds() / doublingTime.Seconds()
 	excess := func(y float64) float64 { return (math.Exp2(y)-1)/math.Ln2 - y - burst }
 	lo, hi := 0.0, 10.0
 	for range 100 {
@@ -174,8 +174,8 @@ func TestSlowStartMarginFollowsTheBurstGuess(t *testing.T) {
 			lo = mid
 		}
 	}
-	if want := math.Exp2(-lo); math.Abs(SlowStartMargin-want) > 0.001 {
-		t.Errorf("SlowStartMargin %g, want %.3f for a burst of %s doubling every %s", SlowStartMargin, want, BurstGuess, DoublingTime)
+	if want := math.Exp2(-lo); math.Abs(slowStartMargin-want) > 0.001 {
+		t.Errorf("slowStartMargin %g, want %.3f for a burst of %s doubling every %s", slowStartMargin, want, burstGuess, doublingTime)
 	}
 }
 
@@ -184,9 +184,9 @@ func TestSlowStartMarginFollowsTheBurstGuess(t *testing.T) {
 func (b *clockBundle) steady(t *testing.T, l *Limiter, tenant string, rate float64) {
 	t.Helper()
 	r := b.reserve(t, l, tenant)
-	r.Rate = rate / SlowStartMargin
+	r.Rate = rate / slowStartMargin
 	p := b.throttled(t, l, tenant, r)
-	b.advance(p + Coincidence)
+	b.advance(p + coincidence)
 	b.reserve(t, l, tenant) // resolves the cut
 	if got := b.field(t, stateKey(tenant), "est"); !near(got, rate, 0.01) {
 		t.Fatalf("estimate %g after slow start, want %g", got, rate)
@@ -208,7 +208,7 @@ func TestPauseTooShortGrowsThePause(t *testing.T) {
 	r := b.reserve(t, other, "t")
 	b.advance(r.Wait + 200*time.Millisecond)
 	est := b.field(t, key, "pest")
-	want := time.Duration(float64(p-PauseGuard)*PauseGrowth) + PauseGuard
+	want := time.Duration(float64(p-pauseGuard)*pauseGrowth) + pauseGuard
 	if p2 := b.throttled(t, other, "t", r); p2 != want {
 		t.Fatalf("pause %s after a throttle right after a pause of %s, want %s", p2, p, want)
 	}
@@ -217,17 +217,17 @@ func TestPauseTooShortGrowsThePause(t *testing.T) {
 	if got := b.field(t, key, "est"); !near(got, est, 0.001) {
 		t.Errorf("a pause too short changed the estimate from %g to %g", est, got)
 	}
-	// Later pauses decay, but not below ShortPauseMargin times the pause
+	// Later pauses decay, but not below shortPauseMargin times the pause
 	// that proved too short.
-	floor := time.Duration(float64(Pause) * ShortPauseMargin)
+	floor := time.Duration(float64(firstPause) * shortPauseMargin)
 	for range 20 {
 		b.sendFor(t, l, "t", 10*time.Second)
 		r := b.reserve(t, l, "t")
 		p := b.throttled(t, l, "t", r)
-		if p < floor+PauseGuard-time.Millisecond {
+		if p < floor+pauseGuard-time.Millisecond {
 			t.Fatalf("pause decayed to %s, below %s", p, floor)
 		}
-		b.advance(p + Coincidence)
+		b.advance(p + coincidence)
 	}
 	if p := b.field(t, key, "pause"); !near(p, float64(floor.Microseconds()), 0.01) {
 		t.Errorf("pause settled at %gus, want %s", p, floor)
@@ -241,17 +241,17 @@ func TestCutDependsOnHowLongTheRateHeld(t *testing.T) {
 		held time.Duration
 		want float64 // new estimate over the rate that throttled
 	}{
-		{"at once: the capacity dropped far", Coincidence, DeepestCut},
+		{"at once: the capacity dropped far", coincidence, deepestCut},
 		{"after 4s", 4 * time.Second, 0.8},
 		{"after 15s", 15 * time.Second, 15.0 / 16},
-		{"on the plateau, long", ProbeQuiet - 2*time.Second, PlateauCut},
+		{"on the plateau, long", probeQuiet - 2*time.Second, plateauCut},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			b := setupClock(t)
 			l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
 			b.steady(t, l, "t", 20)
-			b.sendFor(t, l, "t", c.held-Coincidence)
+			b.sendFor(t, l, "t", c.held-coincidence)
 			r := b.reserve(t, l, "t")
 			b.advance(300 * time.Millisecond)
 			p := b.throttled(t, l, "t", r)
@@ -278,9 +278,9 @@ func TestProbeFindsMoreCapacity(t *testing.T) {
 		t.Errorf("rate %g 20s after the pause, want just over the estimate 20", r)
 	}
 	// ...then faster and faster: a capacity that grew to more than twice
-	// the estimate is found within ProbeQuiet and half a minute.
-	if r := rateAt(ProbeQuiet + 30*time.Second - 20*time.Second); r < 20*2.3 {
-		t.Errorf("rate %g %s after the pause, want over %g", r, ProbeQuiet+30*time.Second, 20*2.3)
+	// the estimate is found within probeQuiet and half a minute.
+	if r := rateAt(probeQuiet + 30*time.Second - 20*time.Second); r < 20*2.3 {
+		t.Errorf("rate %g %s after the pause, want over %g", r, probeQuiet+30*time.Second, 20*2.3)
 	}
 }
 
@@ -292,11 +292,11 @@ func TestProbeGrowsWithUse(t *testing.T) {
 	// Workers that take 5 slots a second, well past the quiet time: the
 	// probe does not run ahead of what they send.
 	var r Reservation
-	for end := b.now.Add(ProbeQuiet + 30*time.Second); b.now.Before(end); b.advance(200 * time.Millisecond) {
+	for end := b.now.Add(probeQuiet + 30*time.Second); b.now.Before(end); b.advance(200 * time.Millisecond) {
 		r = b.reserve(t, l, "t")
 	}
 	if r.Rate > 20*1.01 {
-		t.Errorf("rate %g after %s of 5 slots/s, want the estimate 20", r.Rate, ProbeQuiet+30*time.Second)
+		t.Errorf("rate %g after %s of 5 slots/s, want the estimate 20", r.Rate, probeQuiet+30*time.Second)
 	}
 	// What the autoscaler reads is not held back: more workers would use it.
 	if got, _, _ := l.Rate(b.ctx, "t"); got < 20*2.3 {
@@ -337,7 +337,7 @@ func TestCoincidentThrottlesPauseEveryTenant(t *testing.T) {
 		t.Fatalf("shared capacity %g learned from two coincident throttles at %g and %g/s, want a cut of their sum", shared, ra.Rate, rb.Rate)
 	}
 	// Every tenant pauses, one that was not throttled too.
-	if r := b.reserve(t, l, "c"); r.OK && r.Wait < Pause/2 {
+	if r := b.reserve(t, l, "c"); r.OK && r.Wait < firstPause/2 {
 		t.Errorf("a third tenant is not paused: %+v", r)
 	}
 	// Each takes its part of the cut, a when its own cut resolves: together
@@ -393,13 +393,13 @@ func TestSolitaryThrottleCutsOnlyTheTenant(t *testing.T) {
 	ra := b.reserve(t, l, "a")
 	b.advance(300 * time.Millisecond)
 	b.throttled(t, l, "a", ra)
-	b.advance(Coincidence)
+	b.advance(coincidence)
 	if r := b.reserve(t, l, "b"); !r.OK || r.Wait > 100*time.Millisecond {
 		t.Errorf("tenant b paused by a's throttle: %+v", r)
 	}
 	b.advance(5 * time.Second)
 	b.reserve(t, l, "a")
-	if got := b.field(t, stateKey("a"), "est"); got >= ra.Rate*PlateauCut*1.001 {
+	if got := b.field(t, stateKey("a"), "est"); got >= ra.Rate*plateauCut*1.001 {
 		t.Errorf("tenant a's estimate %g not cut below %g", got, ra.Rate)
 	}
 	if est := b.field(t, sourceKey, "est"); est != 0 {
@@ -435,13 +435,13 @@ func TestLearnedStateResumesAfterIdle(t *testing.T) {
 	b := setupClock(t)
 	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
 	b.steady(t, l, "t", 40)
-	b.advance(IdleRestart + time.Minute)
+	b.advance(idleRestart + time.Minute)
 	r := b.reserve(t, l, "t")
-	if want := 40 * ResumeEstimate * ResumeRate; !near(r.Rate, want, 0.01) {
+	if want := 40 * resumeEstimate * resumeRate; !near(r.Rate, want, 0.01) {
 		t.Errorf("rate %g after an idle spell, want %g", r.Rate, want)
 	}
-	if got := b.field(t, stateKey("t"), "est"); !near(got, 40*ResumeEstimate, 0.01) {
-		t.Errorf("estimate %g after an idle spell, want %g", got, 40*ResumeEstimate)
+	if got := b.field(t, stateKey("t"), "est"); !near(got, 40*resumeEstimate, 0.01) {
+		t.Errorf("estimate %g after an idle spell, want %g", got, 40*resumeEstimate)
 	}
 	// It is kept for months, and a month later the next audit starts from a
 	// smaller share of it.
@@ -450,7 +450,7 @@ func TestLearnedStateResumesAfterIdle(t *testing.T) {
 	}
 	b.advance(30 * 24 * time.Hour)
 	r = b.reserve(t, l, "t")
-	if want := 40 * ResumeEstimate * ResumeStale * ResumeRate; !near(r.Rate, want, 0.01) {
+	if want := 40 * resumeEstimate * resumeStale * resumeRate; !near(r.Rate, want, 0.01) {
 		t.Errorf("rate %g a month later, want %g", r.Rate, want)
 	}
 }

@@ -24,7 +24,7 @@
 // adaptive state per tenant and one for the source, and decides per
 // throttle which one the service meant:
 //
-//   - A throttle that follows another tenant's within Coincidence means the
+//   - A throttle that follows another tenant's within coincidence means the
 //     tenants share one capacity: the source reacts. Every tenant pauses
 //     together (a tenant resuming while another still sends would only
 //     prolong the service's penalty for both), the shared estimate is cut
@@ -33,12 +33,12 @@
 //     tenant sent is first taken halfway to the mean of the tenants
 //     throttled together, so that shares converge to fair ones.
 //   - Unless one of the two was answered for a request sent at least
-//     Independent after the other's throttled one: a shared capacity, once
+//     independent after the other's throttled one: a shared capacity, once
 //     exceeded, throttles every tenant's requests, so that tenant has its
 //     own. Workers note answers locally (Answered) and pass the latest with
 //     their next call, so this costs no round trip.
 //   - Otherwise the tenant reacts alone: it pauses at once, and its cut
-//     waits Coincidence for the decision (a pause is needed in either case;
+//     waits coincidence for the decision (a pause is needed in either case;
 //     which cut applies depends on whether another tenant was throttled
 //     with it).
 //
@@ -46,11 +46,11 @@
 // one tenant, or tenants throttled each on their own capacity, each finds
 // its own; with one shared capacity, every overshoot throttles all tenants
 // at once and their estimates are cut together. After a shared cut a
-// tenant waits longer before it probes (SharedQuiet), so that tenants
+// tenant waits longer before it probes (sharedQuiet), so that tenants
 // sharing a capacity probe it in turn rather than each as often as one of
-// its own, and a random part longer or shorter (QuietSpread), so that
+// its own, and a random part longer or shorter (quietSpread), so that
 // tenants paused together do not probe together, which would look like one
-// capacity again. When the tenants together take less than Freed of the
+// capacity again. When the tenants together take less than freed of the
 // shared estimate (a run sharing the capacity ended), a tenant cut by a
 // shared event takes up the unused part at once, up to the shared
 // estimate, instead of waiting out that quiet time.
@@ -59,13 +59,13 @@
 //
 // The same rules drive a tenant's rate and the shared estimate:
 //
-//   - Slow start: from Initial, the rate doubles for every DoublingTime of
+//   - Slow start: from Initial, the rate doubles for every doublingTime of
 //     slots taken at it. It grows with use, not time, so a rate the workers
 //     cannot fill does not run away from what they send.
 //   - A throttle (MicrosoftAccount 2, HTTP 429) pauses the scope for the
 //     learned pause (or the service's Retry-After, if longer): no slot is
 //     handed out during it, since requests sent into a penalty window only
-//     lengthen it. The pause counts from PauseGuard after the reaction:
+//     lengthen it. The pause counts from pauseGuard after the reaction:
 //     callers may still send a slot for Unchecked without asking, and
 //     requests overtake each other on the way. Each reaction starts a new
 //     epoch, and every slot carries the epochs it was given in: a report
@@ -75,37 +75,38 @@
 //   - Which throttle it is decides the new estimate, from the rate r the
 //     throttled request was paced at and how long the rate held since the
 //     last pause ended:
-//     the first (leaving slow start): SlowStartMargin·r, the capacity at
-//     which a rate doubling every DoublingTime empties a burst allowance of
-//     BurstGuess when it has reached r;
-//     a request sent within PauseTooShort of the pause's end: the pause was
+//     the first (leaving slow start): slowStartMargin·r, the capacity at
+//     which a rate doubling every doublingTime empties a burst allowance of
+//     burstGuess when it has reached r;
+//     a request sent within pauseTooShort of the pause's end: the pause was
 //     shorter than the service's penalty, not the rate too high — the pause
-//     grows by PauseGrowth and the estimate stays;
-//     within ProbeQuiet: the plateau was over the capacity, and a rate x
+//     grows by pauseGrowth and the estimate stays;
+//     within probeQuiet: the plateau was over the capacity, and a rate x
 //     times the capacity empties a burst allowance of b seconds in b/(x-1)
-//     seconds, so r·held/(held+BurstGuess), between DeepestCut·r (a capacity
-//     that dropped: a few events settle on it) and PlateauCut·r;
-//     later: the accelerating probe found it, Margin·r but never below the
+//     seconds, so r·held/(held+burstGuess), between deepestCut·r (a capacity
+//     that dropped: a few events settle on it) and plateauCut·r;
+//     later: the accelerating probe found it, margin·r but never below the
 //     plateau that held.
-//   - After the pause the rate returns to the estimate (time constant
-//     Recovery), creeps above it by Probe per second, and after ProbeQuiet
-//     without a throttle accelerates, so a capacity that grew is found
-//     within 40 to 70 s while a steady one is met about once in 50 s. Like
+//   - After the pause the rate restarts at the estimate (a rate away from
+//     it returns to it with time constant recovery), creeps above it by
+//     probe per second, and after probeQuiet without a throttle
+//     accelerates, so a capacity that grew is found within 40 to 70 s
+//     while a steady one is met about once in 50 s. Like
 //     slow start, the probe grows with use: a tenant's rate runs at most
-//     UseHeadroom above the slots it took over the last few seconds (never
+//     useHeadroom above the slots it took over the last few seconds (never
 //     below its estimate), so a tenant short of workers does not probe a
 //     rate it never sends and then burst into it when workers free up.
-//   - Otherwise the pause decays by PauseDecay per throttle, never below
-//     ShortPauseMargin times the longest pause that proved too short.
+//   - Otherwise the pause decays by pauseDecay per throttle, never below
+//     shortPauseMargin times the longest pause that proved too short.
 //
 // # What is kept
 //
 // A scope's state is kept for learnedTTL (90 days) after its last use. A
-// scope idle for IdleRestart starts again from a safe fraction of what it
-// learned (ResumeRate·ResumeEstimate of the estimate, ResumeStale less once
-// it is older than Fresh), so a monthly re-audit does not begin blind.
+// scope idle for idleRestart starts again from a safe fraction of what it
+// learned (resumeRate·resumeEstimate of the estimate, resumeStale less once
+// it is older than fresh), so a monthly re-audit does not begin blind.
 // The rate never exceeds the operator's ceiling and never drops below
-// MinRate.
+// minRate.
 //
 // BenchmarkLimiterModel runs these scripts against a simulated service in
 // virtual time (minutes in seconds); make bench-throttle measures the whole

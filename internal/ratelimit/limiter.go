@@ -11,92 +11,90 @@ import (
 
 // Constants of the adaptive algorithm (see the package comment).
 const (
-	// DoublingTime is how fast slow start doubles the rate when the
+	// doublingTime is how fast slow start doubles the rate when the
 	// workers use it.
-	DoublingTime = time.Second
-	// SlowStartMargin and SlowStartBackoff: at the first throttle, which
-	// ends the doubling, the estimate and the restart rate are these
-	// fractions of the rate that throttled. A rate doubling every
-	// DoublingTime from capacity C takes y doubling times to empty a burst
-	// allowance of BurstGuess, where (2^y - 1)/ln 2 - y = BurstGuess /
-	// DoublingTime, and is then 2^y·C: for both 1 s, y = 1.42 and the
-	// margin 2^-y = 0.373 (TestSlowStartMarginFollowsTheBurstGuess). The
-	// feedback latency does not matter: the rate is the one the throttled
-	// request was paced at.
-	SlowStartMargin  = 0.373
-	SlowStartBackoff = SlowStartMargin
-	// After a pause the rate restarts at Backoff times the estimate and
-	// returns to it with the time constant Recovery; it then creeps above
-	// it by Probe (a fraction per second) and, after ProbeQuiet without a
-	// throttle, accelerates (ProbeAcceleration, per second squared): a
-	// capacity that grew is found within 40 to 70 s, a steady one is met
-	// about once in 50 s.
-	Backoff           = 1.0
-	Recovery          = 3 * time.Second
-	Probe             = 0.001
-	ProbeQuiet        = 40 * time.Second
-	ProbeAcceleration = 0.002
-	// UseHeadroom: past slow start a rate runs at most this far ahead of
+	doublingTime = time.Second
+	// slowStartMargin: at the first throttle, which ends the doubling, the
+	// estimate is this fraction of the rate that throttled. A rate
+	// doubling every doublingTime from capacity C takes y doubling times
+	// to empty a burst allowance of burstGuess, where (2^y - 1)/ln 2 - y =
+	// burstGuess / doublingTime, and is then 2^y·C: for both 1 s, y = 1.42
+	// and the margin 2^-y = 0.373
+	// (TestSlowStartMarginFollowsTheBurstGuess). The feedback latency does
+	// not matter: the rate is the one the throttled request was paced at.
+	slowStartMargin = 0.373
+	// After a pause the rate restarts at the estimate. A rate away from it
+	// (after an idle spell, a pause that proved too short, or a freed share
+	// that raised the estimate) returns to it with the time constant
+	// recovery. It then creeps above it by probe (a fraction per second)
+	// and, after probeQuiet without a throttle, accelerates
+	// (probeAcceleration, per second squared): a capacity that grew is
+	// found within 40 to 70 s, a steady one is met about once in 50 s.
+	recovery          = 3 * time.Second
+	probe             = 0.001
+	probeQuiet        = 40 * time.Second
+	probeAcceleration = 0.002
+	// useHeadroom: past slow start a rate runs at most this far ahead of
 	// the slots taken over the last window (never below the estimate), so
 	// that a probe grows with use, not time.
-	UseHeadroom = 1.25
-	// After a shared cut a tenant waits SharedQuiet times ProbeQuiet, less
-	// a random part of up to QuietSpread, before it probes: tenants sharing
+	useHeadroom = 1.25
+	// After a shared cut a tenant waits sharedQuiet times probeQuiet, less
+	// a random part of up to quietSpread, before it probes: tenants sharing
 	// a capacity probe it in turn rather than each as often as a capacity of
 	// its own, and tenants paused together do not probe together.
-	SharedQuiet = 1.5
-	QuietSpread = 0.4
-	// Freed: when all tenants together take less than this fraction of the
+	sharedQuiet = 1.5
+	quietSpread = 0.4
+	// freed: when all tenants together take less than this fraction of the
 	// shared estimate, a tenant cut by a shared event takes up what they
 	// leave unused at once (a run sharing the capacity has ended).
-	Freed = 0.6
+	freed = 0.6
 	// A throttle sets a new estimate from the rate r that throttled, by how
-	// long the rate held since the last pause. Within ProbeQuiet the
+	// long the rate held since the last pause. Within probeQuiet the
 	// plateau was over the capacity, the more so the shorter it held: a rate
 	// x times the capacity empties a burst allowance of b seconds in
-	// b/(x-1) seconds, so the estimate becomes r·held/(held+BurstGuess),
-	// between DeepestCut·r (a capacity that dropped) and PlateauCut·r.
-	// Later, the accelerating probe found the capacity: Margin·r, but never
+	// b/(x-1) seconds, so the estimate becomes r·held/(held+burstGuess),
+	// between deepestCut·r (a capacity that dropped) and plateauCut·r.
+	// Later, the accelerating probe found the capacity: margin·r, but never
 	// below the plateau that held.
-	DeepestCut = 0.5
-	PlateauCut = 0.95
-	BurstGuess = time.Second
-	Margin     = 0.85
-	// Pause is the first pause; a throttle of a request sent within
-	// PauseTooShort of a pause's end grows it by PauseGrowth (up to
-	// MaxPause); otherwise it decays by PauseDecay, but never below
-	// ShortPauseMargin times the longest pause that proved too short.
-	Pause            = 2 * time.Second
-	PauseTooShort    = 500 * time.Millisecond
-	PauseGrowth      = 1.5
-	PauseDecay       = 0.95
-	MaxPause         = time.Minute
-	ShortPauseMargin = 1.1
+	deepestCut = 0.5
+	plateauCut = 0.95
+	burstGuess = time.Second
+	margin     = 0.85
+	// firstPause is the first pause; a throttle of a request sent within
+	// pauseTooShort of a pause's end grows it by pauseGrowth (up to
+	// maxPause); otherwise it decays by pauseDecay, but never below
+	// shortPauseMargin times the longest pause that proved too short.
+	firstPause       = 2 * time.Second
+	pauseTooShort    = 500 * time.Millisecond
+	pauseGrowth      = 1.5
+	pauseDecay       = 0.95
+	maxPause         = time.Minute
+	shortPauseMargin = 1.1
 	// Unchecked: a caller may use a slot without asking Stale this soon
 	// after a round trip found its epochs current, so requests may still
-	// go out this long after a reaction. A pause starts PauseGuard after
+	// go out this long after a reaction. A pause starts pauseGuard after
 	// the reaction: Unchecked, and a margin for requests that overtake
 	// each other on the way. Without it the first request after a pause
 	// could find the penalty these stragglers prolonged, and the pause
-	// would grow for good (ShortPauseMargin).
+	// would grow for good (shortPauseMargin).
 	Unchecked  = 20 * time.Millisecond
-	PauseGuard = Unchecked + 80*time.Millisecond
-	// Coincidence: throttles of two tenants this close together mean they
+	pauseGuard = Unchecked + 80*time.Millisecond
+	// coincidence: throttles of two tenants this close together mean they
 	// share one capacity (the service limits the source address).
-	Coincidence = 750 * time.Millisecond
-	// Independent: a tenant answered for a request sent this long after
+	coincidence = 750 * time.Millisecond
+	// independent: a tenant answered for a request sent this long after
 	// another tenant's throttled one does not share its capacity (the
 	// margin covers requests overtaking each other on the way).
-	Independent = 300 * time.Millisecond
-	MinRate     = 0.05
-	// A scope idle for IdleRestart starts again from ResumeRate times
-	// ResumeEstimate times its estimate (ResumeStale once the estimate is
-	// older than Fresh). What was learned is kept for learnedTTL.
-	IdleRestart    = 5 * time.Minute
-	Fresh          = 7 * 24 * time.Hour
-	ResumeEstimate = 0.9
-	ResumeStale    = 0.6
-	ResumeRate     = 0.6
+	independent = 300 * time.Millisecond
+	minRate     = 0.05
+	// A scope idle for idleRestart starts again from resumeRate times
+	// resumeEstimate times its estimate (resumeStale once the estimate is
+	// older than fresh). What was learned is kept for learnedTTL.
+	idleRestart    = 5 * time.Minute
+	fresh          = 7 * 24 * time.Hour
+	resumeEstimate = 0.9
+	resumeStale    = 0.6
+	resumeRate     = 0.6
 	learnedTTL     = 90 * 24 * time.Hour
 	// scheduleLag is the credit, in slots, a schedule keeps behind the
 	// slot it gave when the other schedule held that slot back.
@@ -293,7 +291,7 @@ func (l *Limiter) Throttled(ctx context.Context, tenant string, retryAfter time.
 	}
 	c := l.cfg
 	res, err := throttleScript.Run(ctx, l.rdb, []string{stateKey(tenant), sourceKey},
-		c.TenantRate, c.Initial, retryAfter.Microseconds(), r.Epoch, r.SourceEpoch, r.At, tenant, max(r.Rate, MinRate),
+		c.TenantRate, c.Initial, retryAfter.Microseconds(), r.Epoch, r.SourceEpoch, r.At, tenant, max(r.Rate, minRate),
 		l.lastAnswered(tenant)).Int64Slice()
 	if err != nil {
 		return 0, fmt.Errorf("report throttle: %w", err)
@@ -325,11 +323,6 @@ func (l *Limiter) Rate(ctx context.Context, tenant string) (rate, shared float64
 		return 0, 0, fmt.Errorf("rate limit: %w", err)
 	}
 	return float64(r[0]) / 1000, float64(r[1]) / 1000, nil
-}
-
-// Reset forgets what was learned about tenant (tests and operators).
-func (l *Limiter) Reset(ctx context.Context, tenant string) error {
-	return l.rdb.Del(ctx, stateKey(tenant)).Err()
 }
 
 // maxReserveN bounds how many slots ReserveN takes in one round trip.

@@ -111,7 +111,7 @@ end
 local function share_cut(s, g, r, from)
   if not g.cf then return end
   local est = math.max(MINRATE, (r + num(g.pm, r)) / 2 * tonumber(g.cf))
-  s.est, s.rate, s.changed = est, est * BACKOFF, from
+  s.est, s.rate, s.changed = est, est, from
   s.q = shared_quiet(num(s.seen, 0))
 end
 
@@ -173,7 +173,7 @@ end
 -- The reaction of a scope to a throttle of a request sent at time slot, r
 -- being the scope's rate then: it pauses, and unless the pause proved too short it
 -- re-estimates the capacity. Returns the pause to apply (us) and, if the
--- rate was too high, the new estimate and restart rate.
+-- rate was too high, the new estimate, at which the rate restarts.
 local function react(s, now, slot, r, retry)
   local pause = num(s.pause, BASEPAUSE)
   local untl = num(s.till, 0)
@@ -199,12 +199,12 @@ local function react(s, now, slot, r, retry)
   if toolong then
     -- The rate stays: it restarts where it was when the pause ends.
     s.rate, s.changed = r, s.till
-    return p, nil, nil
+    return p, nil
   end
   local est = num(s.est, 0)
   if est <= 0 then
     -- Leaving slow start: the rate has just doubled.
-    return p, r * SSMARGIN, r * SSBACKOFF
+    return p, r * SSMARGIN
   end
   local held = math.huge
   if untl > 0 then held = (slot - untl) / 1000000 end
@@ -213,12 +213,11 @@ local function react(s, now, slot, r, retry)
     -- over: a rate x times the capacity empties a burst allowance of b
     -- seconds in b/(x-1) seconds.
     local cut = math.max(DEEPEST, math.min(PLATEAUCUT, held / (held + BURST)))
-    return p, r * cut, r * cut * BACKOFF
+    return p, r * cut
   end
   -- The accelerating probe found the capacity: somewhere between the
   -- plateau, which held, and the rate that throttled.
-  local est = math.max(est, r * MARGIN)
-  return p, est, est * BACKOFF
+  return p, math.max(est, r * MARGIN)
 end
 `
 
@@ -229,40 +228,38 @@ func constants() string {
 		name  string
 		value float64
 	}{
-		{"DOUBLING", DoublingTime.Seconds()},
-		{"RECOVERY", Recovery.Seconds()},
-		{"PROBE", Probe},
-		{"QUIET", ProbeQuiet.Seconds()},
-		{"QUIETSPREAD", QuietSpread},
-		{"SHAREDQUIET", SharedQuiet},
-		{"ACCEL", ProbeAcceleration},
-		{"MINRATE", MinRate},
+		{"DOUBLING", doublingTime.Seconds()},
+		{"RECOVERY", recovery.Seconds()},
+		{"PROBE", probe},
+		{"QUIET", probeQuiet.Seconds()},
+		{"QUIETSPREAD", quietSpread},
+		{"SHAREDQUIET", sharedQuiet},
+		{"ACCEL", probeAcceleration},
+		{"MINRATE", minRate},
 		{"MAXRATE", maxRate},
-		{"BASEPAUSE", float64(Pause.Microseconds())},
-		{"MAXPAUSE", float64(MaxPause.Microseconds())},
-		{"SHORTMARGIN", ShortPauseMargin},
-		{"PAUSEFAIL", float64(PauseTooShort.Microseconds())},
-		{"GUARD", float64(PauseGuard.Microseconds())},
-		{"SSMARGIN", SlowStartMargin},
-		{"SSBACKOFF", SlowStartBackoff},
-		{"DEEPEST", DeepestCut},
-		{"BURST", BurstGuess.Seconds()},
-		{"PLATEAUCUT", PlateauCut},
-		{"PAUSEGROWTH", PauseGrowth},
-		{"PAUSEDECAY", PauseDecay},
-		{"MARGIN", Margin},
-		{"BACKOFF", Backoff},
-		{"COINCIDE", float64(Coincidence.Microseconds())},
-		{"EVIDENCE", float64(Independent.Microseconds())},
+		{"BASEPAUSE", float64(firstPause.Microseconds())},
+		{"MAXPAUSE", float64(maxPause.Microseconds())},
+		{"SHORTMARGIN", shortPauseMargin},
+		{"PAUSEFAIL", float64(pauseTooShort.Microseconds())},
+		{"GUARD", float64(pauseGuard.Microseconds())},
+		{"SSMARGIN", slowStartMargin},
+		{"DEEPEST", deepestCut},
+		{"BURST", burstGuess.Seconds()},
+		{"PLATEAUCUT", plateauCut},
+		{"PAUSEGROWTH", pauseGrowth},
+		{"PAUSEDECAY", pauseDecay},
+		{"MARGIN", margin},
+		{"COINCIDE", float64(coincidence.Microseconds())},
+		{"EVIDENCE", float64(independent.Microseconds())},
 		{"WINDOW", float64(window.Microseconds())},
-		{"USEHEADROOM", UseHeadroom},
-		{"FREED", Freed},
+		{"USEHEADROOM", useHeadroom},
+		{"FREED", freed},
 		{"LAG", scheduleLag},
-		{"IDLE", float64(IdleRestart.Microseconds())},
-		{"FRESH", float64(Fresh.Microseconds())},
-		{"RESUMEEST", ResumeEstimate},
-		{"RESUMESTALE", ResumeStale},
-		{"RESUMERATE", ResumeRate},
+		{"IDLE", float64(idleRestart.Microseconds())},
+		{"FRESH", float64(fresh.Microseconds())},
+		{"RESUMEEST", resumeEstimate},
+		{"RESUMESTALE", resumeStale},
+		{"RESUMERATE", resumeRate},
 		{"TTL", float64(learnedTTL.Milliseconds())},
 	} {
 		fmt.Fprintf(&b, "local %s = %.17g\n", c.name, c.value)
@@ -393,10 +390,11 @@ if coincide then
   -- What all tenants sent: the two reports' rates, or the sliding count
   -- when more tenants were sending.
   local r = math.max(window_rate(g, now), paced + other)
-  local p, est, cut = react(g, now, slot, r, retry)
+  local p, est = react(g, now, slot, r, retry)
   g.cf = nil
   if est then
-    g.est, g.rate, g.changed = math.max(MINRATE, est), math.max(MINRATE, cut), g.till
+    g.est = math.max(MINRATE, est)
+    g.rate, g.changed = g.est, g.till
     g.cf = math.min(PLATEAUCUT, est / r)
   end
   g.pm = (paced + other) / 2
@@ -411,9 +409,10 @@ if coincide then
   return {math.floor(p), 1}
 end
 local r = math.min(current_rate(s, slot, ceiling, initial), paced)
-local p, est, cut = react(s, now, slot, r, retry)
+local p, est = react(s, now, slot, r, retry)
 if est then
-  s.pat, s.pest, s.prate, s.pr = now, math.max(MINRATE, est), math.max(MINRATE, cut), r
+  est = math.max(MINRATE, est)
+  s.pat, s.pest, s.prate, s.pr = now, est, est, r
 end
 save(KEYS[1], s)
 save(KEYS[2], g)

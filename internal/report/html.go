@@ -45,8 +45,9 @@ type phase struct{ Name, At, After string }
 
 type compareView struct {
 	Old                               string
+	Since                             bool // Old is the baseline of a re-audit, not a re-checked run
 	Resolved, Still, New, Unconfirmed int
-	ResolvedRows                      []Entry
+	ResolvedRows, NewRows             []Entry
 }
 
 type page struct {
@@ -57,6 +58,7 @@ type page struct {
 	Domains                   []domainRow
 	Options                   []option
 	Chart                     *chart
+	Trend                     *trend
 	Compare                   *compareView
 	Present, Failed           []Row
 	AbsentPairs, PendingPairs int
@@ -72,6 +74,9 @@ func writeHTML(w io.Writer, d Data) error {
 	p.S = summarize(run, d.Rows)
 	p.Domains = domains(d.Rows)
 	p.Options = options(run, d.Now)
+	if run.Since != "" {
+		p.Options = append(p.Options, reusedOption(run, d.Rows))
+	}
 	p.Chart = newChart(run.Chart)
 	for _, r := range d.Rows {
 		switch r.Status {
@@ -86,9 +91,13 @@ func writeHTML(w io.Writer, d Data) error {
 		}
 	}
 	if c := d.Compare; c != nil {
-		p.Compare = &compareView{Old: c.Old, Resolved: Addresses(c.Resolved), Still: Addresses(c.StillPresent),
+		p.Compare = &compareView{Old: c.Old, Since: run.Since == c.Old, Resolved: Addresses(c.Resolved), Still: Addresses(c.StillPresent),
 			New: Addresses(c.NewlyPresent), Unconfirmed: Addresses(c.Unconfirmed), ResolvedRows: c.Resolved}
+		if p.Compare.Since {
+			p.Compare.NewRows = c.NewlyPresent
+		}
 	}
+	p.Trend = newTrend(d.Trend, run.ID)
 	p.Timeline = timeline(run)
 	bw := bufio.NewWriterSize(w, 1<<16)
 	if err := tmpl.Execute(bw, p); err != nil {
@@ -210,6 +219,26 @@ func options(run *runstore.Run, now time.Time) []option {
 	add("Throttle signals", fmt.Sprint(run.Throttles))
 	add("Retries", fmt.Sprint(max(0, run.Requests-run.Checked-run.DeadLettered)))
 	return out
+}
+
+// reusedOption says how many answers a re-audit reused, of which run, and
+// when they were first given.
+func reusedOption(run *runstore.Run, rows []Row) option {
+	first, last := "", ""
+	for _, r := range rows {
+		if r.ReusedFrom == "" || r.CheckedAt == "" {
+			continue
+		}
+		if first == "" || r.CheckedAt < first { // RFC 3339 UTC sorts as text
+			first = r.CheckedAt
+		}
+		last = max(last, r.CheckedAt)
+	}
+	v := fmt.Sprintf("%d addresses run %s found without a consumer account, not asked again (reused_from in the JSON and CSV reports)", run.Reused, run.Since)
+	if first != "" {
+		v += fmt.Sprintf("; first answered between %s and %s", first[:10], last[:10])
+	}
+	return option{"Reused answers", v}
 }
 
 func timeline(run *runstore.Run) []phase {

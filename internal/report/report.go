@@ -37,14 +37,29 @@ type Row struct {
 	CheckedAt   string                 `json:"checked_at"` // RFC 3339 UTC, empty if never checked
 	Attempts    int                    `json:"attempts"`
 	Error       string                 `json:"error"`
+	// ReusedFrom is the run whose answer this row reuses (submit --since),
+	// empty when the answer was asked in this run.
+	ReusedFrom string `json:"reused_from"`
+	// RunID and TenantID say which run and tenant the row is of, so that a
+	// report file can be the baseline of a later run (submit --since).
+	RunID    string `json:"run_id"`
+	TenantID string `json:"tenant_id"`
 }
 
-// Rows converts store results to report rows.
-func Rows(results []runstore.Result) []Row {
+// Rows converts results of run to report rows (run nil: rows of no run,
+// for a comparison).
+func Rows(run *runstore.Run, results []runstore.Result) []Row {
+	var runID, tenant, since string
+	if run != nil {
+		runID, tenant, since = run.ID, run.TenantID, run.Since
+	}
 	rows := make([]Row, len(results))
 	for i, r := range results {
 		row := Row{Address: r.Address, UserID: r.UserID, UPN: r.UPN, DisplayName: r.DisplayName, Mail: r.Mail,
-			Status: r.State, MSRequestID: r.RequestID, Attempts: r.Attempts, Error: r.Error}
+			Status: r.State, MSRequestID: r.RequestID, Attempts: r.Attempts, Error: r.Error, RunID: runID, TenantID: tenant}
+		if r.Reused() {
+			row.ReusedFrom = since
+		}
 		if !r.CheckedAt.IsZero() {
 			row.CheckedAt = r.CheckedAt.UTC().Format(time.RFC3339)
 		}
@@ -60,9 +75,13 @@ func Rows(results []runstore.Result) []Row {
 type Data struct {
 	Run  *runstore.Run
 	Rows []Row
-	// Compare is the comparison with the run a re-check re-checks (nil
-	// for other runs, or when that run is gone); only HTML shows it.
+	// Compare is the comparison with the run a re-check re-checks, or with
+	// the baseline of a re-audit (Run.Since), nil for other runs or when
+	// that run is gone; only HTML shows it.
 	Compare *Comparison
+	// Trend is the tenant's kept runs, oldest first, for the HTML report's
+	// trend of consumer accounts found (drawn from two runs on).
+	Trend []TrendPoint
 	// Now is when the report is made (zero: the current time).
 	Now time.Time
 }
@@ -109,7 +128,7 @@ func writeJSON(w io.Writer, rows []Row) error {
 	return bw.Flush()
 }
 
-var csvHeader = []string{"address", "user_id", "upn", "display_name", "mail", "status", "ms_request_id", "checked_at", "attempts", "error"}
+var csvHeader = []string{"address", "user_id", "upn", "display_name", "mail", "status", "ms_request_id", "checked_at", "attempts", "error", "reused_from"}
 
 func writeCSV(w io.Writer, rows []Row) error {
 	cw, err := newCSV(w, csvHeader)
@@ -118,7 +137,7 @@ func writeCSV(w io.Writer, rows []Row) error {
 	}
 	for _, r := range rows {
 		if err := cw.write(r.Address, r.UserID, r.UPN, r.DisplayName, r.Mail, string(r.Status), r.MSRequestID, r.CheckedAt,
-			strconv.Itoa(r.Attempts), r.Error); err != nil {
+			strconv.Itoa(r.Attempts), r.Error, r.ReusedFrom); err != nil {
 			return err
 		}
 	}

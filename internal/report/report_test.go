@@ -14,13 +14,14 @@ import (
 var at = time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)
 
 func sample() Data {
-	run := &runstore.Run{ID: "r1", TenantID: "t1", CreatedAt: at, CompletedAt: at.Add(time.Hour), Enumerated: true,
-		Present: 1, Absent: 1, DeadLettered: 1, Checked: 2, AddressesTotal: 3, UsersTotal: 3, Requests: 12, Throttles: 2,
+	run := &runstore.Run{ID: "r1", TenantID: "t1", CreatedAt: at, CompletedAt: at.Add(time.Hour), Enumerated: true, Since: "r-base",
+		Present: 1, Absent: 2, Reused: 1, DeadLettered: 1, Checked: 3, AddressesTotal: 4, UsersTotal: 3, Requests: 12, Throttles: 2,
 		Chart: runstore.Chart{Width: time.Minute, Buckets: []runstore.Bucket{{Start: at, Done: 2, Requests: 5, Throttles: 1}, {Start: at.Add(time.Minute), Done: 1, Requests: 7, Throttles: 1}}}}
-	rows := Rows([]runstore.Result{
+	rows := Rows(run, []runstore.Result{
 		{Pair: runstore.Pair{Address: "a@contoso.com", UserID: "u1", UPN: "a@contoso.com", DisplayName: "<img src=x onerror=alert(1)>", Mail: "-a@contoso.com"}, State: "present", Attempts: 2, Detail: runstore.Detail{RequestID: "rq1", CheckedAt: at, Error: "old throttle"}},
 		{Pair: runstore.Pair{Address: "b@contoso.com", UserID: "u2", UPN: "=HYPERLINK(\"x\")"}, State: "absent", Attempts: 1, Detail: runstore.Detail{RequestID: "rq2", CheckedAt: at}},
 		{Pair: runstore.Pair{Address: "c<script>@fabrikam.com", UserID: "u3", UPN: "c@contoso.com"}, State: "dead", Attempts: 8, Detail: runstore.Detail{CheckedAt: at, Error: "no answer: <b>HTTP 500</b>"}},
+		{Pair: runstore.Pair{Address: "d@contoso.com", UserID: "u4", UPN: "d@contoso.com"}, State: "absent", Detail: runstore.Detail{RequestID: "rq0", CheckedAt: at.Add(-24 * time.Hour)}},
 	})
 	return Data{Run: run, Rows: rows, Now: at}
 }
@@ -40,10 +41,11 @@ func TestJSONContract(t *testing.T) {
 	if err := json.Unmarshal([]byte(render(t, "json", sample())), &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 3 {
+	if len(got) != 4 {
 		t.Fatalf("%d rows", len(got))
 	}
-	for _, k := range []string{"address", "user_id", "upn", "display_name", "mail", "status", "ms_request_id", "checked_at", "attempts", "error"} {
+	for _, k := range []string{"address", "user_id", "upn", "display_name", "mail", "status", "ms_request_id", "checked_at", "attempts", "error",
+		"reused_from", "run_id", "tenant_id"} {
 		if _, ok := got[0][k]; !ok {
 			t.Errorf("field %q missing", k)
 		}
@@ -53,6 +55,14 @@ func TestJSONContract(t *testing.T) {
 	}
 	if got[2]["status"] != "dead" || got[2]["error"] != "no answer: <b>HTTP 500</b>" {
 		t.Errorf("row 2 = %v", got[2])
+	}
+	// Asked in this run: no reused_from; reused: the baseline's ID, with the
+	// first answer's request ID and time.
+	if got[1]["reused_from"] != "" || got[1]["run_id"] != "r1" || got[1]["tenant_id"] != "t1" {
+		t.Errorf("row 1 = %v", got[1])
+	}
+	if got[3]["reused_from"] != "r-base" || got[3]["status"] != "absent" || got[3]["ms_request_id"] != "rq0" || got[3]["checked_at"] != "2026-11-21T01:02:03Z" {
+		t.Errorf("row 3 (reused) = %v", got[3])
 	}
 }
 
@@ -79,7 +89,7 @@ func readCSV(t *testing.T, s string) [][]string {
 func TestCSVDefusesFormulas(t *testing.T) {
 	t.Parallel()
 	recs := readCSV(t, render(t, "csv", sample()))
-	if len(recs) != 4 || strings.Join(recs[0], ",") != strings.Join(csvHeader, ",") {
+	if len(recs) != 5 || strings.Join(recs[0], ",") != strings.Join(csvHeader, ",") || recs[4][10] != "r-base" || recs[2][10] != "" {
 		t.Fatalf("records = %q", recs)
 	}
 	if recs[2][2] != `'=HYPERLINK("x")` || recs[1][4] != "'-a@contoso.com" {
@@ -173,5 +183,30 @@ func TestUnknownFormat(t *testing.T) {
 	t.Parallel()
 	if err := Write(&bytes.Buffer{}, "xml", sample()); err == nil || !strings.Contains(err.Error(), "json, csv, html, contacts") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestHTMLSinceTheLastAudit: a re-audit's report says how many answers it
+// reused from which run, compares with that run under "Since the last
+// audit", and draws the tenant's trend from two kept runs on.
+func TestHTMLSinceTheLastAudit(t *testing.T) {
+	t.Parallel()
+	d := sample()
+	base := []Row{{Address: "a@contoso.com", Status: "present"}, {Address: "b@contoso.com", Status: "present"}}
+	d.Compare = Compare("r-base", base, "r1", d.Rows)
+	d.Trend = []TrendPoint{{RunID: "r-base", At: at.Add(-30 * 24 * time.Hour), Addresses: 3, Present: 2}, {RunID: "r1", At: at, Addresses: 4, Present: 1}}
+	h := render(t, "html", d)
+	for _, s := range []string{"Since the last audit", "re-audited the tenant since run <code>r-base</code>", `id="cmp-resolved">1<`, `id="cmp-still">1<`,
+		`id="cmp-new">0<`, "Reused answers", "1 addresses run r-base found without a consumer account", "first answered between 2026-11-21 and 2026-11-21", `id="trend-chart"`, "2026-10-23", `class="done current"`} {
+		if !strings.Contains(h, s) {
+			t.Errorf("HTML report lacks %q", s)
+		}
+	}
+	if strings.Contains(h, "Compared with run") {
+		t.Error("a re-audit's report calls its baseline a re-checked run")
+	}
+	d.Trend = d.Trend[1:]
+	if h := render(t, "html", d); strings.Contains(h, `id="trend-chart"`) {
+		t.Error("a trend drawn from one run")
 	}
 }

@@ -223,7 +223,7 @@ func NewBody(id string, e runstore.Event, r *runstore.Run, now time.Time, stallA
 // summary is an event in one line, with nothing personal in it.
 func summary(t runstore.EventType, v runview.Status, stallAfter time.Duration) string {
 	th := runview.Thousands
-	done := fmt.Sprintf("%s of %s addresses done", th(v.Done()), th(v.AddressesTotal))
+	done := fmt.Sprintf("%s of %s addresses done", th(v.AskedDone()), th(v.ToAsk()))
 	run := "msaudit run " + v.RunID
 	switch t {
 	case runstore.EventSubmitted:

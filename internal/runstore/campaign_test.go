@@ -33,6 +33,9 @@ func TestPairsKeepDisplayNameAndMail(t *testing.T) {
 	}
 }
 
+// Stopped reports whether no more requests of the run may be sent.
+func (f Flags) Stopped() bool { return !f.Exists || f.Cancelled || f.Paused }
+
 func TestPauseResume(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()

@@ -170,3 +170,43 @@ func TestDeliveryInOrder(t *testing.T) {
 		t.Error("a late delivery report brought the purged run back")
 	}
 }
+
+// TestRegisterReused: reused answers count as checked and absent, are told
+// apart by having no attempt, never overwrite an address the run holds,
+// and a run whose every address is reused completes when its enumeration
+// ends.
+func TestRegisterReused(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, id := newRun(t, "asked@x.com")
+	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	reused := []Reused{{Address: "r1@x.com", Detail: Detail{RequestID: "rq1", CheckedAt: at}}, {Address: "r2@x.com", Detail: Detail{CheckedAt: at}},
+		{Address: "asked@x.com", Detail: Detail{CheckedAt: at}}}
+	if err := s.RegisterReused(ctx, id, reused); err != nil {
+		t.Fatal(err)
+	}
+	s.RegisterReused(ctx, id, reused[:1]) // a resumed submit
+	r, _ := s.GetRun(ctx, id)
+	if r.AddressesTotal != 3 || r.Checked != 2 || r.Absent != 2 || r.Reused != 2 {
+		t.Errorf("counters %+v", r)
+	}
+	res, _ := s.Results(ctx, id)
+	for _, x := range res {
+		switch x.Address {
+		case "r1@x.com":
+			if !x.Reused() || x.RequestID != "rq1" || !x.CheckedAt.Equal(at) {
+				t.Errorf("reused %+v", x)
+			}
+		case "asked@x.com":
+			if x.Reused() || x.State != StatePending {
+				t.Errorf("an address the run held was overwritten: %+v", x)
+			}
+		}
+	}
+	s2, all := newRun(t)
+	s2.RegisterReused(ctx, all, reused[:2])
+	s2.FinishEnumeration(ctx, all, 2, time.Now())
+	if r, _ := s2.GetRun(ctx, all); r.State() != StateCompleted {
+		t.Errorf("a run of reused answers only is %s", r.State())
+	}
+}

@@ -15,6 +15,7 @@ const (
 	fieldLane      = "lane"        // the queue lane of the run's batches
 	fieldRetention = "retention_s" // seconds the data is kept once the run ends
 	fieldRecheckOf = "recheck_of"  // the run this one checks again, if any
+	fieldSince     = "since"       // the run whose absent answers this one reuses, if any
 )
 
 // The counters. Scripts keep the address counters exact (see recordScript);
@@ -31,6 +32,7 @@ const (
 	fieldThrottles      = "throttles"      // of which the service throttled
 	fieldUsersTotal     = "users_total"
 	fieldUsersSeen      = "users_seen"
+	fieldReused         = "reused" // answers taken from the baseline (since), counted in checked and absent
 )
 
 // The flags: "1" when set. A completed run that a submit extends gets

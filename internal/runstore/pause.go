@@ -76,9 +76,6 @@ type Flags struct {
 	Exists, Cancelled, Paused bool
 }
 
-// Stopped reports whether no more requests of the run may be sent.
-func (f Flags) Stopped() bool { return !f.Exists || f.Cancelled || f.Paused }
-
 // RunFlags reads whether the run exists, is cancelled or paused, in one
 // round trip.
 func (s *Store) RunFlags(ctx context.Context, id string) (Flags, error) {

@@ -38,11 +38,6 @@ type AddressState struct {
 // Pending reports whether the address still needs a check.
 func (s AddressState) Pending() bool { return s.State == StatePending }
 
-// Final reports whether the address is present, absent or dead.
-func (s AddressState) Final() bool {
-	return s.State == StatePresent || s.State == StateAbsent || s.State == StateDead
-}
-
 // Record applies outcomes atomically and returns each address's new state.
 // maxAttempts is the attempt count at which a failing address is dead-lettered.
 func (s *Store) Record(ctx context.Context, runID string, maxAttempts int, now time.Time, outs []Outcome) ([]AddressState, error) {

@@ -268,6 +268,74 @@ redis.call('HSET', KEYS[1], {fieldUpdatedAt}, ARGV[1])
 return 1
 `)
 
+// Reused is an answer a run takes from its baseline (Run.Since) instead of
+// asking: the address was absent there, with that answer's detail.
+type Reused struct {
+	Address string
+	Detail  Detail // the request ID and check time of the first answer
+}
+
+// RegisterReused adds addresses to the run as absent already, each with the
+// detail of the answer it reuses and no attempt of its own (what tells a
+// reused answer from one asked: an answer asked has at least one). An
+// address the run holds already is left as it is. Their pairs are
+// registered like any others' (Register).
+func (s *Store) RegisterReused(ctx context.Context, runID string, reused []Reused) error {
+	if len(reused) == 0 {
+		return nil
+	}
+	k, err := s.keysOf(ctx, runID)
+	if err != nil {
+		return fmt.Errorf("register reused answers: %w", err)
+	}
+	if k.buckets == 0 {
+		return fmt.Errorf("register reused answers: %w: %s", ErrRunNotFound, runID)
+	}
+	kl := newKeyList([]string{k.run})
+	argv := make([]any, 0, 1+3*len(reused))
+	argv = append(argv, time.Now().UnixMilli())
+	for _, r := range reused {
+		argv = append(argv, kl.add(k.bucket(famState, k.bucketOf(r.Address))), r.Address, encodeState(storedAbsent, 0, r.Detail))
+	}
+	ok, err := reusedScript.Run(ctx, s.rdb, kl.keys, argv...).Int()
+	if err != nil {
+		return fmt.Errorf("register reused answers: %w", err)
+	}
+	if ok == 0 {
+		return fmt.Errorf("register reused answers: %w: %s", ErrRunNotFound, runID)
+	}
+	return nil
+}
+
+// reusedScript is RegisterReused's one step.
+//
+// Input:
+// KEYS[1] -> msaudit:run:<id>
+// KEYS[2..] -> the state buckets written: msaudit:run:<id>:s:<i>
+// ARGV[1] -> now (unix ms)
+// then triples, from i = 2:
+// ARGV[i] -> the index in KEYS of the address's state bucket
+// ARGV[i+1] -> address
+// ARGV[i+2] -> its state value: absent, no attempt, the reused detail
+//
+// Output:
+// 1
+// 0 if the run does not exist (nothing written)
+var reusedScript = script(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = 0
+for i = 2, #ARGV, 3 do
+  if redis.call('HSETNX', KEYS[tonumber(ARGV[i])], ARGV[i+1], ARGV[i+2]) == 1 then n = n + 1 end
+end
+if n > 0 then
+  for _, f in ipairs({ {fieldAddressesTotal}, {fieldChecked}, {fieldAbsent}, {fieldReused} }) do
+    redis.call('HINCRBY', KEYS[1], f, n)
+  end
+end
+redis.call('HSET', KEYS[1], {fieldUpdatedAt}, ARGV[1])
+return 1
+`)
+
 // Unsent returns the stored batches not yet known to be enqueued, by number.
 func (s *Store) Unsent(ctx context.Context, runID string) (map[int][]byte, error) {
 	m, err := s.rdb.HGetAll(ctx, runKeys(runID).unsent).Result()

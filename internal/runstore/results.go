@@ -17,6 +17,10 @@ type Result struct {
 	Detail
 }
 
+// Reused reports whether the answer was taken from the run's baseline
+// (RegisterReused) rather than asked: final with no attempt.
+func (r Result) Reused() bool { return r.State == StateAbsent && r.Attempts == 0 }
+
 // Results returns every pair of the run with its address's state, sorted by
 // address then user ID.
 func (s *Store) Results(ctx context.Context, runID string) ([]Result, error) {

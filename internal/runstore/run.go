@@ -40,6 +40,9 @@ type Run struct {
 	// RecheckOf is the run whose present addresses this run checks again
 	// (submit --recheck); empty for other runs.
 	RecheckOf string
+	// Since is the run whose absent answers this run reuses rather than
+	// asks again (submit --since); empty for other runs.
+	Since string
 
 	AddressesTotal int64
 	UsersTotal     int64
@@ -49,6 +52,7 @@ type Run struct {
 	Absent         int64
 	FailedPending  int64
 	DeadLettered   int64
+	Reused         int64 // of Checked and Absent: answers taken from Since, not asked
 
 	UsersSeen int64 // users read so far by the submit under way
 	Requests  int64 // realm requests recorded
@@ -125,6 +129,9 @@ func (s *Store) CreateRun(ctx context.Context, r *Run, now time.Time) error {
 		if r.RecheckOf != "" {
 			p.HSet(ctx, k.run, fieldRecheckOf, r.RecheckOf)
 		}
+		if r.Since != "" {
+			p.HSet(ctx, k.run, fieldSince, r.Since, fieldReused, 0)
+		}
 		p.ZAdd(ctx, runsKey, redis.Z{Score: float64(now.UnixMilli()), Member: r.ID})
 		p.ZAdd(ctx, OpenRunsKey, redis.Z{Score: float64(now.UnixMilli()), Member: r.ID})
 		return nil
@@ -155,7 +162,7 @@ func (s *Store) GetRun(ctx context.Context, id string) (*Run, error) {
 	r := &Run{
 		ID: id, TenantID: m[fieldTenantID], Source: m[fieldSource], Options: m[fieldOptions],
 		Retention: time.Duration(atoi(m[fieldRetention])) * time.Second,
-		Lane:      int(atoi(m[fieldLane])), RecheckOf: m[fieldRecheckOf],
+		Lane:      int(atoi(m[fieldLane])), RecheckOf: m[fieldRecheckOf], Since: m[fieldSince], Reused: atoi(m[fieldReused]),
 		UsersSeen: atoi(m[fieldUsersSeen]), Requests: atoi(m[fieldRequests]), Throttles: atoi(m[fieldThrottles]),
 		TenantRate: atof(m[fieldTenantRate]), TenantRateAt: msTime(m[fieldTenantRateAt]), Paused: m[fieldPaused] == "1",
 		PausedAt: msTime(m[fieldPausedAt]), Chart: parseChart(m), Recent: parseRecent(m),

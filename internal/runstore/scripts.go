@@ -48,6 +48,7 @@ var luaConsts = []struct{ name, value string }{
 	{"fieldRequests", fieldRequests},
 	{"fieldThrottles", fieldThrottles},
 	{"fieldUsersTotal", fieldUsersTotal},
+	{"fieldReused", fieldReused},
 	{"fieldEnumerated", fieldEnumerated},
 	{"fieldCancelled", fieldCancelled},
 	{"fieldPaused", fieldPaused},

@@ -28,6 +28,7 @@ type Status struct {
 	Absent         int64             `json:"absent"`
 	FailedPending  int64             `json:"failed_pending"`
 	DeadLettered   int64             `json:"dead_lettered"`
+	Reused         int64             `json:"reused"` // of checked and absent: answers of the baseline, not asked
 	Remaining      int64             `json:"remaining"`
 	Batches        int64             `json:"batches"`
 	RatePerSecond  float64           `json:"rate_per_second"`         // over the last minutes
@@ -37,6 +38,7 @@ type Status struct {
 	RealmRequests  int64             `json:"realm_requests"`
 	Throttles      int64             `json:"throttle_signals"`
 	RecheckOf      string            `json:"recheck_of,omitempty"`
+	Since          string            `json:"since,omitempty"` // the baseline run (submit --since)
 	StartedAt      time.Time         `json:"started_at"`
 	UpdatedAt      time.Time         `json:"updated_at"`
 	EnumeratedAt   *time.Time        `json:"enumerated_at,omitempty"`
@@ -53,7 +55,7 @@ func Of(r *runstore.Run, now time.Time) Status {
 		AddressesTotal: r.AddressesTotal, Checked: r.Checked, Present: r.Present, Absent: r.Absent,
 		FailedPending: r.FailedPending, DeadLettered: r.DeadLettered, Batches: r.Batches,
 		Remaining: r.AddressesTotal - r.Checked - r.DeadLettered, TenantRate: r.TenantRate,
-		RealmRequests: r.Requests, Throttles: r.Throttles, RecheckOf: r.RecheckOf,
+		RealmRequests: r.Requests, Throttles: r.Throttles, RecheckOf: r.RecheckOf, Reused: r.Reused, Since: r.Since,
 		StartedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, LastError: r.LastError,
 	}
 	opt := func(t time.Time) *time.Time {
@@ -72,7 +74,7 @@ func Of(r *runstore.Run, now time.Time) Status {
 	}
 	if !r.FirstCheckAt.IsZero() {
 		if secs := end.Sub(r.FirstCheckAt).Seconds(); secs > 0 {
-			v.AverageRate = float64(r.Checked+r.DeadLettered) / secs
+			v.AverageRate = float64(r.Checked+r.DeadLettered-r.Reused) / secs
 		}
 	}
 	v.RatePerSecond = v.AverageRate // a finished run: its whole-run rate
@@ -89,12 +91,18 @@ func Of(r *runstore.Run, now time.Time) Status {
 // Done counts the addresses with a final outcome: checked or dead-lettered.
 func (v Status) Done() int64 { return v.Checked + v.DeadLettered }
 
-// Fraction is the share of the addresses done, 0 to 1.
+// ToAsk counts the addresses to ask: all but the reused answers.
+func (v Status) ToAsk() int64 { return v.AddressesTotal - v.Reused }
+
+// AskedDone counts the addresses to ask that are done.
+func (v Status) AskedDone() int64 { return v.Done() - v.Reused }
+
+// Fraction is the share of the addresses to ask that are done, 0 to 1.
 func (v Status) Fraction() float64 {
-	if v.AddressesTotal == 0 {
+	if v.ToAsk() <= 0 {
 		return 0
 	}
-	return float64(v.Done()) / float64(v.AddressesTotal)
+	return float64(v.AskedDone()) / float64(v.ToAsk())
 }
 
 // Thousands formats n with separators: 1,234,567.

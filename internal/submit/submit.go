@@ -41,6 +41,7 @@ type Progress struct {
 	RunID     string
 	Users     int64
 	Addresses int64 // distinct addresses added by this submit
+	Reused    int64 // of which answered by the baseline, not queued (Request.Reuse)
 	Batches   int64 // batches enqueued by this submit
 }
 
@@ -70,6 +71,10 @@ type Request struct {
 	BatchSize int
 	DryRun    bool // count only: nothing is written
 	Samples   int  // dry run: addresses kept per domain
+	// Reuse, if set, gives the earlier answer a new address may take
+	// instead of being asked (submit --since): it is registered absent
+	// with that answer's detail and queued for no one.
+	Reuse func(addr string) (runstore.Detail, bool)
 }
 
 // DefaultBatchSize is how many addresses a batch (one task) carries unless
@@ -137,6 +142,7 @@ type job struct {
 
 	seen      map[string]struct{}
 	cur       []tasks.Entry
+	reused    []runstore.Reused // answers to register at the end of the page
 	pairs     []runstore.Pair
 	sent      []int
 	nextBatch int
@@ -243,6 +249,15 @@ func (j *job) emit(users int, cands []Candidate) error {
 		}
 		j.seen[c.Address] = struct{}{}
 		j.sum.Addresses++
+		if j.req.Reuse != nil {
+			if d, ok := j.req.Reuse(c.Address); ok {
+				j.sum.Reused++
+				if !j.req.DryRun {
+					j.reused = append(j.reused, runstore.Reused{Address: c.Address, Detail: d})
+				}
+				continue
+			}
+		}
 		if j.req.DryRun {
 			j.sample(c.Address)
 			continue
@@ -255,7 +270,11 @@ func (j *job) emit(users int, cands []Candidate) error {
 		}
 	}
 	if j.req.DryRun {
-		j.sum.Batches = (j.sum.Addresses + int64(j.req.BatchSize) - 1) / int64(j.req.BatchSize)
+		asked := j.sum.Addresses - j.sum.Reused
+		j.sum.Batches = (asked + int64(j.req.BatchSize) - 1) / int64(j.req.BatchSize)
+	}
+	if err := j.flushReused(ctx); err != nil {
+		return err
 	}
 	if j.opened && users > 0 {
 		// For status while the enumeration runs; a lost count is no reason
@@ -276,6 +295,19 @@ func (j *job) sample(addr string) {
 	if len(j.sum.Samples[d]) < j.req.Samples {
 		j.sum.Samples[d] = append(j.sum.Samples[d], addr)
 	}
+}
+
+// flushReused registers the page's reused answers. Their pairs go with the
+// next batch's, like any pair.
+func (j *job) flushReused(ctx context.Context) error {
+	if len(j.reused) == 0 {
+		return nil
+	}
+	if err := j.s.Store.RegisterReused(ctx, j.req.Run.ID, j.reused); err != nil {
+		return err
+	}
+	j.reused = j.reused[:0]
+	return nil
 }
 
 // flushBatch registers and enqueues the current batch with the pending pairs.

@@ -189,3 +189,38 @@ func BenchmarkGroundTruth200k(b *testing.B) {
 		tn.GroundTruth()
 	}
 }
+
+// TestVerifyBringsADomainIntoScope: verifying the registered but unverified
+// domain adds the aliases users have there to the ground truth, and
+// nothing else changes.
+func TestVerifyBringsADomainIntoScope(t *testing.T) {
+	t.Parallel()
+	before := Generate(3, 200).GroundTruth()
+	tn := Generate(3, 200)
+	if err := tn.Verify("UNVERIFIED.example"); err != nil {
+		t.Fatal(err)
+	}
+	after := tn.GroundTruth()
+	old := map[string]bool{}
+	for _, a := range before.Addresses {
+		old[a.Address] = a.ConsumerAccount
+	}
+	added := 0
+	for _, a := range after.Addresses {
+		consumer, ok := old[a.Address]
+		switch {
+		case !ok && strings.HasSuffix(a.Address, "@"+domUnverified):
+			added++
+		case !ok:
+			t.Errorf("new address %s outside the verified domain", a.Address)
+		case consumer != a.ConsumerAccount:
+			t.Errorf("%s changed its consumer account", a.Address)
+		}
+	}
+	if added == 0 || len(after.Addresses) != len(before.Addresses)+added {
+		t.Errorf("%d addresses before, %d after, %d at the new domain", len(before.Addresses), len(after.Addresses), added)
+	}
+	if err := tn.Verify("nowhere.example"); err == nil {
+		t.Error("verified a domain the tenant does not have")
+	}
+}

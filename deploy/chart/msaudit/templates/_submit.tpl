@@ -1,6 +1,9 @@
 {{/* The pod template of the submit Job and CronJob: enqueue submit, signing
-in as submit.auth says, as deploy/examples. */}}
+in as submit.auth says, as deploy/examples. Call with (list $ "job") or
+(list $ "cronJob"). */}}
 {{- define "msaudit.submitPod" -}}
+{{- $kind := index . 1 -}}
+{{- with index . 0 -}}
 {{- $s := .Values.submit -}}
 {{- if not (has $s.auth (list "workload-identity" "certificate" "client-secret")) }}
 {{- fail "submit.auth must be workload-identity, certificate or client-secret" }}
@@ -44,6 +47,14 @@ spec:
         {{- else if eq $s.auth "client-secret" }}
         # A file: a secret given as an argument shows in the process list.
         - --client-secret-file=/etc/msaudit/secret/client-secret
+        {{- end }}
+        {{- if eq $kind "cronJob" }}
+        # A re-audit: reuse the "no consumer account" answers of the tenant's
+        # newest completed audit still kept (the first time: none).
+        - --since=latest
+        # Kept until the next tick's run has read it (a month, plus the
+        # run's own days).
+        - --retention=1080h
         {{- end }}
         - --output=json
       env:
@@ -104,4 +115,5 @@ spec:
             path: client-secret
     {{- end }}
   {{- end }}
+{{- end -}}
 {{- end -}}
