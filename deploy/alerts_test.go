@@ -46,8 +46,9 @@ var externalMetrics = map[string]string{
 	"keda_scaler_detail_errors_total":           "KEDA's operator, 2.14 or later",
 }
 
-// The overlays that include the alerts component.
-var alertOverlays = []string{"overlays/production", "overlays/production-webhook"}
+// The chart carries the same rules: its copy must be rules.yaml, byte for
+// byte (a Helm chart can read only its own files).
+const chartRulesFile = chartDir + "/files/alert-rules.yaml"
 
 var severities = []string{"critical", "warning"}
 
@@ -133,12 +134,37 @@ func TestAlertRulesPrometheusRule(t *testing.T) {
 		}
 	}
 
+	chartRules, err := os.ReadFile(chartRulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(chartRules, rules) {
+		if *update {
+			if err := os.WriteFile(chartRulesFile, rules, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("rewrote %s", chartRulesFile)
+		} else {
+			t.Errorf("%s is not %s: edit rules.yaml only, then run\n\tcd deploy && go test -run TestAlertRules . -update", chartRulesFile, rulesFile)
+		}
+	}
+
+	// Every installation that promises the alerts (the overlays with the
+	// component, the chart with alerts.enabled) renders them with that spec.
 	spec := loadRules(t)
-	for _, dir := range overlays {
-		t.Run(dir, func(t *testing.T) {
-			pr, ok := find[monitoringv1.PrometheusRule](render(t, dir), "msaudit")
-			if want := slices.Contains(alertOverlays, dir); ok != want {
-				t.Fatalf("renders the PrometheusRule: %v, want %v (alertOverlays)", ok, want)
+	for _, in := range workerInstalls() {
+		t.Run(in.name, func(t *testing.T) {
+			prs := all[monitoringv1.PrometheusRule](in.objs(t))
+			if ok := len(prs) > 0; ok != in.want.alerts {
+				t.Fatalf("renders %d PrometheusRules, want alerts: %v", len(prs), in.want.alerts)
+			}
+			if len(prs) > 1 {
+				t.Fatalf("%d PrometheusRules, want one", len(prs))
+			}
+			ok := len(prs) == 1
+			var pr *monitoringv1.PrometheusRule
+			if ok {
+				pr = prs[0]
 			}
 			if !ok {
 				return

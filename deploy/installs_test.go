@@ -21,6 +21,7 @@ type want struct {
 	password    string // secret/key of REDIS_PASSWORD_FILE, "" for none
 	spread      bool   // topology spread over zones and nodes
 	monitor     bool   // a ServiceMonitor
+	alerts      bool   // the alert rules, as a PrometheusRule
 	webhook     bool   // the webhook URL and signing secret from msaudit-webhook
 	devRedis    bool   // an in-cluster Redis
 	// The installation creates its Namespace (kustomize overlays); a Helm
@@ -48,10 +49,10 @@ func with(w want, f func(*want)) want { f(&w); return w }
 var kustomizeWants = map[string]want{
 	"overlays/dev": {namespace: "msaudit-dev", worker: true, maxReplicas: 3, devRedis: true, namespaceObject: true},
 	"overlays/production": with(production, func(w *want) {
-		w.monitor, w.namespaceObject = true, true
+		w.monitor, w.alerts, w.namespaceObject = true, true, true
 	}),
 	"overlays/production-webhook": with(production, func(w *want) {
-		w.monitor, w.namespaceObject, w.webhook = true, true, true
+		w.monitor, w.alerts, w.namespaceObject, w.webhook = true, true, true, true
 	}),
 	"examples/workload-identity": {namespace: "msaudit", submit: 1},
 	"examples/certificate":       {namespace: "msaudit", submit: 1},
@@ -66,8 +67,8 @@ var chartCases = []chartCase{
 	{name: "chart", release: "msaudit", namespace: "msaudit", want: production},
 	{values: "ci/dev-values.yaml", release: "audit", namespace: "msaudit-dev",
 		want: want{namespace: "msaudit-dev", worker: true, maxReplicas: 3, devRedis: true}},
-	{values: "ci/webhook-servicemonitor-values.yaml", release: "msaudit", namespace: "msaudit",
-		want: with(production, func(w *want) { w.webhook, w.monitor = true, true })},
+	{values: "ci/webhook-monitoring-values.yaml", release: "msaudit", namespace: "msaudit",
+		want: with(production, func(w *want) { w.webhook, w.monitor, w.alerts = true, true, true })},
 	{values: "ci/no-keda-values.yaml", release: "msaudit", namespace: "msaudit",
 		want: with(production, func(w *want) { w.maxReplicas, w.replicas = 0, 2 })},
 	{values: "ci/submit-workload-identity-values.yaml", release: "msaudit", namespace: "msaudit",
