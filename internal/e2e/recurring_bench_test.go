@@ -19,14 +19,16 @@ func BenchmarkRecurringAudit(b *testing.B) {
 	for b.Loop() {
 		dir := b.TempDir()
 		redisURL := newRedis(b)
-		worker := []string{"--concurrency", "16", "--tenant-rate", fmt.Sprint(capacity * 95 / 100), "--initial-rate", fmt.Sprint(capacity * 95 / 100),
+		workerArgs := []string{"--concurrency", "16", "--tenant-rate", fmt.Sprint(capacity * 95 / 100), "--initial-rate", fmt.Sprint(capacity * 95 / 100),
 			"--adaptive=false"}
-		start := func(name string, n int) (*sim, []string) {
+		// start starts a simulator of the tenant with n users, and the one
+		// worker, which asks its realm service.
+		start := func(name string, n int) (*sim, []string, *worker) {
 			d := filepath.Join(dir, name)
 			os.Mkdir(d, 0o700)
 			s := startSim(b, d, "--users", fmt.Sprint(n), "--seed", "41", "--realm-rate", fmt.Sprint(capacity))
-			startWorker(b, d, "worker", s, redisURL, worker...)
-			return s, s.env(redisURL)
+			w := startWorker(b, d, "worker", s, redisURL, workerArgs...)
+			return s, s.env(redisURL), w
 		}
 		// timed submits a run and waits for it: its realm requests and
 		// wall time, submit included.
@@ -42,9 +44,10 @@ func BenchmarkRecurringAudit(b *testing.B) {
 			return run, s.stats(b).RealmRequests - before, took
 		}
 
-		s1, env1 := start("last-month", users*98/100)
+		s1, env1, w1 := start("last-month", users*98/100)
 		baseline, _, _ := timed(s1, env1)
-		s2, env2 := start("now", users)
+		w1.kill()
+		s2, env2, _ := start("now", users)
 		_, fullReqs, fullTook := timed(s2, env2)
 		since, sinceReqs, sinceTook := timed(s2, env2, "--since", baseline)
 		st := getStatus(b, env2, since)
