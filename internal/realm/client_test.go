@@ -69,7 +69,7 @@ func TestNewClientRejectsBadURL(t *testing.T) {
 // them for the next requests instead of opening (and handshaking) new ones.
 func TestTransportKeepsConnections(t *testing.T) {
 	t.Parallel()
-	const inFlight, rounds = 20, 5
+	const inFlight, rounds = 20, 6
 	var opened atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"IsMicrosoftAccountSet":true,"MicrosoftAccount":1}`))
@@ -90,7 +90,14 @@ func TestTransportKeepsConnections(t *testing.T) {
 	// A connection is offered back to the pool once its response is read,
 	// which may be after Check returns: each round waits for all of them.
 	var back sync.WaitGroup
-	ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{PutIdleConn: func(error) { back.Done() }})
+	var refused atomic.Int64 // connections the pool did not take back
+	perRound := make([]int64, 0, rounds)
+	ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{PutIdleConn: func(err error) {
+		if err != nil {
+			refused.Add(1)
+		}
+		back.Done()
+	}})
 	for range rounds {
 		back.Add(inFlight)
 		var wg sync.WaitGroup
@@ -103,12 +110,15 @@ func TestTransportKeepsConnections(t *testing.T) {
 		}
 		wg.Wait()
 		back.Wait()
+		perRound = append(perRound, opened.Load())
 	}
-	// Each round reuses the first one's connections; a few more may be
-	// dialled while one is on its way back to the pool (on a loaded
-	// machine, up to half a round's). Keeping 2 idle connections, as
-	// http.DefaultTransport does, would open about 18 more every round.
-	if n := opened.Load(); n > 2*inFlight {
-		t.Errorf("%d connections opened for %d rounds of %d requests, want about %d", n, rounds, inFlight, inFlight)
+	// The pool fills up over the first rounds (a request may dial while
+	// another's connection is on its way back, more so on a loaded
+	// machine); from then on the rounds reuse it and open nothing. Keeping
+	// 2 idle connections, as http.DefaultTransport does, would open about
+	// 18 more every round.
+	if late := perRound[rounds-1] - perRound[rounds-3]; late > inFlight/4 {
+		t.Errorf("the last two rounds of %d requests opened %d connections, want about none (opened after each round: %v; %d not taken back by the pool)",
+			inFlight, late, perRound, refused.Load())
 	}
 }
