@@ -24,12 +24,14 @@ type instruction struct {
 
 type stage struct {
 	image, name string
+	parent      *stage // the earlier stage this one is built FROM, if any
 	ins         []instruction
 }
 
 // parseDockerfile splits a Dockerfile into its stages, joining continued
 // lines and dropping comments, and expands ${ARG} in FROM lines from the
-// ARGs declared before the first FROM.
+// ARGs declared before the first FROM. A stage built FROM an earlier one
+// keeps that stage as its parent and takes its base image.
 func parseDockerfile(t *testing.T, text string) (stages []*stage, global map[string]string) {
 	t.Helper()
 	global = map[string]string{}
@@ -58,6 +60,11 @@ func parseDockerfile(t *testing.T, text string) (stages []*stage, global map[str
 			f := strings.Fields(in.args)
 			f = slices.DeleteFunc(f, func(s string) bool { return strings.HasPrefix(s, "--platform=") })
 			st := &stage{image: os.Expand(f[0], func(k string) string { return global[k] })}
+			for _, prev := range stages {
+				if prev.name == st.image {
+					st.parent, st.image = prev, prev.image
+				}
+			}
 			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
 				st.name = f[2]
 			}
@@ -72,11 +79,23 @@ func parseDockerfile(t *testing.T, text string) (stages []*stage, global map[str
 	return stages, global
 }
 
+// chain is the stage and the stages it is built from, the first base first.
+func (s *stage) chain() []*stage {
+	if s.parent == nil {
+		return []*stage{s}
+	}
+	return append(s.parent.chain(), s)
+}
+
+// all lists the arguments of every cmd instruction of the stage, those of
+// the stages it is built from first: what its image carries.
 func (s *stage) all(cmd string) []string {
 	var out []string
-	for _, in := range s.ins {
-		if in.cmd == cmd {
-			out = append(out, in.args)
+	for _, st := range s.chain() {
+		for _, in := range st.ins {
+			if in.cmd == cmd {
+				out = append(out, in.args)
+			}
 		}
 	}
 	return out

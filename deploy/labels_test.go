@@ -40,17 +40,24 @@ func TestDockerfileOCILabels(t *testing.T) {
 		if s == nil {
 			t.Fatalf("no %s stage", name)
 		}
+		// A label's value is expanded where it is set, and an ARG is
+		// visible only in the stage that declares it (not in stages built
+		// FROM that one): note, for each label, the ARGs its stage declares.
 		labels := map[string]string{}
-		for _, l := range s.all("LABEL") {
-			for _, m := range pair.FindAllStringSubmatch(l, -1) {
-				labels[m[1]] = m[2]
+		argsOf := map[string][]string{}
+		for _, st := range s.chain() {
+			var args []string
+			for _, in := range st.ins {
+				switch in.cmd {
+				case "ARG":
+					k, _, _ := strings.Cut(in.args, "=")
+					args = append(args, k)
+				case "LABEL":
+					for _, m := range pair.FindAllStringSubmatch(in.args, -1) {
+						labels[m[1]], argsOf[m[1]] = m[2], slices.Clone(args)
+					}
+				}
 			}
-		}
-		// An ARG is visible in a stage only if declared in it.
-		var args []string
-		for _, a := range s.all("ARG") {
-			k, _, _ := strings.Cut(a, "=")
-			args = append(args, k)
 		}
 		for k, arg := range ociLabels {
 			v, ok := labels[k]
@@ -61,8 +68,8 @@ func TestDockerfileOCILabels(t *testing.T) {
 				t.Errorf("stage %s: LABEL %s is empty", name, k)
 			case arg != "" && v != "${"+arg+"}":
 				t.Errorf("stage %s: LABEL %s=%q, want ${%s}", name, k, v, arg)
-			case arg != "" && !slices.Contains(args, arg):
-				t.Errorf("stage %s: LABEL %s uses ARG %s, which the stage does not declare (it would be empty)", name, k, arg)
+			case arg != "" && !slices.Contains(argsOf[k], arg):
+				t.Errorf("stage %s: LABEL %s uses ARG %s, which is not declared before it in the stage that sets it (it would be empty)", name, k, arg)
 			}
 		}
 		if labels["org.opencontainers.image.title"] != "msaudit-"+name {
