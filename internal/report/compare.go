@@ -176,17 +176,6 @@ func rowsOf(src Source) iter.Seq2[Row, error] {
 	}
 }
 
-// Addresses counts the distinct addresses of entries, sorted by address.
-func Addresses(entries []Entry) int {
-	n := 0
-	for i, e := range entries {
-		if i == 0 || entries[i-1].Address != e.Address {
-			n++
-		}
-	}
-	return n
-}
-
 func entry(r Row) Entry {
 	return Entry{Address: r.Address, UserID: r.UserID, UPN: r.UPN, DisplayName: r.DisplayName}
 }
