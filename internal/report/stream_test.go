@@ -126,3 +126,61 @@ func TestStreamedReportsAreComplete(t *testing.T) {
 		t.Errorf("4 reports read their source %d times", reads)
 	}
 }
+
+// TestComparisonCapped: the HTML comparison counts every entry and lists
+// the first ones, saying which command lists them all.
+func TestComparisonCapped(t *testing.T) {
+	t.Parallel()
+	var old, cur []Row
+	for i := range 30 {
+		a := fmt.Sprintf("a%02d@x.com", i)
+		old = append(old, Row{Address: a, UserID: "u", Status: runstore.StatePresent})
+		cur = append(cur, Row{Address: a, UserID: "u", Status: runstore.StateAbsent})
+	}
+	c, err := Summarize("r0", SliceSource(old), "r1", SliceSource(cur), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Counts[Resolved] != 30 || c.Entries[Resolved] != 30 || len(c.Resolved) != 10 || c.Resolved[9].Address != "a09@x.com" {
+		t.Fatalf("comparison = %+v", c)
+	}
+	h := render(t, "html", Data{Run: &runstore.Run{ID: "r1", RecheckOf: "r0"}, Rows: SliceSource(cur), Compare: c})
+	for _, s := range []string{`id="cmp-resolved">30<`, "The first 10 of 30 rows; <code>enqueue compare r0 r1</code> lists them all."} {
+		if !strings.Contains(h, s) {
+			t.Errorf("HTML report lacks %q", s)
+		}
+	}
+}
+
+// countingWriter counts the bytes written to it.
+type countingWriter struct{ n int }
+
+func (w *countingWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+
+// TestJSONAndCSVWriteAsTheyRead: by the time the source hands over its
+// last page, most of the rows before it are written.
+func TestJSONAndCSVWriteAsTheyRead(t *testing.T) {
+	t.Parallel()
+	rows := bigRows(10000)
+	for _, format := range []string{"json", "csv"} {
+		w := &countingWriter{}
+		var before int // bytes written when the last page was handed over
+		src := func(fn func([]Row) error) error {
+			for start := 0; start < len(rows); start += 1000 {
+				if start+1000 >= len(rows) {
+					before = w.n
+				}
+				if err := fn(rows[start:min(start+1000, len(rows))]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err := Write(w, format, Data{Run: &runstore.Run{}, Rows: src}); err != nil {
+			t.Fatal(err)
+		}
+		if before < w.n/2 {
+			t.Errorf("%s: %d of %d bytes written before the last page: the report holds its rows", format, before, w.n)
+		}
+	}
+}
