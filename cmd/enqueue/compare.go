@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -63,7 +62,13 @@ func runCompare(ctx context.Context, a *app, store *runstore.Store, oldID, newID
 	defer lists.Close()
 	var seq uint64
 	var key []byte
+	widths := make([]columns, len(report.Classes))
+	for i := range widths {
+		widths[i] = make(columns, 3)
+		widths[i].note(compareHeader...)
+	}
 	counts, err := report.CompareRuns(rowSource(ctx, store, old), rowSource(ctx, store, cur), func(c report.Class, e report.Entry) error {
+		widths[c].note(compareCells(e)...)
 		v, err := json.Marshal(e)
 		if err != nil {
 			return err
@@ -79,7 +84,7 @@ func runCompare(ctx context.Context, a *app, store *runstore.Store, oldID, newID
 	if output == "json" {
 		err = writeComparisonJSON(w, oldID, newID, lists)
 	} else {
-		err = writeComparisonText(w, oldID, newID, counts, lists)
+		err = writeComparisonText(w, oldID, newID, counts, widths, lists)
 	}
 	if err != nil {
 		return err
@@ -134,37 +139,38 @@ var compareWhat = map[report.Class]string{
 	report.Unconfirmed:  "no answer in the later run",
 }
 
+// compareHeader heads each list of the text output.
+var compareHeader = []string{"ADDRESS", "DISPLAY NAME", "UPN", "USER ID"}
+
+// compareCells is an entry as a line of the text output.
+func compareCells(e report.Entry) []string {
+	return []string{printable(e.Address), printable(e.DisplayName), printable(e.UPN), printable(e.UserID)}
+}
+
 // writeComparisonText writes the counts, then each list that has entries
-// as a table, flushed every textPage lines.
-func writeComparisonText(w io.Writer, oldID, newID string, counts report.Counts, lists *spill.Sorter) error {
+// as a table laid out by the widths measured while comparing.
+func writeComparisonText(w *bufio.Writer, oldID, newID string, counts report.Counts, widths []columns, lists *spill.Sorter) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "from %s to %s\n", oldID, newID)
 	for _, c := range report.Classes {
 		fmt.Fprintf(tw, "%s\t%d\taddresses\t%s\n", c.Name(), counts[c], compareWhat[c])
 	}
-	open, n := -1, 0
-	err := lists.Each(func(key, v []byte) error {
-		if c := int(key[0]); c != open {
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	open := -1
+	return lists.Each(func(key, v []byte) error {
+		c := int(key[0])
+		if c != open {
 			open = c
-			fmt.Fprintf(tw, "\n%s:\nADDRESS\tDISPLAY NAME\tUPN\tUSER ID\n", report.Classes[c].Name())
+			fmt.Fprintf(w, "\n%s:\n", report.Classes[c].Name())
+			widths[c].line(w, compareHeader...)
 		}
 		var e report.Entry
 		if err := json.Unmarshal(v, &e); err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(e.Address), printable(e.DisplayName), printable(e.UPN), printable(e.UserID))
-		if n++; n%textPage == 0 {
-			return tw.Flush()
-		}
+		widths[c].line(w, compareCells(e)...)
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return tw.Flush()
 }
-
-// textPage is how many lines a long table holds before its columns are
-// aligned and written: a table of a large run is aligned a page at a time
-// rather than held whole.
-const textPage = 1000

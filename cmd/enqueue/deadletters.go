@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -108,20 +108,42 @@ func runDeadLetters(ctx context.Context, a *app, sess *session, runID, export, o
 	case output == "json":
 		return writeDeadJSON(a.stdout, dead)
 	}
-	tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADDRESS\tATTEMPTS\tLAST ERROR")
+	// The table is measured in a first reading and written in a second.
+	widths := make(columns, 2)
+	widths.note(deadHeader...)
 	err = dead(func(part []runstore.DeadLetter) error {
 		for _, d := range part {
-			fmt.Fprintf(tw, "%s\t%d\t%s\n", d.Address, d.Attempts, d.Error)
+			widths.note(deadCells(d)...)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(a.stdout, 1<<16)
+	widths.line(w, deadHeader...)
+	err = dead(func(part []runstore.DeadLetter) error {
+		for _, d := range part {
+			widths.line(w, deadCells(d)...)
 		}
 		n += len(part)
-		return tw.Flush() // a page at a time (textPage lines)
+		return nil
 	})
+	if err == nil {
+		err = w.Flush()
+	}
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stderr, "%d dead-lettered addresses\n", n)
 	return nil
+}
+
+// deadHeader heads the text table of dead letters.
+var deadHeader = []string{"ADDRESS", "ATTEMPTS", "LAST ERROR"}
+
+func deadCells(d runstore.DeadLetter) []string {
+	return []string{d.Address, strconv.Itoa(d.Attempts), d.Error}
 }
 
 // writeDeadJSON writes what json.Encoder writes of the array of dead

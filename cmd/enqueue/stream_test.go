@@ -5,8 +5,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"strconv"
+	"strings"
 	"testing"
+	"text/tabwriter"
 	"time"
 
 	"github.com/msaudit/msaudit/internal/report"
@@ -93,5 +96,29 @@ func TestStreamedJSONIsWhatTheEncoderWrites(t *testing.T) {
 		if got.String() != exp.String() {
 			t.Errorf("%d dead letters as JSON:\n%.300s\nwant\n%.300s", n, got.String(), exp.String())
 		}
+	}
+}
+
+// TestColumnsLayOutAsTabwriter: a table measured then written line by line
+// is what tabwriter makes of it whole.
+func TestColumnsLayOutAsTabwriter(t *testing.T) {
+	t.Parallel()
+	rows := [][]string{{"ADDRESS", "DISPLAY NAME", "UPN", "USER ID"}, {"a@x.com", "", "ü@x.com", "u1"},
+		{"very.long.address@contoso.com", "Zoë Ünlü", "z", ""}, {"", "名前", "b@x.com", "u3"}}
+	var want, got bytes.Buffer
+	tw := tabwriter.NewWriter(&want, 2, 4, 2, ' ', 0)
+	c := make(columns, 3)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		c.note(r...)
+	}
+	tw.Flush()
+	w := bufio.NewWriter(&got)
+	for _, r := range rows {
+		c.line(w, r...)
+	}
+	w.Flush()
+	if got.String() != want.String() {
+		t.Errorf("columns:\n%s\ntabwriter:\n%s", got.String(), want.String())
 	}
 }
