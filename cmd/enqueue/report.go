@@ -79,11 +79,10 @@ The report holds personal data: store it accordingly.`,
 // written. A file is written whole or not at all.
 func writeReport(ctx context.Context, store *runstore.Store, id, format, path string, limit int, stdout io.Writer) (int, error) {
 	defer debug.SetGCPercent(debug.SetGCPercent(reportGCPercent))
-	d, err := loadReport(ctx, store, id, format)
+	d, err := loadReport(ctx, store, id, format, limit)
 	if err != nil {
 		return 0, err
 	}
-	d.Limit = limit
 	n := 0
 	rows := d.Rows
 	d.Rows = func(fn func([]report.Row) error) error {
@@ -125,20 +124,21 @@ func rowSource(ctx context.Context, store *runstore.Store, run *runstore.Run) re
 // loadReport reads what a report of the run needs besides its rows, which
 // it streams. The HTML report of a re-check also compares it with the run
 // it re-checks, and that of a re-audit with its baseline, while that run
-// is still kept; and it draws the tenant's kept runs.
-func loadReport(ctx context.Context, store *runstore.Store, id, format string) (report.Data, error) {
+// is still kept; and it draws the tenant's kept runs. Each list of an HTML
+// report shows at most limit rows.
+func loadReport(ctx context.Context, store *runstore.Store, id, format string, limit int) (report.Data, error) {
 	run, err := store.GetRun(ctx, id)
 	if err != nil {
 		return report.Data{}, err
 	}
-	d := report.Data{Run: run, Rows: rowSource(ctx, store, run), Spill: reportSpill}
+	d := report.Data{Run: run, Rows: rowSource(ctx, store, run), Limit: limit, Spill: reportSpill}
 	if !strings.EqualFold(format, "html") {
 		return d, nil
 	}
 	if other := cmp.Or(run.RecheckOf, run.Since); other != "" {
 		old, err := store.GetRun(ctx, other)
 		if err == nil {
-			d.Compare, err = report.Summarize(other, rowSource(ctx, store, old), id, d.Rows, report.DefaultLimit)
+			d.Compare, err = report.Summarize(other, rowSource(ctx, store, old), id, d.Rows, limit)
 		}
 		switch {
 		case errors.Is(err, runstore.ErrRunNotFound):
