@@ -50,7 +50,8 @@ time, also while the run is going.
 --format html is one self-contained page to hand on: a summary, the counts per
 domain, a chart of the checks over time, the consumer accounts found, the
 failed checks and what to run next, the run's phases; for a re-check, what
-changed since the run it re-checks. --format contacts is a CSV with one row per
+changed since the run it re-checks; each list shows at most --html-rows rows
+and says so when there are more. --format contacts is a CSV with one row per
 user who has a consumer account (user ID, display name, UPN, mail to write to,
 the addresses concerned), for a mail merge; docs/outreach-message.md is a
 message to send them. CSV files open in Excel as UTF-8, and no cell can run as

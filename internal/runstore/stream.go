@@ -145,14 +145,14 @@ func (s *Store) lastErrors(ctx context.Context, k keys, states []*redis.MapStrin
 // pair with its user's value to out, keyed by address then user ID.
 func (s *Store) joinUsers(ctx context.Context, k keys, users int64, in, out Sorter) error {
 	window := s.group(k, users)
-	lo, hi := 0, 0 // the users buckets loaded
+	hi := 0 // the users buckets loaded end here
 	byRef := make(map[string]string)
 	var key, val []byte
 	return in.Each(func(ik, iv []byte) error {
 		b := int(binary.BigEndian.Uint32(ik))
 		if b >= hi {
-			lo, hi = b, min(b+window, k.buckets)
-			if err := s.loadUsers(ctx, k, lo, hi, byRef); err != nil {
+			hi = min(b+window, k.buckets)
+			if err := s.loadUsers(ctx, k, b, hi, byRef); err != nil {
 				return err
 			}
 		}
