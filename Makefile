@@ -122,7 +122,7 @@ bench-enqueue: ## time and peak RSS of submitting a 200,000-user simulated tenan
 	MSAUDIT_BENCH_USERS=$(or $(USERS),200000) $(GO) test -run '^$$' -bench BenchmarkSubmitLargeTenant -benchtime 1x -timeout 30m ./cmd/enqueue
 
 .PHONY: bench-report
-bench-report: ## time and peak RSS of every report format for a 200,000-user run (USERS=n to change)
+bench-report: ## time and peak RSS of every report format, compare and the dead-letter export for a 200,000-user run (USERS=n to change)
 	MSAUDIT_BENCH_USERS=$(or $(USERS),200000) $(GO) test -run '^$$' -bench BenchmarkReport200k -benchtime 1x -timeout 30m ./cmd/enqueue
 
 .PHONY: bench-recurring

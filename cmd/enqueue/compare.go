@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/msaudit/msaudit/internal/report"
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/spill"
 )
 
 func newCompareCommand(a *app) *cobra.Command {
@@ -43,44 +46,131 @@ user_id, upn, display_name}.`,
 	return cmd
 }
 
+// runCompare compares two runs, reading both a page at a time side by
+// side; the entries of each list wait in a spilling sorter, since every
+// count comes before the lists and each list before the next.
 func runCompare(ctx context.Context, a *app, store *runstore.Store, oldID, newID string, output string) error {
-	old, err := store.Results(ctx, oldID)
+	old, err := store.GetRun(ctx, oldID)
 	if err != nil {
 		return err
 	}
-	cur, err := store.Results(ctx, newID)
+	cur, err := store.GetRun(ctx, newID)
 	if err != nil {
 		return err
 	}
-	c := report.Compare(oldID, report.Rows(nil, old), newID, report.Rows(nil, cur))
+	lists := reportSpill.New()
+	defer lists.Close()
+	var seq uint64
+	var key []byte
+	widths := make([]columns, len(report.Classes))
+	for i := range widths {
+		widths[i] = make(columns, 3)
+		widths[i].note(compareHeader...)
+	}
+	counts, err := report.CompareRuns(rowSource(ctx, store, old), rowSource(ctx, store, cur), func(c report.Class, e report.Entry) error {
+		widths[c].note(compareCells(e)...)
+		v, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		seq++ // entries of a class come in order: keep it
+		key = binary.BigEndian.AppendUint64(append(key[:0], byte(c)), seq)
+		return lists.Add(key, v)
+	})
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(a.stdout, 1<<16)
 	if output == "json" {
-		return json.NewEncoder(a.stdout).Encode(c)
+		err = writeComparisonJSON(w, oldID, newID, lists)
+	} else {
+		err = writeComparisonText(w, oldID, newID, counts, widths, lists)
 	}
-	tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+	if err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// writeComparisonJSON writes what json.Encoder writes of {"old_run",
+// "new_run", and a list per class}, a list entry at a time.
+func writeComparisonJSON(w *bufio.Writer, oldID, newID string, lists *spill.Sorter) error {
+	ids, _ := json.Marshal(struct {
+		Old string `json:"old_run"`
+		New string `json:"new_run"`
+	}{oldID, newID})
+	w.Write(ids[:len(ids)-1])
+	open := -1 // the class whose list is open
+	openUpTo := func(c int) {
+		for open < c {
+			if open >= 0 {
+				w.WriteString("]")
+			}
+			open++
+			fmt.Fprintf(w, ",%q:[", report.Classes[open].Name())
+		}
+	}
+	first := true
+	err := lists.Each(func(key, v []byte) error {
+		if c := int(key[0]); c != open {
+			openUpTo(c)
+			first = true
+		}
+		if !first {
+			w.WriteByte(',')
+		}
+		first = false
+		_, err := w.Write(v)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	openUpTo(len(report.Classes) - 1)
+	_, err = w.WriteString("]}\n")
+	return err
+}
+
+// compareWhat says what each class means, for the text output.
+var compareWhat = map[report.Class]string{
+	report.Resolved:     "renamed since",
+	report.StillPresent: "not renamed yet",
+	report.NewlyPresent: "found only in the later run",
+	report.Unconfirmed:  "no answer in the later run",
+}
+
+// compareHeader heads each list of the text output.
+var compareHeader = []string{"ADDRESS", "DISPLAY NAME", "UPN", "USER ID"}
+
+// compareCells is an entry as a line of the text output.
+func compareCells(e report.Entry) []string {
+	return []string{printable(e.Address), printable(e.DisplayName), printable(e.UPN), printable(e.UserID)}
+}
+
+// writeComparisonText writes the counts, then each list that has entries
+// as a table laid out by the widths measured while comparing.
+func writeComparisonText(w *bufio.Writer, oldID, newID string, counts report.Counts, widths []columns, lists *spill.Sorter) error {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "from %s to %s\n", oldID, newID)
-	for _, l := range []struct {
-		name    string
-		entries []report.Entry
-		what    string
-	}{
-		{"resolved", c.Resolved, "renamed since"},
-		{"still_present", c.StillPresent, "not renamed yet"},
-		{"newly_present", c.NewlyPresent, "found only in the later run"},
-		{"unconfirmed", c.Unconfirmed, "no answer in the later run"},
-	} {
-		fmt.Fprintf(tw, "%s\t%d\taddresses\t%s\n", l.name, report.Addresses(l.entries), l.what)
+	for _, c := range report.Classes {
+		fmt.Fprintf(tw, "%s\t%d\taddresses\t%s\n", c.Name(), counts[c], compareWhat[c])
 	}
-	for _, l := range []struct {
-		name    string
-		entries []report.Entry
-	}{{"resolved", c.Resolved}, {"still_present", c.StillPresent}, {"newly_present", c.NewlyPresent}, {"unconfirmed", c.Unconfirmed}} {
-		if len(l.entries) == 0 {
-			continue
-		}
-		fmt.Fprintf(tw, "\n%s:\nADDRESS\tDISPLAY NAME\tUPN\tUSER ID\n", l.name)
-		for _, e := range l.entries {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(e.Address), printable(e.DisplayName), printable(e.UPN), printable(e.UserID))
-		}
+	if err := tw.Flush(); err != nil {
+		return err
 	}
-	return tw.Flush()
+	open := -1
+	return lists.Each(func(key, v []byte) error {
+		c := int(key[0])
+		if c != open {
+			open = c
+			fmt.Fprintf(w, "\n%s:\n", report.Classes[c].Name())
+			widths[c].line(w, compareHeader...)
+		}
+		var e report.Entry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return err
+		}
+		widths[c].line(w, compareCells(e)...)
+		return nil
+	})
 }

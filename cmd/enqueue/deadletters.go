@@ -1,12 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -40,19 +41,30 @@ To re-check them in the same run, use 'enqueue requeue RUN'.`,
 	return cmd
 }
 
-// writeExport writes the failed-accounts file.
-func writeExport(w io.Writer, runID string, dead []runstore.DeadLetter) error {
-	if _, err := fmt.Fprintf(w, "# dead-lettered addresses of run %s; re-check with: enqueue submit --addresses-file THIS_FILE\n", runID); err != nil {
-		return err
-	}
-	for _, d := range dead {
-		msg := strings.NewReplacer("\n", " ", "\r", " ").Replace(d.Error)
-		if _, err := fmt.Fprintf(w, "%s\t# %d attempts: %s\n", d.Address, d.Attempts, msg); err != nil {
-			return err
+// writeExport writes the failed-accounts file as the dead letters stream
+// in; it returns how many it wrote.
+func writeExport(w io.Writer, runID string, dead deadSource) (int, error) {
+	bw := bufio.NewWriterSize(w, 1<<16)
+	fmt.Fprintf(bw, "# dead-lettered addresses of run %s; re-check with: enqueue submit --addresses-file THIS_FILE\n", runID)
+	n := 0
+	err := dead(func(part []runstore.DeadLetter) error {
+		for _, d := range part {
+			msg := strings.NewReplacer("\n", " ", "\r", " ").Replace(d.Error)
+			if _, err := fmt.Fprintf(bw, "%s\t# %d attempts: %s\n", d.Address, d.Attempts, msg); err != nil {
+				return err
+			}
 		}
+		n += len(part)
+		return nil
+	})
+	if err != nil {
+		return n, err
 	}
-	return nil
+	return n, bw.Flush()
 }
+
+// deadSource streams a run's dead letters, sorted, a page at a time.
+type deadSource func(fn func([]runstore.DeadLetter) error) error
 
 func newRequeueCommand(a *app) *cobra.Command {
 	var batchSize int
@@ -75,40 +87,95 @@ batches with fresh attempts. Running it twice does not check anything twice.`,
 	return cmd
 }
 
-// runDeadLetters lists or exports the run's dead letters.
+// runDeadLetters lists or exports the run's dead letters, reading them a
+// page at a time as it writes.
 func runDeadLetters(ctx context.Context, a *app, sess *session, runID, export, output string) error {
-	dead, err := sess.store.DeadLetters(ctx, runID)
+	dead := func(fn func([]runstore.DeadLetter) error) error {
+		return sess.store.ReadDeadLetters(ctx, runID, newSorter, fn)
+	}
+	var n int
+	var err error
+	switch {
+	case export != "":
+		err = writeFileAtomic(export, func(w io.Writer) error {
+			n, err = writeExport(w, runID, dead)
+			return err
+		})
+		if err == nil {
+			fmt.Fprintf(a.stderr, "wrote %d dead-lettered addresses to %s\n", n, export)
+		}
+		return err
+	case output == "json":
+		return writeDeadJSON(a.stdout, dead)
+	}
+	// The table is measured in a first reading and written in a second.
+	widths := make(columns, 2)
+	widths.note(deadHeader...)
+	err = dead(func(part []runstore.DeadLetter) error {
+		for _, d := range part {
+			widths.note(deadCells(d)...)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	if export != "" {
-		if err := writeFileAtomic(export, func(w io.Writer) error { return writeExport(w, runID, dead) }); err != nil {
-			return err
+	w := bufio.NewWriterSize(a.stdout, 1<<16)
+	widths.line(w, deadHeader...)
+	err = dead(func(part []runstore.DeadLetter) error {
+		for _, d := range part {
+			widths.line(w, deadCells(d)...)
 		}
-		fmt.Fprintf(a.stderr, "wrote %d dead-lettered addresses to %s\n", len(dead), export)
+		n += len(part)
 		return nil
+	})
+	if err == nil {
+		err = w.Flush()
 	}
-	if output == "json" {
-		type item struct {
-			Address  string `json:"address"`
-			Attempts int    `json:"attempts"`
-			Error    string `json:"error"`
-			LastTry  string `json:"last_try"`
-		}
-		items := make([]item, len(dead))
-		for i, d := range dead {
-			items[i] = item{d.Address, d.Attempts, d.Error, d.CheckedAt.Format(time.RFC3339)}
-		}
-		return json.NewEncoder(a.stdout).Encode(items)
+	if err != nil {
+		return err
 	}
-	tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADDRESS\tATTEMPTS\tLAST ERROR")
-	for _, d := range dead {
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", d.Address, d.Attempts, d.Error)
-	}
-	tw.Flush()
-	fmt.Fprintf(a.stderr, "%d dead-lettered addresses\n", len(dead))
+	fmt.Fprintf(a.stderr, "%d dead-lettered addresses\n", n)
 	return nil
+}
+
+// deadHeader heads the text table of dead letters.
+var deadHeader = []string{"ADDRESS", "ATTEMPTS", "LAST ERROR"}
+
+func deadCells(d runstore.DeadLetter) []string {
+	return []string{d.Address, strconv.Itoa(d.Attempts), d.Error}
+}
+
+// writeDeadJSON writes what json.Encoder writes of the array of dead
+// letters, an element at a time.
+func writeDeadJSON(w io.Writer, dead deadSource) error {
+	type item struct {
+		Address  string `json:"address"`
+		Attempts int    `json:"attempts"`
+		Error    string `json:"error"`
+		LastTry  string `json:"last_try"`
+	}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	bw.WriteByte('[')
+	n := 0
+	err := dead(func(part []runstore.DeadLetter) error {
+		for _, d := range part {
+			b, err := json.Marshal(item{d.Address, d.Attempts, d.Error, d.CheckedAt.Format(time.RFC3339)})
+			if err != nil {
+				return err
+			}
+			if n++; n > 1 {
+				bw.WriteByte(',')
+			}
+			bw.Write(b)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	bw.WriteString("]\n")
+	return bw.Flush()
 }
 
 // runRequeue puts the run's dead letters back on the queue.

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/msaudit/msaudit/internal/cliflags"
+	"github.com/msaudit/msaudit/internal/report"
 	"github.com/msaudit/msaudit/internal/runstore"
 	"github.com/msaudit/msaudit/internal/worker"
 )
@@ -112,7 +113,7 @@ func runLocal(ctx context.Context, a *app, log *zap.Logger, o *localOptions) (*l
 	}
 	res := &localResult{ReportPath: filepath.Join(o.ReportDir, "report.html")}
 	for _, f := range []struct{ format, name string }{{"html", "report.html"}, {"csv", "report.csv"}, {"json", "report.json"}, {"contacts", "contacts.csv"}} {
-		if _, err := writeReport(ctx, sess.store, sum.RunID, f.format, filepath.Join(o.ReportDir, f.name), a.stdout); err != nil {
+		if _, err := writeReport(ctx, sess.store, sum.RunID, f.format, filepath.Join(o.ReportDir, f.name), report.DefaultLimit, a.stdout); err != nil {
 			return nil, err
 		}
 	}

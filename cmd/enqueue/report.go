@@ -16,16 +16,21 @@ import (
 
 	"github.com/msaudit/msaudit/internal/report"
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/spill"
 )
 
 type reportOptions struct {
 	Format string
 	Out    string
+	Limit  int
 }
 
 func (o *reportOptions) Validate() error {
 	if !contains(report.Formats, strings.ToLower(o.Format)) {
 		return fmt.Errorf("--format %q: want one of %s", o.Format, strings.Join(report.Formats, ", "))
+	}
+	if o.Limit < 1 {
+		return fmt.Errorf("--html-rows %d: want at least 1", o.Limit)
 	}
 	return nil
 }
@@ -45,7 +50,8 @@ time, also while the run is going.
 --format html is one self-contained page to hand on: a summary, the counts per
 domain, a chart of the checks over time, the consumer accounts found, the
 failed checks and what to run next, the run's phases; for a re-check, what
-changed since the run it re-checks. --format contacts is a CSV with one row per
+changed since the run it re-checks; each list shows at most --html-rows rows
+and says so when there are more. --format contacts is a CSV with one row per
 user who has a consumer account (user ID, display name, UPN, mail to write to,
 the addresses concerned), for a mail merge; docs/outreach-message.md is a
 message to send them. CSV files open in Excel as UTF-8, and no cell can run as
@@ -65,58 +71,80 @@ The report holds personal data: store it accordingly.`,
 	}
 	cmd.Flags().StringVarP(&o.Format, "format", "f", "html", "html, csv, json or contacts")
 	cmd.Flags().StringVar(&o.Out, "out", "-", "output file ('-': standard output)")
+	cmd.Flags().IntVar(&o.Limit, "html-rows", report.DefaultLimit, "rows of each list the HTML report shows at most (csv and json list all)")
 	return cmd
 }
 
-// writeReport renders the run's report to path (or stdout for "-"). A file
-// is written whole or not at all.
-func writeReport(ctx context.Context, store *runstore.Store, id, format, path string, stdout io.Writer) (int, error) {
-	// A report holds the whole run (600,000 rows for 200,000 users):
-	// collecting garbage more often keeps the peak well below twice that,
-	// for a few percent more CPU.
+// writeReport renders the run's report to path (or stdout for "-"),
+// reading the run store a page at a time as it writes; it returns the rows
+// written. A file is written whole or not at all.
+func writeReport(ctx context.Context, store *runstore.Store, id, format, path string, limit int, stdout io.Writer) (int, error) {
 	defer debug.SetGCPercent(debug.SetGCPercent(reportGCPercent))
-	d, err := loadReport(ctx, store, id, format)
+	d, err := loadReport(ctx, store, id, format, limit)
 	if err != nil {
 		return 0, err
 	}
-	if path == "-" {
-		return len(d.Rows), report.Write(stdout, format, d)
+	n := 0
+	rows := d.Rows
+	d.Rows = func(fn func([]report.Row) error) error {
+		n = 0
+		return rows(func(part []report.Row) error {
+			n += len(part)
+			return fn(part)
+		})
 	}
-	return len(d.Rows), writeFileAtomic(path, func(w io.Writer) error { return report.Write(w, format, d) })
+	if path == "-" {
+		return n, report.Write(stdout, format, d)
+	}
+	err = writeFileAtomic(path, func(w io.Writer) error { return report.Write(w, format, d) })
+	return n, err
 }
 
-// reportGCPercent is the GOGC of a report (Go's default is 100).
-const reportGCPercent = 10
+// reportGCPercent is the GOGC of the commands that stream a run (Go's
+// default is 100): what they hold is a sorter's budget and a page or two,
+// so collecting more often keeps the peak near that for little CPU.
+const reportGCPercent = 50
 
-// loadReport reads what a report of the run needs. The HTML report of a
-// re-check also compares it with the run it re-checks, and that of a
-// re-audit with its baseline, while that run is still kept; and it draws
-// the tenant's kept runs.
-func loadReport(ctx context.Context, store *runstore.Store, id, format string) (report.Data, error) {
+// reportSpill is how a report sorts what it cannot take in order from the
+// store: sorters of at most 8 MB each in memory, the rest in an unlinked
+// temporary file under TMPDIR.
+var reportSpill = spill.Config{Budget: 8 << 20}
+
+// newSorter is a sorter for the store's streaming readers.
+func newSorter() runstore.Sorter { return reportSpill.New() }
+
+// rowSource streams the run's rows from the store.
+func rowSource(ctx context.Context, store *runstore.Store, run *runstore.Run) report.Source {
+	return func(fn func([]report.Row) error) error {
+		return store.ReadResults(ctx, run.ID, newSorter, func(part []runstore.Result) error {
+			return fn(report.Rows(run, part))
+		})
+	}
+}
+
+// loadReport reads what a report of the run needs besides its rows, which
+// it streams. The HTML report of a re-check also compares it with the run
+// it re-checks, and that of a re-audit with its baseline, while that run
+// is still kept; and it draws the tenant's kept runs. Each list of an HTML
+// report shows at most limit rows.
+func loadReport(ctx context.Context, store *runstore.Store, id, format string, limit int) (report.Data, error) {
 	run, err := store.GetRun(ctx, id)
 	if err != nil {
 		return report.Data{}, err
 	}
-	rows, err := loadRows(ctx, store, run)
-	if err != nil {
-		return report.Data{}, err
-	}
-	d := report.Data{Run: run, Rows: rows}
+	d := report.Data{Run: run, Rows: rowSource(ctx, store, run), Limit: limit, Spill: reportSpill}
 	if !strings.EqualFold(format, "html") {
 		return d, nil
 	}
 	if other := cmp.Or(run.RecheckOf, run.Since); other != "" {
 		old, err := store.GetRun(ctx, other)
-		var oldRows []report.Row
 		if err == nil {
-			oldRows, err = loadRows(ctx, store, old)
+			d.Compare, err = report.Summarize(other, rowSource(ctx, store, old), id, d.Rows, limit)
 		}
 		switch {
 		case errors.Is(err, runstore.ErrRunNotFound):
 		case err != nil:
 			return d, err
-		default:
-			d.Compare = report.Compare(other, oldRows, id, d.Rows)
 		}
 	}
 	runs, err := tenantRuns(ctx, store, run.TenantID)
@@ -142,17 +170,6 @@ func tenantRuns(ctx context.Context, store *runstore.Store, tenant string) ([]*r
 		}
 	}
 	return out, nil
-}
-
-// loadRows converts the run's results to report rows a chunk at a time, so
-// that a large run's results and rows are not both in memory.
-func loadRows(ctx context.Context, store *runstore.Store, run *runstore.Run) ([]report.Row, error) {
-	var rows []report.Row
-	err := store.EachResults(ctx, run.ID, func(part []runstore.Result) error {
-		rows = append(rows, report.Rows(run, part)...)
-		return nil
-	})
-	return rows, err
 }
 
 // writeFileAtomic writes through a temporary file in the same directory and
@@ -186,7 +203,7 @@ func writeFileAtomic(path string, fill func(io.Writer) error) error {
 
 // runReport writes the run's report as o says.
 func runReport(ctx context.Context, a *app, sess *session, runID string, o *reportOptions) error {
-	n, err := writeReport(ctx, sess.store, runID, o.Format, o.Out, a.stdout)
+	n, err := writeReport(ctx, sess.store, runID, o.Format, o.Out, o.Limit, a.stdout)
 	if err != nil {
 		return err
 	}

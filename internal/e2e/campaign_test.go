@@ -177,6 +177,22 @@ func checkReports(t *testing.T, env []string, dir, run string, present int, tota
 	if n := strings.Count(dom, "<script"); n != 1 {
 		t.Errorf("rendered report has %d script elements, want only its own", n)
 	}
+	// Capped at two rows, the list of consumer accounts says so and stays
+	// a filterable, sortable table.
+	capped := filepath.Join(dir, "report-capped.html")
+	enqueue(t, env, "report", run, "--format", "html", "--html-rows", "2", "--out", capped)
+	dom = renderDOM(t, capped)
+	if present > 2 && !strings.Contains(dom, `id="present-capped">The first 2 of `) {
+		t.Error("the capped report does not say its list is capped")
+	}
+	table := dom[strings.Index(dom, `id="present"`):]
+	table = table[:strings.Index(table, "</table>")]
+	if n := strings.Count(table, "<tr"); present > 2 && n != 3 {
+		t.Errorf("the capped table has %d rows with its header, want 3", n)
+	}
+	if !strings.Contains(dom, `placeholder="Filter these 2 rows"`) || !strings.Contains(table, "sortable") {
+		t.Error("the capped table is not made filterable and sortable")
+	}
 	for _, format := range []string{"csv", "contacts"} {
 		p := filepath.Join(dir, "report-"+format+".csv")
 		enqueue(t, env, "report", run, "--format", format, "--out", p)

@@ -2,10 +2,10 @@ package report
 
 import (
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/spill"
 )
 
 var contactsHeader = []string{"user_id", "display_name", "upn", "mail", "addresses"}
@@ -22,62 +22,81 @@ type Contact struct {
 	Addresses []string // the addresses with a consumer account, sorted
 }
 
-// Contacts groups the present rows by user, sorted by display name, then
-// UPN, then user ID.
-func Contacts(rows []Row) []Contact {
-	byUser := make(map[string]*Contact)
-	var out []*Contact
-	for _, r := range rows {
-		if r.Status != runstore.StatePresent {
-			continue
-		}
-		key := r.UserID
-		if key == "" {
-			key = "\x00" + r.Address // no owner: one contact per address
-		}
-		c := byUser[key]
-		if c == nil {
-			c = &Contact{UserID: r.UserID, DisplayName: r.DisplayName, UPN: r.UPN, Mail: r.Mail}
-			if c.Mail == "" {
-				c.Mail = r.UPN
+// eachContact groups the present rows by user and calls fn with each
+// contact, sorted by display name (ignoring case), then UPN, then user ID;
+// the rows are sorted by sorters cfg makes, so that only one contact is in
+// memory at a time beyond the sorter's budget.
+func eachContact(rows Source, cfg spill.Config, fn func(Contact) error) error {
+	sorted := cfg.New()
+	defer sorted.Close()
+	var key, val []byte
+	err := rows(func(part []Row) error {
+		for _, r := range part {
+			if r.Status != runstore.StatePresent {
+				continue
 			}
-			if c.Mail == "" {
-				c.Mail = r.Address
+			mail := r.Mail
+			if mail == "" {
+				mail = r.UPN
 			}
-			byUser[key] = c
-			out = append(out, c)
+			if mail == "" {
+				mail = r.Address
+			}
+			key = spill.AppendKey(key[:0], strings.ToLower(r.DisplayName))
+			key = spill.AppendKey(key, r.UPN)
+			key = spill.AppendKey(key, r.UserID+mail)
+			key = spill.AppendKey(key, r.Address)
+			val = spill.AppendField(spill.AppendField(spill.AppendField(val[:0], r.UserID), r.DisplayName), mail)
+			if err := sorted.Add(key, val); err != nil {
+				return err
+			}
 		}
-		c.Addresses = append(c.Addresses, r.Address)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if x, y := strings.ToLower(a.DisplayName), strings.ToLower(b.DisplayName); x != y {
-			return x < y
-		}
-		if a.UPN != b.UPN {
-			return a.UPN < b.UPN
-		}
-		return a.UserID+a.Mail < b.UserID+b.Mail
+		return nil
 	})
-	res := make([]Contact, len(out))
-	for i, c := range out {
-		sort.Strings(c.Addresses)
-		res[i] = *c
+	if err != nil {
+		return err
 	}
-	return res
+	var c *Contact
+	err = sorted.Each(func(key, val []byte) error {
+		_, rest := spill.SplitKey(key) // the display name lower-cased; the value has it as written
+		upn, rest := spill.SplitKey(rest)
+		_, rest = spill.SplitKey(rest)
+		addr, _ := spill.SplitKey(rest)
+		userID, v := spill.NextField(val)
+		name, v := spill.NextField(v)
+		mail, _ := spill.NextField(v)
+		// A user's rows are adjacent; an address of no one is a contact
+		// of its own.
+		if c != nil && (userID != c.UserID || userID == "") {
+			if err := fn(*c); err != nil {
+				return err
+			}
+			c = nil
+		}
+		if c == nil {
+			c = &Contact{UserID: userID, DisplayName: name, UPN: upn, Mail: mail}
+		}
+		c.Addresses = append(c.Addresses, addr)
+		return nil
+	})
+	if err != nil || c == nil {
+		return err
+	}
+	return fn(*c)
 }
 
 // writeContacts writes the contacts CSV, the addresses of a user joined by
 // "; ".
-func writeContacts(w io.Writer, rows []Row) error {
+func writeContacts(w io.Writer, rows Source, cfg spill.Config) error {
 	cw, err := newCSV(w, contactsHeader)
 	if err != nil {
 		return err
 	}
-	for _, c := range Contacts(rows) {
-		if err := cw.write(c.UserID, c.DisplayName, c.UPN, c.Mail, strings.Join(c.Addresses, "; ")); err != nil {
-			return err
-		}
+	err = eachContact(rows, cfg, func(c Contact) error {
+		return cw.write(c.UserID, c.DisplayName, c.UPN, c.Mail, strings.Join(c.Addresses, "; "))
+	})
+	if err != nil {
+		return err
 	}
 	return cw.close()
 }

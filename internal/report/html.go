@@ -2,6 +2,7 @@ package report
 
 import (
 	"bufio"
+	"bytes"
 	_ "embed"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/spill"
 )
 
 // The page, its style and its script are embedded and inlined, so that the
@@ -44,10 +46,13 @@ type option struct{ Name, Value string }
 type phase struct{ Name, At, After string }
 
 type compareView struct {
-	Old                               string
+	Old, NewRun                       string
 	Since                             bool // Old is the baseline of a re-audit, not a re-checked run
 	Resolved, Still, New, Unconfirmed int
 	ResolvedRows, NewRows             []Entry
+	// ResolvedAll and NewAll are the entries of the lists in all, more
+	// than the rows shown when the lists are capped.
+	ResolvedAll, NewAll int
 }
 
 type page struct {
@@ -60,7 +65,8 @@ type page struct {
 	Chart                     *chart
 	Trend                     *trend
 	Compare                   *compareView
-	Present, Failed           []Row
+	Present, Failed           []Row // the first rows of each, at most Data.Limit
+	PresentPairs, FailedPairs int   // the rows of each in all
 	AbsentPairs, PendingPairs int
 	Timeline                  []phase
 	CSS                       template.CSS
@@ -71,30 +77,29 @@ func writeHTML(w io.Writer, d Data) error {
 	run := d.Run
 	p := page{Run: run, State: run.State(), Made: d.Now.UTC().Format("2006-01-02 15:04 UTC"),
 		CSS: template.CSS(pageCSS), JS: template.JS(pageJS)}
-	p.S = summarize(run, d.Rows)
-	p.Domains = domains(d.Rows)
+	sc := &scan{limit: d.Limit, domainIdx: make(map[string]int), users: d.Spill.New()}
+	defer sc.users.Close()
+	if err := d.Rows(sc.add); err != nil {
+		return err
+	}
+	usersPresent, err := sc.distinctUsers()
+	if err != nil {
+		return err
+	}
+	p.S = summarize(run, usersPresent)
+	p.Domains = sc.sortedDomains()
 	p.Options = options(run, d.Now)
 	if run.Since != "" {
-		p.Options = append(p.Options, reusedOption(run, d.Rows))
+		p.Options = append(p.Options, reusedOption(run, sc.firstReused, sc.lastReused))
 	}
 	p.Chart = newChart(run.Chart)
-	for _, r := range d.Rows {
-		switch r.Status {
-		case runstore.StatePresent:
-			p.Present = append(p.Present, r)
-		case runstore.StateDead:
-			p.Failed = append(p.Failed, r)
-		case runstore.StateAbsent:
-			p.AbsentPairs++
-		default:
-			p.PendingPairs++
-		}
-	}
+	p.Present, p.PresentPairs, p.Failed, p.FailedPairs = sc.present, sc.presentPairs, sc.failed, sc.failedPairs
+	p.AbsentPairs, p.PendingPairs = sc.absentPairs, sc.pendingPairs
 	if c := d.Compare; c != nil {
-		p.Compare = &compareView{Old: c.Old, Since: run.Since == c.Old, Resolved: Addresses(c.Resolved), Still: Addresses(c.StillPresent),
-			New: Addresses(c.NewlyPresent), Unconfirmed: Addresses(c.Unconfirmed), ResolvedRows: c.Resolved}
+		p.Compare = &compareView{Old: c.Old, NewRun: c.New, Since: run.Since == c.Old, Resolved: c.Counts[Resolved], Still: c.Counts[StillPresent],
+			New: c.Counts[NewlyPresent], Unconfirmed: c.Counts[Unconfirmed], ResolvedRows: c.Resolved, ResolvedAll: c.Entries[Resolved]}
 		if p.Compare.Since {
-			p.Compare.NewRows = c.NewlyPresent
+			p.Compare.NewRows, p.Compare.NewAll = c.NewlyPresent, c.Entries[NewlyPresent]
 		}
 	}
 	p.Trend = newTrend(d.Trend, run.ID)
@@ -106,54 +111,90 @@ func writeHTML(w io.Writer, d Data) error {
 	return bw.Flush()
 }
 
-// summarize takes the counts from the run record, the system of record,
-// and the users with a consumer account from the rows.
-func summarize(run *runstore.Run, rows []Row) summary {
-	s := summary{Addresses: run.AddressesTotal, Users: run.UsersTotal, Present: run.Present, Absent: run.Absent,
-		Dead: run.DeadLettered, Checked: run.Checked}
-	s.Pending = max(0, s.Addresses-s.Checked-s.Dead)
-	if s.Users == 0 {
-		s.Users = run.UsersSeen
-	}
-	users := make(map[string]struct{})
-	for _, r := range rows {
-		if r.Status == runstore.StatePresent && r.UserID != "" {
-			users[r.UserID] = struct{}{}
-		}
-	}
-	s.UsersPresent = int64(len(users))
-	s.CheckedPct, s.PresentPct, s.UsersPresentPct = pct(s.Checked, s.Addresses), pct(s.Present, s.Checked), pct(s.UsersPresent, s.Users)
-	return s
+// scan gathers what the HTML report shows of the rows, in one pass:
+// counts, the first rows of each list, the domains, and the users with a
+// consumer account, which a sorter counts.
+type scan struct {
+	limit                     int
+	domainIdx                 map[string]int
+	domains                   []domainRow
+	lastAddr                  string
+	firstReused, lastReused   string
+	present, failed           []Row
+	presentPairs, failedPairs int
+	absentPairs, pendingPairs int
+	users                     *spill.Sorter // the user IDs of present rows
 }
 
-func pct(n, of int64) string {
-	if of <= 0 {
-		return "–"
+func (sc *scan) add(part []Row) error {
+	for _, r := range part {
+		sc.domain(r)
+		if r.ReusedFrom != "" && r.CheckedAt != "" {
+			if sc.firstReused == "" || r.CheckedAt < sc.firstReused { // RFC 3339 UTC sorts as text
+				sc.firstReused = r.CheckedAt
+			}
+			sc.lastReused = max(sc.lastReused, r.CheckedAt)
+		}
+		switch r.Status {
+		case runstore.StatePresent:
+			if sc.presentPairs++; len(sc.present) < sc.limit {
+				sc.present = append(sc.present, r)
+			}
+			if r.UserID != "" {
+				if err := sc.users.Add([]byte(r.UserID), nil); err != nil {
+					return err
+				}
+			}
+		case runstore.StateDead:
+			if sc.failedPairs++; len(sc.failed) < sc.limit {
+				sc.failed = append(sc.failed, r)
+			}
+		case runstore.StateAbsent:
+			sc.absentPairs++
+		default:
+			sc.pendingPairs++
+		}
 	}
-	return fmt.Sprintf("%.1f %%", 100*float64(n)/float64(of))
+	return nil
 }
 
-// domains counts distinct addresses and those found present per domain;
-// rows are sorted by address, so an address's pairs are adjacent.
-func domains(rows []Row) []domainRow {
-	idx := make(map[string]int)
-	var out []domainRow
-	for i, r := range rows {
-		if i > 0 && rows[i-1].Address == r.Address {
-			continue
-		}
-		d := r.Address[strings.LastIndexByte(r.Address, '@')+1:]
-		j, ok := idx[d]
-		if !ok {
-			j = len(out)
-			idx[d] = j
-			out = append(out, domainRow{Name: d})
-		}
-		out[j].Addresses++
-		if r.Status == runstore.StatePresent {
-			out[j].Found++
-		}
+// domain counts a distinct address and whether it was found present in its
+// domain; rows are sorted by address, so an address's pairs are adjacent.
+func (sc *scan) domain(r Row) {
+	if r.Address == sc.lastAddr {
+		return
 	}
+	sc.lastAddr = r.Address
+	d := r.Address[strings.LastIndexByte(r.Address, '@')+1:]
+	j, ok := sc.domainIdx[d]
+	if !ok {
+		j = len(sc.domains)
+		sc.domainIdx[d] = j
+		sc.domains = append(sc.domains, domainRow{Name: d})
+	}
+	sc.domains[j].Addresses++
+	if r.Status == runstore.StatePresent {
+		sc.domains[j].Found++
+	}
+}
+
+// distinctUsers counts the users with a consumer account.
+func (sc *scan) distinctUsers() (int64, error) {
+	var n int64
+	var last []byte
+	err := sc.users.Each(func(id, _ []byte) error {
+		if n == 0 || !bytes.Equal(id, last) {
+			n++
+			last = append(last[:0], id...)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// sortedDomains is the domains, most addresses first.
+func (sc *scan) sortedDomains() []domainRow {
+	out := sc.domains
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Addresses != out[j].Addresses {
 			return out[i].Addresses > out[j].Addresses
@@ -165,6 +206,26 @@ func domains(rows []Row) []domainRow {
 		out[i].Width = 100 * float64(out[i].Found) / float64(max(out[i].Addresses, 1))
 	}
 	return out
+}
+
+// summarize takes the counts from the run record, the system of record,
+// and the users with a consumer account from the rows.
+func summarize(run *runstore.Run, usersPresent int64) summary {
+	s := summary{Addresses: run.AddressesTotal, Users: run.UsersTotal, Present: run.Present, Absent: run.Absent,
+		Dead: run.DeadLettered, Checked: run.Checked, UsersPresent: usersPresent}
+	s.Pending = max(0, s.Addresses-s.Checked-s.Dead)
+	if s.Users == 0 {
+		s.Users = run.UsersSeen
+	}
+	s.CheckedPct, s.PresentPct, s.UsersPresentPct = pct(s.Checked, s.Addresses), pct(s.Present, s.Checked), pct(s.UsersPresent, s.Users)
+	return s
+}
+
+func pct(n, of int64) string {
+	if of <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f %%", 100*float64(n)/float64(of))
 }
 
 // options describes what the run checked, from the submit options it keeps.
@@ -222,18 +283,8 @@ func options(run *runstore.Run, now time.Time) []option {
 }
 
 // reusedOption says how many answers a re-audit reused, of which run, and
-// when they were first given.
-func reusedOption(run *runstore.Run, rows []Row) option {
-	first, last := "", ""
-	for _, r := range rows {
-		if r.ReusedFrom == "" || r.CheckedAt == "" {
-			continue
-		}
-		if first == "" || r.CheckedAt < first { // RFC 3339 UTC sorts as text
-			first = r.CheckedAt
-		}
-		last = max(last, r.CheckedAt)
-	}
+// when they were first given (first and last: RFC 3339, empty if none).
+func reusedOption(run *runstore.Run, first, last string) option {
 	v := fmt.Sprintf("%d addresses run %s found without a consumer account, not asked again (reused_from in the JSON and CSV reports)", run.Reused, run.Since)
 	if first != "" {
 		v += fmt.Sprintf("; first answered between %s and %s", first[:10], last[:10])

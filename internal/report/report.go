@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/msaudit/msaudit/internal/runstore"
+	"github.com/msaudit/msaudit/internal/spill"
 )
 
 // Formats lists the formats Write accepts.
@@ -71,10 +72,29 @@ func Rows(run *runstore.Run, results []runstore.Result) []Row {
 	return rows
 }
 
+// Source streams rows in order, by address then user ID, a page at a time;
+// fn must not keep the slice. A report reads its source once.
+type Source func(fn func([]Row) error) error
+
+// SliceSource is a Source of rows already in memory (sorted by the caller).
+func SliceSource(rows []Row) Source {
+	return func(fn func([]Row) error) error {
+		if len(rows) == 0 {
+			return nil
+		}
+		return fn(rows)
+	}
+}
+
+// DefaultLimit is how many rows each list of the HTML report shows at
+// most; the CSV and JSON reports list every row.
+const DefaultLimit = 5000
+
 // Data is what a report is made of.
 type Data struct {
-	Run  *runstore.Run
-	Rows []Row
+	Run *runstore.Run
+	// Rows are the run's rows; nil: none.
+	Rows Source
 	// Compare is the comparison with the run a re-check re-checks, or with
 	// the baseline of a re-audit (Run.Since), nil for other runs or when
 	// that run is gone; only HTML shows it.
@@ -84,12 +104,24 @@ type Data struct {
 	Trend []TrendPoint
 	// Now is when the report is made (zero: the current time).
 	Now time.Time
+	// Limit is how many rows each list of the HTML report shows at most
+	// (0: DefaultLimit).
+	Limit int
+	// Spill is how the formats that order rows otherwise than the source
+	// (contacts) or count distinct users (html) sort them.
+	Spill spill.Config
 }
 
-// Write renders d in format to w.
+// Write renders d in format to w, reading d.Rows once, as it writes.
 func Write(w io.Writer, format string, d Data) error {
 	if d.Now.IsZero() {
 		d.Now = time.Now()
+	}
+	if d.Rows == nil {
+		d.Rows = SliceSource(nil)
+	}
+	if d.Limit <= 0 {
+		d.Limit = DefaultLimit
 	}
 	switch strings.ToLower(format) {
 	case "json":
@@ -97,49 +129,65 @@ func Write(w io.Writer, format string, d Data) error {
 	case "csv":
 		return writeCSV(w, d.Rows)
 	case "contacts":
-		return writeContacts(w, d.Rows)
+		return writeContacts(w, d.Rows, d.Spill)
 	case "html":
 		return writeHTML(w, d)
 	}
 	return fmt.Errorf("report format %q: want one of %s", format, strings.Join(Formats, ", "))
 }
 
-// writeJSON writes the rows as one indented array, a row at a time: an
-// encoder given the whole slice would hold all of it, gigabytes for a large
-// tenant, in memory at once.
-func writeJSON(w io.Writer, rows []Row) error {
+// writeJSON writes the rows as one indented array, a row at a time as they
+// come.
+func writeJSON(w io.Writer, rows Source) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
-	if len(rows) == 0 {
+	n := 0
+	err := rows(func(part []Row) error {
+		for i := range part {
+			b, err := json.MarshalIndent(&part[i], "  ", "  ")
+			if err != nil {
+				return fmt.Errorf("encode report row: %w", err)
+			}
+			if n == 0 {
+				bw.WriteString("[\n  ")
+			} else {
+				bw.WriteString(",\n  ")
+			}
+			n++
+			if _, err := bw.Write(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
 		bw.WriteString("[]\n")
-		return bw.Flush()
+	} else {
+		bw.WriteString("\n]\n")
 	}
-	bw.WriteString("[\n  ")
-	for i := range rows {
-		b, err := json.MarshalIndent(&rows[i], "  ", "  ")
-		if err != nil {
-			return fmt.Errorf("encode report row: %w", err)
-		}
-		if i > 0 {
-			bw.WriteString(",\n  ")
-		}
-		bw.Write(b)
-	}
-	bw.WriteString("\n]\n")
 	return bw.Flush()
 }
 
 var csvHeader = []string{"address", "user_id", "upn", "display_name", "mail", "status", "ms_request_id", "checked_at", "attempts", "error", "reused_from"}
 
-func writeCSV(w io.Writer, rows []Row) error {
+func writeCSV(w io.Writer, rows Source) error {
 	cw, err := newCSV(w, csvHeader)
 	if err != nil {
 		return err
 	}
-	for _, r := range rows {
-		if err := cw.write(r.Address, r.UserID, r.UPN, r.DisplayName, r.Mail, string(r.Status), r.MSRequestID, r.CheckedAt,
-			strconv.Itoa(r.Attempts), r.Error, r.ReusedFrom); err != nil {
-			return err
+	err = rows(func(part []Row) error {
+		for _, r := range part {
+			if err := cw.write(r.Address, r.UserID, r.UPN, r.DisplayName, r.Mail, string(r.Status), r.MSRequestID, r.CheckedAt,
+				strconv.Itoa(r.Attempts), r.Error, r.ReusedFrom); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	return cw.close()
 }

@@ -23,7 +23,16 @@ func sample() Data {
 		{Pair: runstore.Pair{Address: "c<script>@fabrikam.com", UserID: "u3", UPN: "c@contoso.com"}, State: "dead", Attempts: 8, Detail: runstore.Detail{CheckedAt: at, Error: "no answer: <b>HTTP 500</b>"}},
 		{Pair: runstore.Pair{Address: "d@contoso.com", UserID: "u4", UPN: "d@contoso.com"}, State: "absent", Detail: runstore.Detail{RequestID: "rq0", CheckedAt: at.Add(-24 * time.Hour)}},
 	})
-	return Data{Run: run, Rows: rows, Now: at}
+	return Data{Run: run, Rows: SliceSource(rows), Now: at}
+}
+
+func summarizeT(t *testing.T, oldID string, old []Row, newID string, cur Source) *Comparison {
+	t.Helper()
+	c, err := Summarize(oldID, SliceSource(old), newID, cur, DefaultLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func render(t *testing.T, format string, d Data) string {
@@ -107,7 +116,7 @@ func TestContacts(t *testing.T) {
 		{Address: "d@x.com", Status: "present"},
 		{Address: "e@x.com", UserID: "u4", Status: "dead"},
 	}
-	recs := readCSV(t, render(t, "contacts", Data{Run: &runstore.Run{}, Rows: rows}))
+	recs := readCSV(t, render(t, "contacts", Data{Run: &runstore.Run{}, Rows: SliceSource(rows)}))
 	want := [][]string{
 		contactsHeader,
 		{"", "", "", "d@x.com", "d@x.com"},
@@ -129,23 +138,17 @@ func TestCompare(t *testing.T) {
 	row := func(a, st string) Row { return Row{Address: a, UserID: "u-" + a, Status: runstore.AddressStatus(st)} }
 	old := []Row{row("a", "present"), row("b", "present"), row("c", "present"), row("d", "absent"), row("e", "present"), row("f", "dead")}
 	cur := []Row{row("a", "absent"), row("b", "present"), row("c", "dead"), row("d", "present"), row("f", "present"), row("g", "present")}
-	c := Compare("old", old, "new", cur)
-	for _, tc := range []struct {
-		name string
-		got  []Entry
-		want string
-	}{
-		{"resolved", c.Resolved, "a"},
-		{"still_present", c.StillPresent, "b"},
-		{"newly_present", c.NewlyPresent, "d f g"},
-		{"unconfirmed", c.Unconfirmed, "c e"},
-	} {
-		var addrs []string
-		for _, e := range tc.got {
-			addrs = append(addrs, e.Address)
-		}
-		if strings.Join(addrs, " ") != tc.want {
-			t.Errorf("%s = %v, want %s", tc.name, addrs, tc.want)
+	lists := make(map[Class][]string)
+	n, err := CompareRuns(SliceSource(old), SliceSource(cur), func(c Class, e Entry) error {
+		lists[c] = append(lists[c], e.Address)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c, want := range map[Class]string{Resolved: "a", StillPresent: "b", NewlyPresent: "d f g", Unconfirmed: "c e"} {
+		if got := strings.Join(lists[c], " "); got != want || n[c] != len(lists[c]) {
+			t.Errorf("%s = %v (%d addresses), want %s", c.Name(), got, n[c], want)
 		}
 	}
 }
@@ -153,7 +156,7 @@ func TestCompare(t *testing.T) {
 func TestHTMLEscapesAndSections(t *testing.T) {
 	t.Parallel()
 	d := sample()
-	d.Compare = Compare("r0", []Row{{Address: "b@contoso.com", Status: "present", DisplayName: "<i>x</i>"}}, "r1", d.Rows)
+	d.Compare = summarizeT(t, "r0", []Row{{Address: "b@contoso.com", Status: "present", DisplayName: "<i>x</i>"}}, "r1", d.Rows)
 	h := render(t, "html", d)
 	for _, bad := range []string{"<script>@", "<b>HTTP", "<img src", "<i>x"} {
 		if strings.Contains(h, bad) {
@@ -193,7 +196,7 @@ func TestHTMLSinceTheLastAudit(t *testing.T) {
 	t.Parallel()
 	d := sample()
 	base := []Row{{Address: "a@contoso.com", Status: "present"}, {Address: "b@contoso.com", Status: "present"}}
-	d.Compare = Compare("r-base", base, "r1", d.Rows)
+	d.Compare = summarizeT(t, "r-base", base, "r1", d.Rows)
 	d.Trend = []TrendPoint{{RunID: "r-base", At: at.Add(-30 * 24 * time.Hour), Addresses: 3, Present: 2}, {RunID: "r1", At: at, Addresses: 4, Present: 1}}
 	h := render(t, "html", d)
 	for _, s := range []string{"Since the last audit", "re-audited the tenant since run <code>r-base</code>", `id="cmp-resolved">1<`, `id="cmp-still">1<`,

@@ -164,6 +164,8 @@ type Store struct {
 	// buckets caches each run's bucket count (run ID -> int), which never
 	// changes, so that recording an answer costs no extra round trip.
 	buckets sync.Map
+	// page is what the streaming readers take for PageAddresses (0: that).
+	page int
 }
 
 // New returns a Store using rdb.

@@ -163,19 +163,11 @@ func (s *Store) DeadLetters(ctx context.Context, runID string) ([]DeadLetter, er
 	out := make([]DeadLetter, 0, len(addrs))
 	const chunk = 1000
 	for start := 0; start < len(addrs); start += chunk {
-		part := addrs[start:min(start+chunk, len(addrs))]
-		pipe := s.rdb.Pipeline()
-		vals := s.hmgetStates(ctx, pipe, k, part)
-		errs := pipe.HMGet(ctx, k.errors, part...)
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, fmt.Errorf("list dead letters: %w", err)
+		dead, err := s.deadLetterPage(ctx, k, addrs[start:min(start+chunk, len(addrs))])
+		if err != nil {
+			return nil, err
 		}
-		for i, v := range vals() {
-			dl := DeadLetter{Address: part[i]}
-			_, dl.Attempts, dl.Detail = decodeState(v)
-			dl.Error, _ = errs.Val()[i].(string)
-			out = append(out, dl)
-		}
+		out = append(out, dead...)
 	}
 	return out, nil
 }
