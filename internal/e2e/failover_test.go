@@ -60,7 +60,9 @@ func TestRollbacks(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	var all []rollbackFigures
 	for i := 0; i < rollbacks(t); i++ {
-		f := rollBackOneRun(t, srv, rdb, i)
+		var f rollbackFigures
+		// A subtest, so that each run's simulator and workers stop with it.
+		t.Run(fmt.Sprintf("run%d", i+1), func(t *testing.T) { f = rollBackOneRun(t, srv, rdb, i) })
 		all = append(all, f)
 		t.Logf("rollback %d: %d addresses, copied at %.0f%%, %s of writes rolled back, %d answers erased, %d more realm requests repeated; after the restore: %s to complete, longest without an answer %s, reconcile took %s; equal to the ground truth: %v",
 			i+1, f.addresses, 100*f.at, f.rolledBack.Round(100*time.Millisecond), f.erased, f.stillInFlight,
@@ -121,6 +123,7 @@ func rollBackOneRun(t *testing.T, srv *redistest.Server, rdb *redis.Client, i in
 	f.rolledBack = time.Since(copied)
 	restoreAOF(t, srv, snapshot)
 	restart(t, srv)
+	loaded(t, rdb)
 	restored := time.Now()
 	reasked := repeatedRequests(t, s)
 
@@ -150,6 +153,19 @@ func rollBackOneRun(t *testing.T, srv *redistest.Server, rdb *redis.Client, i in
 			i+1, lost, mismatched, final, len(gt.Addresses))
 	}
 	return f
+}
+
+// loaded waits until Redis has loaded its data: it answers while it loads,
+// but only to say so (LOADING).
+func loaded(t *testing.T, rdb *redis.Client) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for rdb.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("Redis did not load its data: %v", rdb.Ping(context.Background()).Err())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // waitProgress waits until the run has checked at least the fraction p of

@@ -110,12 +110,11 @@ func (w *Watch) Check(ctx context.Context, now time.Time) (Record, error) {
 	marker := pipe.Incr(ctx, markerKey) // refused while Redis is out of memory: then unused
 	fields := pipe.HMGet(ctx, recordKey, fieldEpoch, fieldNoticedAt, fieldReconciled)
 	_, _ = pipe.Exec(ctx)
-	if err := info.Err(); err != nil {
-		return Record{}, fmt.Errorf("look for a Redis failover: %w", err)
-	}
 	if err := fields.Err(); err != nil {
 		return Record{}, fmt.Errorf("look for a Redis failover: %w", err)
 	}
+	// INFO is a "dangerous" command an ACL may refuse: then the marker
+	// and the record are what notices a failover.
 	runID := infoField(info.Val(), "run_id")
 	rec := parseRecord(fields.Val())
 	if reason := w.changed(runID, marker, rec); reason != "" {
@@ -143,7 +142,7 @@ func (w *Watch) changed(runID string, marker *redis.IntCmd, rec Record) string {
 		return ""
 	}
 	switch {
-	case runID != w.runID:
+	case runID != "" && w.runID != "" && runID != w.runID:
 		w.announce = true
 		return "another Redis server process answers"
 	case marker.Err() == nil && marker.Val() <= w.marker:
@@ -275,14 +274,17 @@ func (l *Lock) Release(ctx context.Context) error {
 
 // SettledAt is when the work that was in flight at Redis' last restart or
 // noticed failover can no longer acknowledge anything: Settle after the
-// later of the two. A time before now means there is nothing to wait for.
+// later of the two (the restart is known from INFO's uptime, when INFO is
+// allowed). A time before now means there is nothing to wait for.
 func SettledAt(ctx context.Context, rdb redis.UniversalClient, now time.Time) (time.Time, error) {
 	pipe := rdb.Pipeline()
 	info := pipe.Info(ctx, "server")
 	fields := pipe.HMGet(ctx, recordKey, fieldEpoch, fieldNoticedAt, fieldReconciled)
-	if _, err := pipe.Exec(ctx); err != nil {
+	_, _ = pipe.Exec(ctx)
+	if err := fields.Err(); err != nil {
 		return time.Time{}, fmt.Errorf("look for a Redis failover: %w", err)
 	}
+	// An ACL may refuse INFO: then the record alone says when.
 	last := parseRecord(fields.Val()).NoticedAt
 	if up, err := strconv.ParseInt(infoField(info.Val(), "uptime_in_seconds"), 10, 64); err == nil {
 		if started := now.Add(-time.Duration(up) * time.Second); started.After(last) {

@@ -174,3 +174,33 @@ func TestSettledAt(t *testing.T) {
 		t.Errorf("settled at %s (%v), want %s", at, err, noticed.Add(Settle))
 	}
 }
+
+// TestWithoutInfo: where an ACL refuses INFO, the marker and the record
+// still notice a rollback, and SettledAt goes by the record.
+func TestWithoutInfo(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartT(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { admin.Close() })
+	if err := admin.Do(ctx, "ACL", "SETUSER", "worker", "on", ">pw", "~*", "&*", "+@all", "-info").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "worker", Password: "pw"})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.Info(ctx, "server").Err(); err == nil {
+		t.Fatal("the ACL lets INFO through")
+	}
+	w := NewWatch(rdb, zap.NewNop())
+	now := time.UnixMilli(time.Now().UnixMilli())
+	look(t, w, now)
+	look(t, w, now)
+	if err := admin.Del(ctx, markerKey).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if rec := look(t, w, now); rec.Epoch != 1 || w.Failovers() != 1 {
+		t.Fatalf("after a rollback: record %+v, %d failovers noticed; want epoch 1, 1", rec, w.Failovers())
+	}
+	if at, err := SettledAt(ctx, rdb, now); err != nil || !at.Equal(now.Add(Settle)) {
+		t.Errorf("settled at %s (%v), want %s", at, err, now.Add(Settle))
+	}
+}
