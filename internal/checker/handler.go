@@ -181,7 +181,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 		if res.pending == 0 && h.failovers() != failovers {
-			log.Info("Redis failed over during the batch: checking it again before it is acknowledged")
+			log.Debug("Redis failed over during the batch: checking it again before it is acknowledged")
 			continue
 		}
 		if res.pending == 0 {
