@@ -15,8 +15,8 @@ import (
 
 // failoverLockTTL is how long the worker reconciling after a failover holds
 // its lease without renewing it; it renews it after every run. After a
-// round that had to skip a run it keeps the lease until it runs out, which
-// spaces the next round.
+// round that did not reconcile every run it keeps the lease until it runs
+// out, and tries no round before then itself, which spaces the next round.
 const failoverLockTTL = 30 * time.Second
 
 // failoverLoop looks at Redis every failover.CheckEvery (w.watch) and, once
@@ -31,6 +31,7 @@ func (w *Worker) failoverLoop(ctx context.Context, rdb redis.UniversalClient, se
 	lock := failover.NewLock(rdb, runstore.NewRunID(time.Now()), failoverLockTTL)
 	t := time.NewTicker(failover.CheckEvery)
 	defer t.Stop()
+	var next time.Time // no round before, after a partial one
 	for first := true; ; first = false {
 		if !first {
 			select {
@@ -42,7 +43,7 @@ func (w *Worker) failoverLoop(ctx context.Context, rdb redis.UniversalClient, se
 		// A failed look is Redis unreachable or refusing: readiness says
 		// so; the next look tries again.
 		rec, err := w.watch.Check(ctx, time.Now())
-		if err != nil || !rec.Due(time.Now(), settle) {
+		if err != nil || !rec.Due(time.Now(), settle) || time.Now().Before(next) {
 			continue
 		}
 		if ok, err := lock.Hold(ctx); err != nil || !ok {
@@ -50,6 +51,8 @@ func (w *Worker) failoverLoop(ctx context.Context, rdb redis.UniversalClient, se
 		}
 		if w.reconcileAfterFailover(ctx, rdb, r, lock, rec.Epoch) {
 			_ = lock.Release(context.WithoutCancel(ctx))
+		} else {
+			next = time.Now().Add(failoverLockTTL)
 		}
 	}
 }
