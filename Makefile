@@ -94,8 +94,13 @@ test-deploy: ## only the deploy/ manifests, Dockerfile and dashboard (no image b
 	cd deploy && $(GO) test -count=1 -short ./...
 
 .PHONY: chaos
+chaos: chaos-rollbacks
 chaos: ## the full chaos suite: 20,000+ addresses through worker kills, Redis restarts, a rollback, lost tasks
 	MSAUDIT_CHAOS=full $(GO) test -count=1 -run '^TestChaos$$' -v -timeout 30m ./internal/e2e
+
+.PHONY: chaos-rollbacks
+chaos-rollbacks: ## ten runs, each with Redis rolled back a few seconds at a random moment: every run equal to the truth, the longest time without an answer after a restore
+	MSAUDIT_CHAOS=full $(GO) test -count=1 -run '^TestRollbacks$$' -v -timeout 40m ./internal/e2e
 
 .PHONY: bench
 bench: ## micro-benchmarks: classification, expansion, recording a batch in Redis

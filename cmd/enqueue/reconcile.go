@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/msaudit/msaudit/internal/failover"
 	"github.com/msaudit/msaudit/internal/runstore"
 	"github.com/msaudit/msaudit/internal/submit"
 )
@@ -22,12 +23,16 @@ func newReconcileCommand(a *app) *cobra.Command {
 		Short: "Repair a run after a Redis failure: re-queue what no task carries, recount",
 		Long: `reconcile repairs a run whose queue Redis lost or mixed up: after a failover to
 a lagging replica, a restore from a backup that is not a consistent prefix, or
-keys evicted under memory pressure. It hands back to the queue the run's tasks
-left active with no lease (asynq never recovers those), queues again, as new
+keys evicted under memory pressure. It puts back in the queue the run's tasks
+left active that no worker runs any more, with no lease (asynq never recovers
+those) or one that expired (a restored copy's), queues again, as new
 batches, the pending addresses that no task carries any more, and recounts the
 run's counters from its address states. Addresses already answered are not
-checked again. Workers run the same check by themselves every few minutes;
-this command does it now.`,
+checked again. Right after Redis restarted or failed over it first waits, up
+to 40 seconds, for the work that was in flight then: its late
+acknowledgements would remove tasks the repair counts on. Workers run the
+same repair by themselves every few minutes, and once after a failover they
+notice; this command does it now.`,
 		Example: `  enqueue reconcile 20261202T011655Z-d6c816`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,6 +53,9 @@ this command does it now.`,
 }
 
 func runReconcile(ctx context.Context, a *app, sess *session, runID string, batchSize int, output string) error {
+	if err := waitSettled(ctx, a, sess); err != nil {
+		return err
+	}
 	r := &submit.Reconciler{
 		Submitter: &submit.Submitter{Store: sess.store, Queue: sess.queue, Log: sess.log},
 		Queue:     sess.batches, BatchSize: batchSize,
@@ -64,7 +72,7 @@ func runReconcile(ctx context.Context, a *app, sess *session, runID string, batc
 			"new_batches": res.Batches, "counters_before": res.Before, "counters_after": res.After,
 		})
 	}
-	fmt.Fprintf(a.stdout, "run %s: %d active tasks without a lease handed back, %d addresses re-queued in %d batches\n",
+	fmt.Fprintf(a.stdout, "run %s: %d active tasks without a live lease put back in the queue, %d addresses re-queued in %d batches\n",
 		runID, res.Leaseless, res.Requeued, res.Batches)
 	if res.Before != res.After {
 		fmt.Fprintf(a.stdout, "counters recounted: checked %d -> %d, present %d -> %d, absent %d -> %d, dead %d -> %d, retrying %d -> %d\n",
@@ -74,4 +82,26 @@ func runReconcile(ctx context.Context, a *app, sess *session, runID string, batc
 		fmt.Fprintln(a.stdout, "counters agree with the address states")
 	}
 	return nil
+}
+
+// waitSettled waits until the work that was in flight at Redis' last
+// restart or failover can no longer acknowledge a task (failover.Settle
+// after it), saying so on stderr.
+func waitSettled(ctx context.Context, a *app, sess *session) error {
+	at, err := failover.SettledAt(ctx, sess.rdb, time.Now())
+	if err != nil {
+		return err
+	}
+	wait := time.Until(at)
+	if wait <= 0 {
+		return nil
+	}
+	fmt.Fprintf(a.stderr, "Redis restarted or failed over less than %s ago: waiting %s for the work in flight then to settle\n",
+		failover.Settle, wait.Round(time.Second))
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(wait):
+		return nil
+	}
 }

@@ -25,6 +25,12 @@ type Config struct {
 	// Through the queue a wait lasts at least until asynq next forwards
 	// waiting tasks, so the worker sets it to that interval.
 	WaitInPlace time.Duration
+	// Failovers, if set, counts the Redis failovers the worker noticed. A
+	// pass that began before one may have recorded answers the failover
+	// erased: its batch is checked again, from the states Redis holds
+	// now, before it is acknowledged, since acknowledging it removes the
+	// task that carries those addresses.
+	Failovers func() uint64
 }
 
 // Validate checks the configuration.
@@ -94,6 +100,14 @@ func NewHandler(store *runstore.Store, limiter *ratelimit.Limiter, r Realm, cfg 
 	return h, nil
 }
 
+// failovers is how many Redis failovers the worker noticed (Config.Failovers).
+func (h *Handler) failovers() uint64 {
+	if h.cfg.Failovers == nil {
+		return 0
+	}
+	return h.cfg.Failovers()
+}
+
 // Latency is the measured request latency of tenant's realm checks in this
 // process, 0 if it has sent none.
 func (h *Handler) Latency(tenant string) time.Duration { return h.share.latency(tenant) }
@@ -160,10 +174,15 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			}
 			continue
 		}
+		failovers := h.failovers()
 		res, err := h.pass(ctx, wctx, p, log)
 		h.share.release(p.TenantID)
 		if err != nil {
 			return err
+		}
+		if res.pending == 0 && h.failovers() != failovers {
+			log.Debug("Redis failed over during the batch: checking it again before it is acknowledged")
+			continue
 		}
 		if res.pending == 0 {
 			if res.dead > 0 {

@@ -3,8 +3,8 @@
 // deletes them in every state, for purge and for runs whose retention
 // ended, since their payloads hold the run's addresses; it hands a resumed
 // run's waiting batches back to the queue at once; and, for reconcile, it
-// reads which of a run's batches are still live and releases active tasks
-// that lost their lease. It is the one package that knows asynq's Redis
+// reads which of a run's batches are still live and puts back in the queue
+// active tasks no worker runs any more. It is the one package that knows asynq's Redis
 // keys (schema.go); it never touches the run store's.
 package runqueue
 
@@ -214,8 +214,9 @@ func (q Queue) LivePayloads(ctx context.Context, runID string, lane int, fn func
 	return nil
 }
 
-// ReleaseLeaseless gives the run's active tasks in its lane that have no
-// lease an expired one (see releaseLeaseless), and returns how many.
-func (q Queue) ReleaseLeaseless(ctx context.Context, runID string, lane int) (int, error) {
-	return releaseLeaseless(ctx, q.Redis, tasks.LaneQueue(lane), runID)
+// RequeueOrphans puts the run's active tasks in its lane that no worker
+// runs any more (no lease, or one expired) back in the pending list (see
+// requeueOrphans), and returns how many.
+func (q Queue) RequeueOrphans(ctx context.Context, runID string, lane int) (int, error) {
+	return requeueOrphans(ctx, q.Redis, tasks.LaneQueue(lane), runID, time.Now())
 }

@@ -11,8 +11,7 @@ import (
 // This file is the only place that reads asynq's Redis keys, which are
 // internal to asynq (v0.26) rather than an API. It does so where asynq's
 // Inspector cannot help: to see every state of a queue in one atomic step,
-// and to give a leaseless active task the expired lease that lets asynq's
-// recoverer find it.
+// and to put back in the queue an active task no worker runs any more.
 
 // The asynq task states, as they name their keys.
 const (
@@ -96,41 +95,59 @@ func list(ctx context.Context, rdb redis.UniversalClient, queue, prefix string, 
 	return out, nil
 }
 
-// expireLeaselessScript gives every active task whose ID starts with a
-// prefix and that has no lease an expired one, in one step, so that a task
-// finishing meanwhile is left alone.
+// orphanAfter is how long after its lease expired an active task is
+// taken for one no worker runs any more. A worker renews its leases every
+// few seconds to 30 s ahead, and acknowledges nothing once one has run out;
+// the allowance is for the clocks of the hosts, which set and read them.
+const orphanAfter = 10 * time.Second
+
+// requeueOrphansScript puts back in the pending list, in one step, every
+// active task whose ID starts with a prefix and that has no lease or one
+// that expired before a time, as asynq's own requeue does (it counts no
+// retry). A task whose data is gone is only taken out of the active list:
+// asynq could not run it, and reconcile queues its addresses again.
 //
 // Input:
 //
 //	KEYS[1] -> asynq:{q}:active (list of task IDs)
 //	KEYS[2] -> asynq:{q}:lease (zset: task ID by lease expiry, unix s)
+//	KEYS[3] -> asynq:{q}:pending (list of task IDs)
 //	ARGV[1] -> the task ID prefix ("RUN:")
-//	ARGV[2] -> an expired lease time (unix s)
+//	ARGV[2] -> the expiry before which a lease is taken for dead (unix s)
+//	ARGV[3] -> the prefix of a task's key ("asynq:{q}:t:")
 //
-// Output: how many tasks it gave a lease.
-var expireLeaselessScript = redis.NewScript(`
+// Output: how many tasks it put back.
+var requeueOrphansScript = redis.NewScript(`
 local n = 0
 for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  if string.sub(id, 1, #ARGV[1]) == ARGV[1] and not redis.call('ZSCORE', KEYS[2], id) then
-    redis.call('ZADD', KEYS[2], ARGV[2], id)
-    n = n + 1
+  if string.sub(id, 1, #ARGV[1]) == ARGV[1] then
+    local lease = redis.call('ZSCORE', KEYS[2], id)
+    if not lease or tonumber(lease) < tonumber(ARGV[2]) then
+      redis.call('LREM', KEYS[1], 0, id)
+      redis.call('ZREM', KEYS[2], id)
+      if redis.call('EXISTS', ARGV[3] .. id) == 1 then
+        redis.call('RPUSH', KEYS[3], id)
+        redis.call('HSET', ARGV[3] .. id, 'state', 'pending')
+        n = n + 1
+      end
+    end
   end
 end
 return n
 `)
 
-// releaseLeaseless finds the run's active tasks in queue that have no
-// lease — left so by a Redis failover or restore, they would never run
-// again — and gives each an expired one: asynq's recoverer then moves it
-// back to the retry set, as it does for the task of a worker that died. An
-// active task with a lease belongs to a live worker (or one whose lease
-// will expire by itself) and is left alone. It returns how many it
-// released.
-func releaseLeaseless(ctx context.Context, rdb redis.UniversalClient, queue, runID string) (int, error) {
-	keys := []string{asynqKey(queue, stateActive), asynqKey(queue, leases)}
-	n, err := expireLeaselessScript.Run(ctx, rdb, keys, runID+":", time.Now().Add(-time.Hour).Unix()).Int()
+// requeueOrphans finds the run's active tasks in queue that no worker
+// runs any more — left so by a Redis failover or restore, whose copy holds
+// the leases of work finished since, or with no lease at all; asynq's
+// recoverer would take a minute and more for the first and never find the
+// second — and puts them back in the pending list. An active task with a
+// live lease belongs to a live worker and is left alone. It returns how
+// many it put back.
+func requeueOrphans(ctx context.Context, rdb redis.UniversalClient, queue, runID string, now time.Time) (int, error) {
+	keys := []string{asynqKey(queue, stateActive), asynqKey(queue, leases), asynqKey(queue, statePending)}
+	n, err := requeueOrphansScript.Run(ctx, rdb, keys, runID+":", now.Add(-orphanAfter).Unix(), asynqKey(queue, "t:")).Int()
 	if err != nil {
-		return 0, fmt.Errorf("release leaseless tasks of %s: %w", queue, err)
+		return 0, fmt.Errorf("requeue orphaned tasks of %s: %w", queue, err)
 	}
 	return n, nil
 }

@@ -14,7 +14,7 @@ import (
 
 // Reconciled says what a reconcile repaired.
 type Reconciled struct {
-	Leaseless int // active tasks with no lease, handed back to asynq's recoverer
+	Leaseless int // active tasks with no live lease (none, or expired), put back in the queue
 	Requeued  int // pending addresses no task carried, queued again
 	Batches   int // new batches that carry them
 	Before    runstore.Counters
@@ -28,7 +28,9 @@ func (r Reconciled) Changed() bool { return r.Leaseless > 0 || r.Requeued > 0 ||
 // a lagging replica, a restore that is not a consistent prefix, evicted
 // keys. asynq recovers none of that on its own: a task left active with no
 // lease is never run again, and a task lost outright leaves its addresses
-// pending forever, so the run never completes.
+// pending forever, so the run never completes; and a restored copy holds
+// the leases of tasks finished since, which asynq's recoverer hands back
+// only a minute or two later.
 type Reconciler struct {
 	Submitter *Submitter
 	Queue     runqueue.Queue
@@ -38,9 +40,9 @@ type Reconciler struct {
 	LockWait time.Duration
 }
 
-// Reconcile repairs one run: it gives every active task of the run's lane
-// that has no lease an expired one, so that asynq's recoverer hands it back;
-// it queues, as new batches, the run's pending addresses that no task
+// Reconcile repairs one run: it puts back in the queue every active task of
+// the run's lane that no worker runs any more (it has no lease, or one that
+// expired); it queues, as new batches, the run's pending addresses that no task
 // carries (in any asynq state, or stored unsent); and it recounts the run's
 // counters from its address states. It holds the run's lock, so no submit
 // or requeue adds batches meanwhile.
@@ -62,7 +64,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, runID string) (Reconciled, e
 	if err := j.flushUnsent(ctx); err != nil {
 		return res, err
 	}
-	if res.Leaseless, err = r.Queue.ReleaseLeaseless(ctx, runID, run.Lane); err != nil {
+	if res.Leaseless, err = r.Queue.RequeueOrphans(ctx, runID, run.Lane); err != nil {
 		return res, err
 	}
 	missing, err := r.uncarried(ctx, run)

@@ -24,11 +24,8 @@ const reconcileLockKey = "msaudit:reconcile:lock"
 // completes without an operator, and deletes the queued batches of runs
 // whose data is gone. Only the worker that takes the lock does it.
 func (w *Worker) reconcileLoop(ctx context.Context, rdb redis.UniversalClient, every time.Duration) {
-	store := runstore.New(rdb)
-	r := &submit.Reconciler{
-		Submitter: &submit.Submitter{Store: store, Queue: asynq.NewClientFromRedisClient(rdb), Log: w.log},
-		Queue:     runqueue.New(rdb), BatchSize: submit.DefaultBatchSize,
-	}
+	r := newReconciler(rdb, w.log)
+	store := r.Submitter.Store
 	for {
 		// Jitter, so that workers started together do not all try at once.
 		d := every/2 + time.Duration(rand.Int64N(int64(every)))
@@ -66,9 +63,22 @@ func (w *Worker) reconcileLoop(ctx context.Context, rdb redis.UniversalClient, e
 			case err != nil:
 				w.log.Warn("reconcile", zap.String("run_id", run.ID), zap.Error(err))
 			case res.Changed():
-				w.log.Info("reconciled a run", zap.String("run_id", run.ID), zap.Int("leaseless_tasks", res.Leaseless),
-					zap.Int("requeued_addresses", res.Requeued), zap.Any("counters_before", res.Before), zap.Any("counters_after", res.After))
+				logReconciled(w.log, run.ID, res)
 			}
 		}
 	}
+}
+
+// newReconciler returns the reconciler the workers repair runs with.
+func newReconciler(rdb redis.UniversalClient, log *zap.Logger) *submit.Reconciler {
+	return &submit.Reconciler{
+		Submitter: &submit.Submitter{Store: runstore.New(rdb), Queue: asynq.NewClientFromRedisClient(rdb), Log: log},
+		Queue:     runqueue.New(rdb), BatchSize: submit.DefaultBatchSize,
+	}
+}
+
+// logReconciled says what a reconcile of a run repaired.
+func logReconciled(log *zap.Logger, runID string, res submit.Reconciled) {
+	log.Info("reconciled a run", zap.String("run_id", runID), zap.Int("leaseless_tasks", res.Leaseless),
+		zap.Int("requeued_addresses", res.Requeued), zap.Any("counters_before", res.Before), zap.Any("counters_after", res.After))
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/msaudit/msaudit/internal/autoscale"
 	"github.com/msaudit/msaudit/internal/checker"
+	"github.com/msaudit/msaudit/internal/failover"
 	"github.com/msaudit/msaudit/internal/logging"
 	"github.com/msaudit/msaudit/internal/ratelimit"
 	"github.com/msaudit/msaudit/internal/realm"
@@ -42,6 +43,10 @@ type Config struct {
 	ReconcileEvery time.Duration
 	// Events says where run events go and when a run is stalled.
 	Events runevents.Config
+
+	// settle is how long after a Redis failover the open runs are
+	// reconciled; 0: failover.Settle. Tests shorten it.
+	settle time.Duration
 }
 
 // Procs is the GOMAXPROCS cmd/worker runs with when the environment does
@@ -119,6 +124,7 @@ type Worker struct {
 	srv      *asynq.Server
 	handler  *checker.Handler
 	scale    autoscale.Source
+	watch    *failover.Watch
 	log      *zap.Logger
 	stopping atomic.Bool
 }
@@ -139,6 +145,8 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 	ccfg := cfg.Checker
 	ccfg.Concurrency = cfg.Concurrency
 	ccfg.WaitInPlace = forwardEvery
+	watch := failover.NewWatch(rdb, log)
+	ccfg.Failovers = watch.Failovers
 	h, err := checker.NewHandler(runstore.New(rdb), lim, rc, ccfg, log, checker.NewMetrics(reg))
 	if err != nil {
 		return nil, err
@@ -173,7 +181,7 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 	if err := srv.Start(mux); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
-	w := &Worker{srv: srv, handler: h, log: log, scale: autoscale.Source{
+	w := &Worker{srv: srv, handler: h, watch: watch, log: log, scale: autoscale.Source{
 		Store: runstore.New(rdb), Rate: lim.Rate, Latency: h.Latency,
 		SlotsPerWorker: cfg.Concurrency, GlobalRate: cfg.Limits.GlobalRate,
 	}}
@@ -185,6 +193,11 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 	if cfg.ReconcileEvery > 0 {
 		go w.reconcileLoop(bg, rdb, cfg.ReconcileEvery)
 	}
+	settle := cfg.settle
+	if settle == 0 {
+		settle = failover.Settle
+	}
+	go w.failoverLoop(bg, rdb, settle)
 	go runevents.New(rdb, cfg.Events, log, reg).Run(bg)
 	return w, nil
 }
