@@ -168,8 +168,9 @@ func (c *Client) usersPage(ctx context.Context, b *users.UsersRequestBuilder, co
 	return &page, nil
 }
 
-// isJSON reports whether the last of a response's Content-Type headers (a
-// retried request's inspected headers hold every attempt's) is JSON.
+// isJSON reports whether the last of a response's Content-Type headers is
+// JSON: kiota orders its middleware at random, and when the inspection sits
+// inside the retries it keeps every attempt's headers.
 func isJSON(contentType []string) bool {
 	if len(contentType) == 0 {
 		return false
