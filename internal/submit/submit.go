@@ -306,7 +306,7 @@ func (j *job) emit(users int, cands []Candidate) error {
 // the other, so a user is most often the last one's (UserKept); a user this
 // submit has not registered yet is not in a run it created (UserAdd). A
 // hash already in users may be another user's, and a resumed run may hold
-// the user: both are looked up (UserSet). Some 16 bytes a user.
+// the user: both are looked up (UserSet). Some 24 bytes a user.
 func (j *job) userWrite(id string) runstore.UserWrite {
 	if id == "" {
 		return runstore.UserSet // no user: nothing to write
