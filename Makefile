@@ -123,8 +123,9 @@ bench-fairness: ## a 500-address run beside a 20,000-address run of another tena
 	$(GO) test -run '^$$' -bench '^BenchmarkFairness$$' -benchtime 1x ./internal/worker
 
 .PHONY: bench-enqueue
-bench-enqueue: ## time and peak RSS of submitting a 200,000-user simulated tenant (USERS=n to change)
-	MSAUDIT_BENCH_USERS=$(or $(USERS),200000) $(GO) test -run '^$$' -bench BenchmarkSubmitLargeTenant -benchtime 1x -timeout 30m ./cmd/enqueue
+bench-enqueue: ## time, CPU and peak RSS of submitting a 200,000-user simulated tenant (USERS=n); BASELINE=<checkout> runs its enqueue in turn, ROUNDS=n (3), medians
+	MSAUDIT_BENCH_USERS=$(or $(USERS),200000) MSAUDIT_BENCH_BASELINE=$(BASELINE) MSAUDIT_BENCH_ROUNDS=$(ROUNDS) \
+	  $(GO) test -run '^$$' -bench BenchmarkSubmitLargeTenant -benchtime 1x -timeout 60m ./cmd/enqueue
 
 .PHONY: bench-report
 bench-report: ## time and peak RSS of every report format, compare and the dead-letter export for a 200,000-user run (USERS=n to change)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -21,14 +22,21 @@ import (
 )
 
 // BenchmarkSubmitLargeTenant measures the enqueue bar (docs/design.md: 200,000
-// users in <= 60 s, <= 300 MB, first task <= 2 s after the first page) with the real
+// users in <= 60 s, <= 150 MB, first task <= 2 s after the first page) with the real
 // binaries: tenantsim serves MSAUDIT_BENCH_USERS users (default 200,000),
 // 'enqueue submit' reads them over HTTPS and queues every address into a
-// private redis-server. It reports the submit's wall time, its peak RSS
-// (getrusage of the child), and the time from the first users page read to
-// the first task on Redis. Run it with 'make bench-enqueue'; it is not part
-// of 'make test' (benchmarks only run with -bench) nor of 'make bench' (which
-// covers ./internal/...).
+// private redis-server. It reports the submit's wall time, its CPU time and
+// peak RSS (getrusage of the child), the CPU time of Redis, and the time from
+// the first users page read to the first task on Redis. Run it with 'make
+// bench-enqueue'; it is not part of 'make test' (benchmarks only run with
+// -bench) nor of 'make bench' (which covers ./internal/...).
+//
+// MSAUDIT_BENCH_BASELINE names another checkout of the repository (a git
+// worktree of an earlier commit): its enqueue is built too and the two are
+// run in turn, MSAUDIT_BENCH_ROUNDS rounds (default 3), against the same
+// simulated tenant, each submit with a redis-server of its own, the order
+// swapped every round so that a machine growing busier or quieter favours
+// neither. It prints one row per submit and the medians.
 func BenchmarkSubmitLargeTenant(b *testing.B) {
 	users := benchUsers(b)
 	dir := b.TempDir()
@@ -36,11 +44,12 @@ func BenchmarkSubmitLargeTenant(b *testing.B) {
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
-	rs, err := redistest.Start()
-	if err != nil {
-		b.Fatal(err)
+	codes := []benchCode{{name: "current", enqueue: filepath.Join(dir, "enqueue")}}
+	rounds := 1
+	if base := os.Getenv("MSAUDIT_BENCH_BASELINE"); base != "" {
+		codes = append(codes, buildBaseline(b, base, filepath.Join(dir, "baseline")))
+		rounds = benchRounds(b)
 	}
-	defer rs.Stop()
 
 	const secret = "bench-secret-value"
 	sim := exec.Command(filepath.Join(dir, "tenantsim"), "--listen", "127.0.0.1:0", "--users", strconv.Itoa(users),
@@ -69,36 +78,158 @@ func BenchmarkSubmitLargeTenant(b *testing.B) {
 	if err := json.Unmarshal(line, &ready); err != nil {
 		b.Fatal(err)
 	}
+	sub := submitArgs{dir: dir, tenant: ready.TenantID, client: ready.ClientID, graphURL: ready.GraphURL,
+		authority: ready.AuthorityHost, secret: secret}
 
 	for i := 0; i < b.N; i++ {
-		opts, _ := redis.ParseURL(rs.URL)
-		rdb := redis.NewClient(opts)
-		rdb.FlushDB(context.Background())
-		r := submitOnce(b, dir, rs.URL, rdb, ready.TenantID, ready.ClientID, ready.GraphURL, ready.AuthorityHost, secret)
-		rdb.Close()
-		if r.addresses != ready.Addresses {
-			b.Errorf("queued %d addresses, the tenant has %d", r.addresses, ready.Addresses)
+		fmt.Printf("%-8s %5s %8s %8s %8s %9s %10s   (%d users; bar: ≤ 60 s, ≤ 150 MB, ≤ 2000 ms)\n",
+			"code", "round", "wall s", "cpu s", "redis s", "peak MB", "first ms", users)
+		runs := make(map[string][]submitFigures)
+		for round := 1; round <= rounds; round++ {
+			for k := range codes {
+				c := codes[(k+round-1)%len(codes)]
+				r := submitFresh(b, c.enqueue, sub)
+				if r.addresses != ready.Addresses {
+					b.Errorf("%s queued %d addresses, the tenant has %d", c.name, r.addresses, ready.Addresses)
+				}
+				fmt.Printf("%-8s %5d %8.1f %8.1f %8.1f %9.0f %10d\n", c.name, round, r.wall.Seconds(), r.cpu.Seconds(),
+					r.redisCPU.Seconds(), float64(r.maxRSSKiB)/1024, r.firstTask.Milliseconds())
+				runs[c.name] = append(runs[c.name], r)
+			}
 		}
-		fmt.Printf("enqueue %d users, %d addresses, %d batches: %.1f s, peak RSS %.0f MB, first page → first task %d ms (bar: ≤ 60 s, ≤ 300 MB, ≤ 2000 ms)\n",
-			r.users, r.addresses, r.batches, r.wall.Seconds(), float64(r.maxRSSKiB)/1024, r.firstTask.Milliseconds())
-		b.ReportMetric(r.wall.Seconds(), "s/submit")
-		b.ReportMetric(float64(r.maxRSSKiB)/1024, "peak-RSS-MB")
-		b.ReportMetric(float64(r.firstTask.Milliseconds()), "first-task-ms")
+		for _, c := range codes {
+			m := medianFigures(runs[c.name])
+			fmt.Printf("%-8s %5s %8.1f %8.1f %8.1f %9.0f %10d\n", c.name, "median", m.wall.Seconds(), m.cpu.Seconds(),
+				m.redisCPU.Seconds(), float64(m.maxRSSKiB)/1024, m.firstTask.Milliseconds())
+		}
+		cur := medianFigures(runs["current"])
+		if len(codes) > 1 {
+			base := medianFigures(runs["baseline"])
+			fmt.Printf("current / baseline: wall %.2f×, cpu %.2f×, redis %.2f× (baseline: %s)\n",
+				ratio(cur.wall, base.wall), ratio(cur.cpu, base.cpu), ratio(cur.redisCPU, base.redisCPU), codes[1].source)
+		}
+		b.ReportMetric(cur.wall.Seconds(), "s/submit")
+		b.ReportMetric(float64(cur.maxRSSKiB)/1024, "peak-RSS-MB")
+		b.ReportMetric(float64(cur.firstTask.Milliseconds()), "first-task-ms")
 	}
 }
 
-type submitFigures struct {
-	users, addresses, batches int
-	wall, firstTask           time.Duration
-	maxRSSKiB                 int64
+// benchCode is an enqueue binary the bench runs: this checkout's or the
+// baseline's.
+type benchCode struct {
+	name, enqueue string
+	source        string // the baseline's checkout and commit
 }
 
-func submitOnce(b *testing.B, dir, redisURL string, rdb *redis.Client, tenant, client, graphURL, authority, secret string) submitFigures {
+// buildBaseline builds the enqueue of the checkout at src into out.
+func buildBaseline(b *testing.B, src, out string) benchCode {
 	b.Helper()
-	cmd := exec.Command(filepath.Join(dir, "enqueue"), "submit", "--tenant-id", tenant, "--client-id", client,
-		"--graph-url", graphURL, "--authority-host", authority, "-o", "json", "--log-format", "json", "--log-level", "debug")
-	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+filepath.Join(dir, "ca.pem"), "AZURE_CLIENT_SECRET="+secret, "REDIS_URL="+redisURL)
-	logPath := filepath.Join(dir, "submit.log")
+	build := exec.Command("go", "build", "-o", out+"/", "./cmd/enqueue")
+	build.Dir = src
+	if msg, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build in MSAUDIT_BENCH_BASELINE=%s: %v\n%s", src, err, msg)
+	}
+	rev, err := exec.Command("git", "-C", src, "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		b.Fatalf("MSAUDIT_BENCH_BASELINE=%s: not a git checkout: %v", src, err)
+	}
+	return benchCode{name: "baseline", enqueue: filepath.Join(out, "enqueue"), source: src + " at " + strings.TrimSpace(string(rev))}
+}
+
+// benchRounds is MSAUDIT_BENCH_ROUNDS, default 3.
+func benchRounds(b *testing.B) int {
+	v := os.Getenv("MSAUDIT_BENCH_ROUNDS")
+	if v == "" {
+		return 3
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("MSAUDIT_BENCH_ROUNDS=%q: want a positive number", v)
+	}
+	return n
+}
+
+// submitFresh runs one submit of the binary enqueue into a redis-server of
+// its own, and reads the server's CPU time before stopping it.
+func submitFresh(b *testing.B, enqueue string, a submitArgs) submitFigures {
+	b.Helper()
+	rs, err := redistest.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rs.Stop()
+	opts, _ := redis.ParseURL(rs.URL)
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	r := submitOnce(b, enqueue, rs.URL, rdb, a)
+	r.redisCPU = redisCPU(b, rdb)
+	return r
+}
+
+// redisCPU is the CPU time (user and system) the server has used.
+func redisCPU(b *testing.B, rdb *redis.Client) time.Duration {
+	b.Helper()
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if k == "used_cpu_sys" || k == "used_cpu_user" {
+			s, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatalf("INFO cpu %s: %v", line, err)
+			}
+			total += s
+		}
+	}
+	return time.Duration(total * float64(time.Second))
+}
+
+// medianFigures is the median of each figure of rs on its own.
+func medianFigures(rs []submitFigures) submitFigures {
+	med := func(f func(submitFigures) int64) int64 {
+		v := make([]int64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	return submitFigures{
+		wall:      time.Duration(med(func(r submitFigures) int64 { return int64(r.wall) })),
+		cpu:       time.Duration(med(func(r submitFigures) int64 { return int64(r.cpu) })),
+		redisCPU:  time.Duration(med(func(r submitFigures) int64 { return int64(r.redisCPU) })),
+		firstTask: time.Duration(med(func(r submitFigures) int64 { return int64(r.firstTask) })),
+		maxRSSKiB: med(func(r submitFigures) int64 { return r.maxRSSKiB }),
+	}
+}
+
+func ratio(a, b time.Duration) float64 { return a.Seconds() / b.Seconds() }
+
+// submitArgs are what a submit needs to reach the simulated tenant.
+type submitArgs struct {
+	dir, tenant, client, graphURL, authority, secret string
+}
+
+type submitFigures struct {
+	users, addresses, batches      int
+	wall, cpu, redisCPU, firstTask time.Duration
+	maxRSSKiB                      int64
+}
+
+// submitOnce runs the binary enqueue's submit of the tenant into the empty
+// database at redisURL (rdb).
+func submitOnce(b *testing.B, enqueue, redisURL string, rdb *redis.Client, a submitArgs) submitFigures {
+	b.Helper()
+	cmd := exec.Command(enqueue, "submit", "--tenant-id", a.tenant, "--client-id", a.client,
+		"--graph-url", a.graphURL, "--authority-host", a.authority, "-o", "json", "--log-format", "json", "--log-level", "debug")
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+filepath.Join(a.dir, "ca.pem"), "AZURE_CLIENT_SECRET="+a.secret, "REDIS_URL="+redisURL)
+	logPath := filepath.Join(a.dir, "submit.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		b.Fatal(err)
@@ -146,7 +277,8 @@ func submitOnce(b *testing.B, dir, redisURL string, rdb *redis.Client, tenant, c
 	if err := json.Unmarshal([]byte(stdout.String()), &res); err != nil {
 		b.Fatalf("submit output %q: %v", stdout.String(), err)
 	}
-	fig := submitFigures{users: res.Users, addresses: res.Addresses, batches: res.Batches, wall: wall}
+	fig := submitFigures{users: res.Users, addresses: res.Addresses, batches: res.Batches, wall: wall,
+		cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		fig.maxRSSKiB = ru.Maxrss // KiB on Linux
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,5 +119,46 @@ func TestAdvancedQueryRepeatsCountOnEveryPage(t *testing.T) {
 	}
 	if len(seen) != 2 || seen[0] != "eventual|true" || seen[1] != "eventual|true" {
 		t.Errorf("ConsistencyLevel|$count per page = %v, want eventual|true twice", seen)
+	}
+}
+
+// A users page decodes null fields and null entries as Graph sends them,
+// takes its content type from the last attempt of a retried request, and
+// a page that is not valid JSON is an error, not an empty page.
+func TestUsersPageDecoding(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	c := newFakeClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 { // throttled first, with a body that is not JSON
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json; odata.metadata=minimal; charset=utf-8")
+		_, _ = w.Write([]byte(`{"value":[null,{"id":"1","userPrincipalName":"a@x.com","displayName":null,"mail":null,` +
+			`"proxyAddresses":null,"userType":"Member"},{"id":"2","userPrincipalName":"b@x.com","displayName":"Bé",` +
+			`"mail":"b@y.com","proxyAddresses":["SMTP:b@y.com","smtp:b@x.com"],"userType":"Guest"}]}`))
+	}))
+	var got []addresses.User
+	err := c.Users(t.Context(), UserQuery{}, func(page []addresses.User) error {
+		got = append(got, page...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []addresses.User{{ID: "1", UPN: "a@x.com", UserType: "Member"},
+		{ID: "2", UPN: "b@x.com", DisplayName: "Bé", Mail: "b@y.com", UserType: "Guest", ProxyAddresses: []string{"SMTP:b@y.com", "smtp:b@x.com"}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("users %+v, want %+v", got, want)
+	}
+
+	bad := newFakeClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"value":[{"id":"1"`))
+	}))
+	if err := bad.Users(t.Context(), UserQuery{}, func([]addresses.User) error { return nil }); err == nil {
+		t.Fatal("a truncated page read as a page")
 	}
 }

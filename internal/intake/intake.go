@@ -134,13 +134,15 @@ func candidates(page []addresses.User, doms addresses.DomainSet, mode addresses.
 	return members, out
 }
 
-// TenantSource streams the tenant's users (all, or those matching q.Filter).
+// TenantSource streams the tenant's users (all, or those matching q.Filter),
+// reading each page from Graph while the one before is queued
+// (submit.ReadAhead).
 func TenantSource(dir Directory, q directory.UserQuery, doms addresses.DomainSet, mode addresses.Mode) submit.Source {
-	return func(ctx context.Context, emit submit.Emit) error {
+	return submit.ReadAhead(func(ctx context.Context, emit submit.Emit) error {
 		return dir.Users(ctx, q, func(page []addresses.User) error {
 			return emit(candidates(page, doms, mode))
 		})
-	}
+	})
 }
 
 // UsersSource emits already resolved users.

@@ -149,8 +149,48 @@ end
 // batch < 0 registers only pairs. The caller guarantees addrs are new to the
 // run (it holds the submit lock and the run's known addresses). A pair
 // registered again changes nothing but the user's UPN, display name and
-// mail, which are kept once per user ID: the last registered win.
+// mail, which are kept once per user ID: the last registered win. It is
+// RegisterBatch with UserSet for every pair.
 func (s *Store) Register(ctx context.Context, runID string, batch int, payload []byte, addrs []string, pairs []Pair, sent []int) error {
+	return s.RegisterBatch(ctx, runID, Registration{Batch: batch, Payload: payload, Addrs: addrs, Pairs: pairs, Sent: sent})
+}
+
+// UserWrite says what registering a pair does with the pair's user.
+type UserWrite uint8
+
+// What registering a pair does with its user. A submit that created the
+// run knows which users it has registered, and can spare Redis the walk
+// of a users bucket that UserSet takes.
+const (
+	// UserSet stores the pair's UPN, display name and mail as its user's,
+	// in place of what the run holds: the user's bucket is walked.
+	UserSet UserWrite = iota
+	// UserAdd stores them for a user the caller knows the run does not
+	// hold, without a look at its bucket.
+	UserAdd
+	// UserKept leaves the user as the run holds it: the caller has
+	// registered it already, in this call or an earlier one.
+	UserKept
+)
+
+// Registration is what RegisterBatch writes in one step.
+type Registration struct {
+	Batch   int      // the batch's number; < 0: none (Payload and Addrs are then empty)
+	Payload []byte   // the batch's payload, kept as unsent until it is marked sent
+	Addrs   []string // addresses new to the run, added as pending
+	Pairs   []Pair   // user-address pairs, each kept once
+	// Users says, pair by pair, what to do with the pair's user; nil is
+	// UserSet for every pair. Of the pairs of one user, the last not
+	// UserKept gives the value; UserAdd in any means the run has no
+	// value for the user before the call.
+	Users []UserWrite
+	Sent  []int // batches enqueued since the last call: no longer unsent
+}
+
+// RegisterBatch is Register with what to do with each pair's user said by
+// the caller (Registration.Users). The pairs of an address of Addrs, new
+// to the run, are written without a look at what the run holds.
+func (s *Store) RegisterBatch(ctx context.Context, runID string, r Registration) error {
 	k, err := s.keysOf(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("register batch: %w", err)
@@ -158,31 +198,14 @@ func (s *Store) Register(ctx context.Context, runID string, batch int, payload [
 	if k.buckets == 0 {
 		return fmt.Errorf("register batch: %w: %s", ErrRunNotFound, runID)
 	}
-	kl := newKeyList([]string{k.run, k.unsent})
-	argv := make([]any, 0, 6+2*len(addrs)+5*len(pairs)+len(sent))
-	b := ""
-	if batch >= 0 {
-		b = strconv.Itoa(batch)
+	if r.Users != nil && len(r.Users) != len(r.Pairs) {
+		return fmt.Errorf("register batch: %d user writes for %d pairs", len(r.Users), len(r.Pairs))
 	}
-	argv = append(argv, time.Now().UnixMilli(), b, payload, len(addrs), len(pairs), len(sent))
-	for _, a := range addrs {
-		argv = append(argv, kl.add(k.bucket(famState, k.bucketOf(a))), a)
+	a, err := arrange(k, r)
+	if err != nil {
+		return fmt.Errorf("register batch: %w", err)
 	}
-	for _, p := range pairs {
-		ref, err := encodeRef(p.UserID)
-		if err != nil {
-			return fmt.Errorf("register batch: %w", err)
-		}
-		users := 0
-		if p.UserID != "" {
-			users = kl.add(k.bucket(famUsers, k.bucketOf(ref)))
-		}
-		argv = append(argv, kl.add(k.bucket(famOwners, k.bucketOf(p.Address))), p.Address, ref, users, userValue(p))
-	}
-	for _, n := range sent {
-		argv = append(argv, n)
-	}
-	ok, err := registerScript.Run(ctx, s.rdb, kl.keys, argv...).Int()
+	ok, err := registerScript.Run(ctx, s.rdb, a.keys, a.argv...).Int()
 	if err != nil {
 		return fmt.Errorf("register batch: %w", err)
 	}
@@ -192,10 +215,129 @@ func (s *Store) Register(ctx context.Context, runID string, batch int, payload [
 	return nil
 }
 
-// registerScript is Register's one step. An address's owners value is its
-// user references (encodeRef) concatenated, each once; a users bucket is a
-// list of users, each its reference followed by its value, found by a walk
-// of the bucket (some tens of users).
+// registerArgs are the KEYS and ARGV of registerScript.
+type registerArgs struct {
+	keys []string
+	argv []any
+}
+
+// userEntry is what a registration writes of one user.
+type userEntry struct {
+	bucket int    // its users bucket
+	ref    string // encodeRef
+	value  string // userValue of the pair that gives it
+	write  UserWrite
+}
+
+// arrange turns a registration into registerScript's arguments: the new
+// addresses with all the references of their pairs, the other pairs one by
+// one, and each user once.
+func arrange(k keys, r Registration) (registerArgs, error) {
+	fresh := make(map[string]int, len(r.Addrs)) // address -> index in owners
+	owners := make([]string, len(r.Addrs))
+	for i, a := range r.Addrs {
+		fresh[a] = i
+	}
+	type merge struct{ addr, ref string }
+	var merges []merge
+	var users []userEntry
+	byRef := make(map[string]int) // ref -> index in users
+	for i, p := range r.Pairs {
+		ref, err := encodeRef(p.UserID)
+		if err != nil {
+			return registerArgs{}, err
+		}
+		if j, ok := fresh[p.Address]; ok {
+			if !hasRef(owners[j], ref) {
+				owners[j] += ref
+			}
+		} else {
+			merges = append(merges, merge{p.Address, ref})
+		}
+		if p.UserID == "" {
+			continue
+		}
+		w := UserSet
+		if r.Users != nil {
+			w = r.Users[i]
+		}
+		j, seen := byRef[ref]
+		if !seen {
+			j = len(users)
+			byRef[ref] = j
+			users = append(users, userEntry{bucket: k.bucketOf(ref), ref: ref, write: UserKept})
+		}
+		u := &users[j]
+		if w != UserKept {
+			u.value = userValue(p)
+			if u.write != UserAdd {
+				u.write = w
+			}
+		}
+	}
+	var adds, sets []userEntry
+	for _, u := range users {
+		switch u.write {
+		case UserAdd:
+			adds = append(adds, u)
+		case UserSet:
+			sets = append(sets, u)
+		}
+	}
+
+	b := ""
+	if r.Batch >= 0 {
+		b = strconv.Itoa(r.Batch)
+	}
+	a := registerArgs{keys: make([]string, 2, 2+2*len(r.Addrs)+len(merges)+len(adds)+len(sets))}
+	a.keys[0], a.keys[1] = k.run, k.unsent
+	key := func(name string) int {
+		a.keys = append(a.keys, name)
+		return len(a.keys)
+	}
+	a.argv = make([]any, 0, 9+3*len(r.Addrs)+3*len(merges)+2*len(adds)+3*len(sets)+len(r.Sent))
+	a.argv = append(a.argv, time.Now().UnixMilli(), b, r.Payload, len(r.Addrs), len(merges), len(adds), len(sets), len(r.Sent))
+	for i, addr := range r.Addrs {
+		n := k.bucketOf(addr)
+		j := key(k.bucket(famState, n))
+		key(k.bucket(famOwners, n))
+		a.argv = append(a.argv, j, addr, owners[i])
+	}
+	for _, m := range merges {
+		a.argv = append(a.argv, key(k.bucket(famOwners, k.bucketOf(m.addr))), m.addr, m.ref)
+	}
+	for _, u := range adds {
+		a.argv = append(a.argv, key(k.bucket(famUsers, u.bucket)), u.ref+u.value)
+	}
+	for _, u := range sets {
+		a.argv = append(a.argv, key(k.bucket(famUsers, u.bucket)), u.ref, u.ref+u.value)
+	}
+	for _, n := range r.Sent {
+		a.argv = append(a.argv, n)
+	}
+	return a, nil
+}
+
+// hasRef reports whether the owners value refs holds the reference ref
+// (has_ref in registerScript).
+func hasRef(refs, ref string) bool {
+	for len(refs) > 0 {
+		n := min(refLen(refs[0]), len(refs))
+		if refs[:n] == ref {
+			return true
+		}
+		refs = refs[n:]
+	}
+	return false
+}
+
+// registerScript is RegisterBatch's one step. An address's owners value is
+// its user references (encodeRef) concatenated, each once; a users bucket
+// is a list of users, each its reference followed by its value, found by a
+// walk of the bucket (some tens of users) unless the caller knows it is
+// not there. An address new to the run takes its state and its owners
+// value as given; the pairs of other addresses are merged into what the
+// run holds. A key may appear more than once in KEYS.
 //
 // Input:
 // KEYS[1] -> msaudit:run:<id>
@@ -204,20 +346,28 @@ func (s *Store) Register(ctx context.Context, runID string, batch int, payload [
 // ARGV[1] -> now (unix ms)
 // ARGV[2] -> the batch number ("": none)
 // ARGV[3] -> the batch's payload
-// ARGV[4] -> na, the number of addresses
-// ARGV[5] -> np, the number of pairs
-// ARGV[6] -> ns, the number of batches sent
-// then na pairs, from i = 7:
-// ARGV[i] -> the index in KEYS of the address's state bucket
+// ARGV[4] -> na, the number of new addresses
+// ARGV[5] -> nm, the number of pairs of other addresses
+// ARGV[6] -> nn, the number of users the run does not hold (UserAdd)
+// ARGV[7] -> nu, the number of users to replace or add (UserSet)
+// ARGV[8] -> ns, the number of batches sent
+// then na triples, from i = 9:
+// ARGV[i] -> the index in KEYS of the address's state bucket; its owners bucket follows it
 // ARGV[i+1] -> address
-// then np groups of five, from j = 7 + 2*na:
+// ARGV[i+2] -> its owners value ("": none)
+// then nm triples:
 // ARGV[j] -> the index in KEYS of the address's owners bucket
 // ARGV[j+1] -> address
 // ARGV[j+2] -> the user's reference (encodeRef)
-// ARGV[j+3] -> the index in KEYS of the user's users bucket (0: no user)
-// ARGV[j+4] -> the user's value (userValue)
-// then ns, from k = 7 + 2*na + 5*np:
-// ARGV[k] -> a batch number sent
+// then nn pairs:
+// ARGV[k] -> the index in KEYS of the user's users bucket
+// ARGV[k+1] -> the user's element: its reference, then userValue
+// then nu triples:
+// ARGV[l] -> the index in KEYS of the user's users bucket
+// ARGV[l+1] -> the user's reference
+// ARGV[l+2] -> the user's element
+// then ns:
+// ARGV[m] -> a batch number sent
 //
 // Output:
 // 1
@@ -245,19 +395,28 @@ local function set_user(key, ref, e)
   end
   redis.call('RPUSH', key, e)
 end
-local na, np, ns = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local i = 7
+local na, nm, nn, nu, ns = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local i = 9
 for _ = 1, na do
-  redis.call('HSET', KEYS[tonumber(ARGV[i])], ARGV[i+1], {storedPending})
-  i = i + 2
+  local k = tonumber(ARGV[i])
+  redis.call('HSET', KEYS[k], ARGV[i+1], {storedPending})
+  if ARGV[i+2] ~= '' then redis.call('HSET', KEYS[k+1], ARGV[i+1], ARGV[i+2]) end
+  i = i + 3
 end
 if na > 0 then redis.call('HINCRBY', KEYS[1], {fieldAddressesTotal}, na) end
-for _ = 1, np do
-  local key, a, ref, users = KEYS[tonumber(ARGV[i])], ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3])
+for _ = 1, nm do
+  local key, a, ref = KEYS[tonumber(ARGV[i])], ARGV[i+1], ARGV[i+2]
   local refs = redis.call('HGET', key, a) or ''
   if not has_ref(refs, ref) then redis.call('HSET', key, a, refs .. ref) end
-  if users > 0 then set_user(KEYS[users], ref, ref .. ARGV[i+4]) end
-  i = i + 5
+  i = i + 3
+end
+for _ = 1, nn do
+  redis.call('RPUSH', KEYS[tonumber(ARGV[i])], ARGV[i+1])
+  i = i + 2
+end
+for _ = 1, nu do
+  set_user(KEYS[tonumber(ARGV[i])], ARGV[i+1], ARGV[i+2])
+  i = i + 3
 end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
 for _ = 1, ns do

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"time"
 
@@ -94,7 +95,8 @@ func (s *Submitter) Submit(ctx context.Context, req Request, src Source) (Summar
 	if req.BatchSize < 1 || req.BatchSize > MaxBatchSize {
 		return Summary{}, fmt.Errorf("batch size %d: want 1 to %d", req.BatchSize, MaxBatchSize)
 	}
-	j := &job{s: s, ctx: ctx, req: req, seen: make(map[string]struct{}), holder: runstore.NewRunID(s.now())}
+	j := &job{s: s, ctx: ctx, req: req, seen: make(map[string]struct{}), holder: runstore.NewRunID(s.now()),
+		users: make(map[uint64]struct{}), seed: maphash.MakeSeed()}
 	j.sum.RunID = req.Run.ID
 	j.sum.Resumed = req.Resume
 	if req.DryRun {
@@ -144,9 +146,16 @@ type job struct {
 	cur       []tasks.Entry
 	reused    []runstore.Reused // answers to register at the end of the page
 	pairs     []runstore.Pair
+	writes    []runstore.UserWrite // what registering each of pairs does with its user
 	sent      []int
 	nextBatch int
 	lastBatch int // exclusive end of the reserved block
+
+	// users holds a hash of the ID of every user whose pairs this submit
+	// has registered, lastUser the last one's ID (see userWrite).
+	users    map[uint64]struct{}
+	seed     maphash.Seed
+	lastUser string
 }
 
 // open creates (or locks, on resume) the run and enqueues what an earlier
@@ -240,10 +249,13 @@ func (j *job) emit(users int, cands []Candidate) error {
 	ctx := j.ctx
 	j.sum.Users += int64(users)
 	for _, c := range cands {
-		// Address lists have no owner: the pair has an empty user, so the
-		// report still lists the address.
-		j.pairs = append(j.pairs, runstore.Pair{Address: c.Address, UserID: c.Owner.UserID, UPN: c.Owner.UPN,
-			DisplayName: c.DisplayName, Mail: c.Mail})
+		if !j.req.DryRun {
+			// Address lists have no owner: the pair has an empty user, so
+			// the report still lists the address.
+			j.pairs = append(j.pairs, runstore.Pair{Address: c.Address, UserID: c.Owner.UserID, UPN: c.Owner.UPN,
+				DisplayName: c.DisplayName, Mail: c.Mail})
+			j.writes = append(j.writes, j.userWrite(c.Owner.UserID))
+		}
 		if _, dup := j.seen[c.Address]; dup {
 			continue
 		}
@@ -289,6 +301,31 @@ func (j *job) emit(users int, cands []Candidate) error {
 	return nil
 }
 
+// userWrite says what registering a pair of user id does with the user's
+// UPN, display name and mail. A source yields a user's addresses one after
+// the other, so a user is most often the last one's (UserKept); a user this
+// submit has not registered yet is not in a run it created (UserAdd). A
+// hash already in users may be another user's, and a resumed run may hold
+// the user: both are looked up (UserSet). Some 24 bytes a user.
+func (j *job) userWrite(id string) runstore.UserWrite {
+	if id == "" {
+		return runstore.UserSet // no user: nothing to write
+	}
+	if id == j.lastUser {
+		return runstore.UserKept
+	}
+	j.lastUser = id
+	h := maphash.String(j.seed, id)
+	if _, maybe := j.users[h]; maybe {
+		return runstore.UserSet
+	}
+	j.users[h] = struct{}{}
+	if j.req.Resume {
+		return runstore.UserSet
+	}
+	return runstore.UserAdd
+}
+
 func (j *job) sample(addr string) {
 	d := addr[strings.LastIndexByte(addr, '@')+1:]
 	j.sum.Domains[d]++
@@ -329,10 +366,11 @@ func (j *job) flushBatch(ctx context.Context) error {
 	for i, e := range j.cur {
 		addrs[i] = e.Address
 	}
-	if err := st.Register(ctx, id, j.nextBatch, payload, addrs, j.pairs, j.sent); err != nil {
+	r := runstore.Registration{Batch: j.nextBatch, Payload: payload, Addrs: addrs, Pairs: j.pairs, Users: j.writes, Sent: j.sent}
+	if err := st.RegisterBatch(ctx, id, r); err != nil {
 		return err
 	}
-	j.pairs, j.sent = j.pairs[:0], j.sent[:0]
+	j.pairs, j.writes, j.sent = j.pairs[:0], j.writes[:0], j.sent[:0]
 	if err := j.enqueue(ctx, p); err != nil {
 		return err
 	}
@@ -370,7 +408,8 @@ func (j *job) finish(ctx context.Context) error {
 		}
 	}
 	if len(j.pairs) > 0 || len(j.sent) > 0 {
-		if err := j.s.Store.Register(ctx, j.req.Run.ID, -1, nil, nil, j.pairs, j.sent); err != nil {
+		r := runstore.Registration{Batch: -1, Pairs: j.pairs, Users: j.writes, Sent: j.sent}
+		if err := j.s.Store.RegisterBatch(ctx, j.req.Run.ID, r); err != nil {
 			return err
 		}
 	}
