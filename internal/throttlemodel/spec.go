@@ -179,8 +179,13 @@ func (s Spec) Half() string {
 	return "tuning"
 }
 
-// String describes the spec and its parameters in one line.
+// String describes the spec, its half and its parameters in one line.
 func (s Spec) String() string {
+	return fmt.Sprintf("%s (%s): %s", s.Name(), s.Half(), s.Describe())
+}
+
+// Describe says the spec's parameters and whether it sends Retry-After.
+func (s Spec) Describe() string {
 	p := s.Params
 	var d string
 	switch s.Kind {
@@ -203,7 +208,7 @@ func (s Spec) String() string {
 	if s.RetryAfter {
 		ra = "Retry-After"
 	}
-	return fmt.Sprintf("%s (%s): %s; %s", s.Name(), s.Half(), d, ra)
+	return d + "; " + ra
 }
 
 // Available is the rate a model built for capacity sustains indefinitely
