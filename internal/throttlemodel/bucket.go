@@ -70,6 +70,8 @@ func (m *bucketModel) Admit(now time.Time, key string) Decision {
 	return m.spec.throttled(seconds((1 - b.tokens) / m.rate))
 }
 
+// SetCapacity refills every bucket to now at the old rate, then caps its
+// tokens at the new burst; a penalty box in progress stays.
 func (m *bucketModel) SetCapacity(now time.Time, perSecond float64) {
 	for _, b := range m.buckets.m {
 		m.refill(b, now)
