@@ -23,12 +23,10 @@ import (
 // modelThrottle is the simulated realm service as the model drives it: a
 // request of key (the scope: "" for a source-wide capacity, else the
 // tenant) arrives at now and is throttled (with a Retry-After, 0 for none)
-// or answered after latency more than the network's; done tells the
-// service it answered it.
+// or answered after latency more than the network's.
 type modelThrottle interface {
 	admit(now time.Time, key string) (throttled bool, retryAfter, latency time.Duration)
-	done(now time.Time, key string)
-	setCapacity(perSecond float64)
+	setCapacity(now time.Time, perSecond float64)
 }
 
 // modelService is the realm service's throttle of bench-model: a token
@@ -46,8 +44,7 @@ type modelBucket struct {
 	penaltyUntil time.Time
 }
 
-func (m *modelService) setCapacity(c float64)  { m.capacity = c }
-func (m *modelService) done(time.Time, string) {}
+func (m *modelService) setCapacity(_ time.Time, c float64) { m.capacity = c }
 func (m *modelService) admit(now time.Time, key string) (bool, time.Duration, time.Duration) {
 	return !m.take(key, now), 0, 0
 }
@@ -127,6 +124,7 @@ type modelRun struct {
 	svc       modelThrottle
 	perTenant bool           // a capacity per tenant, else one for all
 	capacity  float64        // per scope, at the start
+	avail     float64        // what the service sustains per scope at capacity (0: capacity)
 	steps     []capacityStep // later changes of the capacity
 	start     time.Time
 	tenants   []*modelTenant
@@ -155,16 +153,20 @@ func (m *modelRun) key(t *modelTenant) string {
 
 // available is the capacity all tenants together can use at the start.
 func (m *modelRun) available() float64 {
-	if m.perTenant {
-		return m.capacity * float64(len(m.tenants))
+	avail := m.avail
+	if avail == 0 {
+		avail = m.capacity
 	}
-	return m.capacity
+	if m.perTenant {
+		return avail * float64(len(m.tenants))
+	}
+	return avail
 }
 
 // applySteps applies the capacity changes due by now.
 func (m *modelRun) applySteps(now time.Time) {
 	for len(m.steps) > 0 && now.Sub(m.start) >= m.steps[0].at {
-		m.svc.setCapacity(m.steps[0].capacity)
+		m.svc.setCapacity(now, m.steps[0].capacity)
 		m.steps = m.steps[1:]
 	}
 }
@@ -253,11 +255,6 @@ func (m *modelRun) run(tb testing.TB) modelResult {
 			q.after(now, lat/2, func() {
 				m.applySteps(now)
 				throttled, retry, work := m.svc.admit(now, m.key(t))
-				if work > 0 {
-					q.after(now, work, func() { m.svc.done(now, m.key(t)) })
-				} else {
-					m.svc.done(now, m.key(t))
-				}
 				q.after(now, work+lat-lat/2, func() {
 					t.inFlight--
 					if !throttled {
