@@ -32,7 +32,7 @@ const (
 	// (probeAcceleration, per second squared).
 	recovery   = 3 * time.Second
 	probe      = 0.001
-	probeQuiet = 30 * time.Second
+	probeQuiet = 40 * time.Second
 	// The probe's promise (the package comment's invariant): probeWithin
 	// after a scope's pause ended, with no throttle signal since and
 	// workers taking its slots, its rate is at least probeReach times its
@@ -49,8 +49,8 @@ const (
 	// a random part of up to quietSpread, before it probes: tenants sharing
 	// a capacity probe it in turn rather than each as often as a capacity of
 	// its own, and tenants paused together do not probe together.
-	sharedQuiet = 1.5
-	quietSpread = 0.4
+	sharedQuiet = 1.1
+	quietSpread = 0.2
 	// freed: when all tenants together take less than this fraction of the
 	// shared estimate, a tenant cut by a shared event takes up what they
 	// leave unused at once (a run sharing the capacity has ended).
