@@ -46,9 +46,10 @@ const (
 	// that a probe grows with use, not time.
 	useHeadroom = 1.25
 	// After a shared cut a tenant waits sharedQuiet times probeQuiet, less
-	// a random part of up to quietSpread, before it probes: tenants sharing
-	// a capacity probe it in turn rather than each as often as a capacity of
-	// its own, and tenants paused together do not probe together.
+	// a random part of up to quietSpread, before it probes: tenants paused
+	// together do not probe together. The longest such wait bounds the
+	// probe's promise (probeAcceleration), so it stays well under
+	// probeWithin.
 	sharedQuiet = 1.1
 	quietSpread = 0.2
 	// freed: when all tenants together take less than this fraction of the
@@ -68,7 +69,8 @@ const (
 	burstGuess = time.Second
 	margin     = 0.85
 	// firstPause is the first pause; a throttle of a request sent within
-	// pauseTooShort of a pause's end grows it by pauseGrowth (up to
+	// pauseTooShort of a pause's end, when nothing sent after that pause
+	// was answered, grows it by pauseGrowth (up to
 	// maxPause); otherwise it decays by pauseDecay, but never below
 	// shortPauseMargin times the longest pause that proved too short.
 	firstPause       = 2 * time.Second
