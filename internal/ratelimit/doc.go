@@ -46,11 +46,9 @@
 // one tenant, or tenants throttled each on their own capacity, each finds
 // its own; with one shared capacity, every overshoot throttles all tenants
 // at once and their estimates are cut together. After a shared cut a
-// tenant waits longer before it probes (sharedQuiet), so that tenants
-// sharing a capacity probe it in turn rather than each as often as one of
-// its own, and a random part longer or shorter (quietSpread), so that
-// tenants paused together do not probe together, which would look like one
-// capacity again. When the tenants together take less than freed of the
+// tenant waits a random part longer or shorter before it probes
+// (sharedQuiet, quietSpread), so that tenants paused together do not probe
+// together, which would look like one capacity again. When the tenants together take less than freed of the
 // shared estimate (a run sharing the capacity ended), a tenant cut by a
 // shared event takes up the unused part at once, up to the shared
 // estimate, instead of waiting out that quiet time.
@@ -78,10 +76,12 @@
 //     the first (leaving slow start): slowStartMargin·r, the capacity at
 //     which a rate doubling every doublingTime empties a burst allowance of
 //     burstGuess when it has reached r;
-//     a request sent within pauseTooShort of the pause's end: the pause was
-//     shorter than the service's penalty, not the rate too high — the pause
-//     grows by pauseGrowth and the estimate stays;
-//     within probeQuiet: the plateau was over the capacity, and a rate x
+//     a request sent within pauseTooShort of the pause's end, when no
+//     request sent after the pause was answered: the pause was shorter than
+//     the service's penalty, not the rate too high — the pause grows by
+//     pauseGrowth and the estimate stays (an answered one means the penalty
+//     was over and the rate emptied a small burst allowance at once);
+//     within the quiet time (probeQuiet, or a shared cut's): the plateau was over the capacity, and a rate x
 //     times the capacity empties a burst allowance of b seconds in b/(x-1)
 //     seconds, so r·held/(held+burstGuess), between deepestCut·r (a capacity
 //     that dropped: a few events settle on it) and plateauCut·r;

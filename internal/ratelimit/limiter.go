@@ -32,7 +32,7 @@ const (
 	// (probeAcceleration, per second squared).
 	recovery   = 3 * time.Second
 	probe      = 0.001
-	probeQuiet = 30 * time.Second
+	probeQuiet = 40 * time.Second
 	// The probe's promise (the package comment's invariant): probeWithin
 	// after a scope's pause ended, with no throttle signal since and
 	// workers taking its slots, its rate is at least probeReach times its
@@ -46,11 +46,12 @@ const (
 	// that a probe grows with use, not time.
 	useHeadroom = 1.25
 	// After a shared cut a tenant waits sharedQuiet times probeQuiet, less
-	// a random part of up to quietSpread, before it probes: tenants sharing
-	// a capacity probe it in turn rather than each as often as a capacity of
-	// its own, and tenants paused together do not probe together.
-	sharedQuiet = 1.5
-	quietSpread = 0.4
+	// a random part of up to quietSpread, before it probes: tenants paused
+	// together do not probe together. The longest such wait bounds the
+	// probe's promise (probeAcceleration), so it stays well under
+	// probeWithin.
+	sharedQuiet = 1.1
+	quietSpread = 0.2
 	// freed: when all tenants together take less than this fraction of the
 	// shared estimate, a tenant cut by a shared event takes up what they
 	// leave unused at once (a run sharing the capacity has ended).
@@ -68,7 +69,8 @@ const (
 	burstGuess = time.Second
 	margin     = 0.85
 	// firstPause is the first pause; a throttle of a request sent within
-	// pauseTooShort of a pause's end grows it by pauseGrowth (up to
+	// pauseTooShort of a pause's end, when nothing sent after that pause
+	// was answered, grows it by pauseGrowth (up to
 	// maxPause); otherwise it decays by pauseDecay, but never below
 	// shortPauseMargin times the longest pause that proved too short.
 	firstPause       = 2 * time.Second

@@ -106,3 +106,31 @@ func TestProbeInvariant(t *testing.T) {
 func (b *clockBundle) pauseLeft(l *Limiter) time.Duration {
 	return max(l.PausedFor("a"), l.PausedFor("b"))
 }
+
+// TestAnsweredAfterPauseMeansRateTooHigh: a throttle right after a pause
+// grows the pause only if nothing sent after the pause was answered; once a
+// request after it was, the penalty was over and the rate emptied a small
+// burst allowance at once: the estimate is cut and the pause does not grow.
+func TestAnsweredAfterPauseMeansRateTooHigh(t *testing.T) {
+	t.Parallel()
+	b := setupClock(t)
+	l := b.limiter(t, Config{TenantRate: 1000, Initial: 500})
+	b.steady(t, l, "t", 20)
+	b.sendFor(t, l, "t", 10*time.Second)
+	p := b.throttled(t, l, "t", b.reserve(t, l, "t"))
+	b.advance(p) // the pause ends; the cut resolved during it
+	first := b.reserve(t, l, "t")
+	est := b.field(t, stateKey("t"), "est")
+	b.advance(first.Wait + 100*time.Millisecond)
+	l.Answered("t", first)
+	second := b.reserve(t, l, "t")
+	b.advance(second.Wait + 100*time.Millisecond)
+	if p2 := b.throttled(t, l, "t", second); p2 > p {
+		t.Errorf("pause grew from %s to %s though a request after the pause was answered", p, p2)
+	}
+	b.advance(5 * time.Second)
+	b.reserve(t, l, "t")
+	if got := b.field(t, stateKey("t"), "est"); got >= est*0.99 {
+		t.Errorf("estimate %g after a throttle just after an answered request, want a cut from %g", got, est)
+	}
+}

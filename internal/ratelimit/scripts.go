@@ -176,6 +176,7 @@ end
 -- capacity. Returns the pause to apply (us) and, if the rate was too high,
 -- the new estimate, at which the rate restarts.
 local function react(s, now, slot, r, retry, ok)
+  local q = num(s.q, QUIET)
   local pause = num(s.pause, BASEPAUSE)
   local untl = num(s.till, 0)
   local short = num(s.short, 0)
@@ -211,7 +212,7 @@ local function react(s, now, slot, r, retry, ok)
   end
   local held = math.huge
   if untl > 0 then held = (slot - untl) / 1000000 end
-  if held <= QUIET then
+  if held <= q then
     -- The plateau was over the capacity. The shorter it held, the further
     -- over: a rate x times the capacity empties a burst allowance of b
     -- seconds in b/(x-1) seconds.
