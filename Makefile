@@ -114,6 +114,10 @@ bench-throttle: ## goodput vs a hidden realm capacity (C = 5/20/100, 1-8 workers
 bench-model: ## the limiter's own scripts against a modelled throttling service in virtual time (minutes of runs in seconds)
 	$(GO) test -run '^$$' -bench '^BenchmarkLimiterModel' -benchtime 1x -timeout 30m ./internal/ratelimit
 
+.PHONY: bench-robust
+bench-robust: ## the limiter against every throttle shape of the family (internal/throttlemodel) in virtual time: tuning half, then held-out half; ~15 min (ROBUST_* env: internal/ratelimit/robust_test.go)
+	$(GO) test -run '^$$' -bench '^BenchmarkLimiterRobust$$' -benchtime 1x -timeout 60m ./internal/ratelimit
+
 .PHONY: bench-overhead
 bench-overhead: ## one default worker: round trips and CPU per address (unthrottled realm), idle round trips/s, rate reached at realistic latency; ~3 min
 	$(GO) test -run '^$$' -bench '^BenchmarkWorkerOverhead$$' -benchtime 1x ./internal/e2e

@@ -30,7 +30,8 @@ const longHelp = `tenantsim serves a simulated Microsoft 365 tenant on one local
     certificate assertion or federated token; device-code sign-in with delegated
     tokens; an App Service style managed identity endpoint at /msi/token),
   - Microsoft Graph v1.0 (/domains, /users with $select, $filter, $top, $count, paging),
-  - the public userrealm service, with a token-bucket throttle and a penalty window
+  - the public userrealm service, with a token-bucket throttle and a penalty window,
+    or any throttle of the model family (--realm-model; docs/throttle-models.md)
     (shared by all requests, or per tenant with --realm-scope per-tenant, the tenant
     being told by the address's domain: the simulated tenant's domains are one tenant,
     any other domain is a tenant of its own), a capacity schedule (--realm-schedule,
@@ -98,6 +99,7 @@ type options struct {
 	realmRate          float64
 	realmBurst         int
 	realmPenalty       time.Duration
+	realmModel         string
 	realmThrottle      string
 	realmScope         string
 	realmSchedule      string
@@ -195,6 +197,7 @@ func newRootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra
 	f.Float64Var(&o.realmRate, "realm-rate", 0, "requests/s the realm service sustains (0 = unlimited)")
 	f.IntVar(&o.realmBurst, "realm-burst", 0, "realm token-bucket capacity (0 = max(1, the rate in effect))")
 	f.DurationVar(&o.realmPenalty, "realm-penalty", 0, "throttle everything (of the tenant, per-tenant) for this long after an overshoot, extended by each request during it")
+	f.StringVar(&o.realmModel, "realm-model", "", "throttle like this member of the throttle model family, KIND[-ra]-SEED (e.g. penalty-extend-ra-4; docs/throttle-models.md), at --realm-rate and --realm-schedule, instead of the token bucket")
 	f.StringVar(&o.realmScope, "realm-scope", tenantsim.ScopePerSource, "what the realm throttle counts: per-source (one bucket for all requests) or per-tenant (a bucket per tenant, told by the address's domain)")
 	f.StringVar(&o.realmSchedule, "realm-schedule", "", "realm rate changes AFTER:RATE,..., counted from the first realm request, e.g. 2m:15,4m:40")
 	f.StringVar(&o.realmLatency, "realm-latency", "", "realm answer delay MIN-MAX, uniform, e.g. 100ms-400ms (default none)")

@@ -65,6 +65,9 @@ func TestValidateNamesRealmFlag(t *testing.T) {
 		{"--realm-latency", func(o *options) { o.realmLatency = "fast" }},
 		{"--realm-latency-tail", func(o *options) { o.realmLatencyTail = "2%:1s-2s" }},
 		{"--realm-latency-tail", func(o *options) { o.realmLatencyTail = "0.02" }},
+		{"--realm-model", func(o *options) { o.realmRate, o.realmModel = 5, "token-bucket-1" }},
+		{"--realm-model", func(o *options) { o.realmModel = "queue-3" }},
+		{"--realm-model", func(o *options) { o.realmRate, o.realmModel, o.realmPenalty = 5, "queue-3", time.Second }},
 	} {
 		o := &options{listen: "127.0.0.1:0", clientID: defaultClientID, envSecret: "x", realmThrottle: "code2",
 			realmScope: "per-source", logLevel: "info"}
@@ -74,9 +77,10 @@ func TestValidateNamesRealmFlag(t *testing.T) {
 			t.Errorf("%s: error %v, want one starting with the flag", tc.flag, err)
 		}
 	}
-	o := &options{realmScope: "per-tenant", realmSchedule: "2m:15,4m:40", realmLatency: "100ms-400ms", realmLatencyTail: "0.02:1s-2s"}
+	o := &options{realmScope: "per-tenant", realmSchedule: "2m:15,4m:40", realmLatency: "100ms-400ms", realmLatencyTail: "0.02:1s-2s",
+		realmRate: 40, realmModel: "soft-limit-ra-4"}
 	cfg, err := o.realm(nil)
-	want := tenantsim.RealmConfig{Scope: "per-tenant",
+	want := tenantsim.RealmConfig{Scope: "per-tenant", Rate: 40, Model: "soft-limit-ra-4",
 		Schedule: []tenantsim.RateStep{{After: 2 * time.Minute, Rate: 15}, {After: 4 * time.Minute, Rate: 40}},
 		Latency:  tenantsim.Latency{Min: 100 * time.Millisecond, Max: 400 * time.Millisecond, TailShare: 0.02, TailMin: time.Second, TailMax: 2 * time.Second}}
 	if err != nil || !reflect.DeepEqual(cfg, want) {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/msaudit/msaudit/internal/throttlemodel"
 )
 
 // Tenant setups of the sweep (THROTTLE_SETUPS).
@@ -47,13 +49,20 @@ type throttleConfig struct {
 	workers  int
 	setup    string
 	n        int // addresses, split evenly between the tenants
+	// model is the simulator's throttle model (THROTTLE_MODELS); nil: the
+	// token bucket of burst C with a 2 s penalty window.
+	model *throttlemodel.Spec
 }
 
 func (c throttleConfig) name() string {
-	if c.kind == "sweep" {
-		return fmt.Sprintf("C=%g w=%d %s", c.capacity, c.workers, c.setup)
+	m := ""
+	if c.model != nil {
+		m = c.model.Name() + " "
 	}
-	return fmt.Sprintf("%s C=%g w=%d", c.kind, c.capacity, c.workers)
+	if c.kind == "sweep" {
+		return fmt.Sprintf("%sC=%g w=%d %s", m, c.capacity, c.workers, c.setup)
+	}
+	return fmt.Sprintf("%s%s C=%g w=%d", m, c.kind, c.capacity, c.workers)
 }
 
 // cost is how many THROTTLE_PARALLEL slots the configuration takes: at
@@ -74,12 +83,21 @@ func (c throttleConfig) tenantCount() int {
 }
 
 // available is the capacity the workers can use in all: C, or 2C with a
-// throttle per tenant.
+// throttle per tenant (a model's available rate at C, which for the window
+// kinds is a whole number of requests per window).
 func (c throttleConfig) available() float64 {
 	if c.setup == setupPerTenant {
-		return 2 * c.capacity
+		return 2 * c.availableAt(c.capacity)
 	}
-	return c.capacity
+	return c.availableAt(c.capacity)
+}
+
+// availableAt is what one throttle sustains at capacity.
+func (c throttleConfig) availableAt(capacity float64) float64 {
+	if c.model != nil {
+		return c.model.Available(capacity)
+	}
+	return capacity
 }
 
 func (c throttleConfig) simArgs() []string {
@@ -91,9 +109,15 @@ func (c throttleConfig) simArgs() []string {
 	if c.setup == setupPerTenant {
 		scope = "per-tenant"
 	}
-	// The burst is left to follow the rate (= C), also through a schedule.
-	args = append(args, "--realm-rate", fmt.Sprint(c.capacity), "--realm-penalty", "2s", "--realm-scope", scope,
+	// The burst is left to follow the rate (= C), also through a schedule;
+	// a model has its own.
+	throttle := []string{"--realm-penalty", "2s"}
+	if c.model != nil {
+		throttle = []string{"--realm-model", c.model.Name()}
+	}
+	args = append(args, "--realm-rate", fmt.Sprint(c.capacity), "--realm-scope", scope,
 		"--realm-latency", benchLatency, "--realm-latency-tail", benchLatencyTail)
+	args = append(args, throttle...)
 	if c.kind == "change" {
 		args = append(args, "--realm-schedule", fmt.Sprintf("%s:%g,%s:%g", changeDrop, changeLow, changeBack, changeC))
 	}
@@ -131,6 +155,13 @@ func (c throttleConfig) workerArgs() []string {
 //   - accuracy: 8 processes at a fixed ceiling R against an unthrottled
 //     simulator: aggregate <= 1.05·R.
 //
+// THROTTLE_MODELS (comma list) runs the sweep and the change scenario
+// against members of the throttle model family instead of the simulator's
+// token bucket with its 2 s penalty window: names such as queue-ra-4
+// (docs/throttle-models.md), or held-out or tuning for a whole half. Each
+// model's line at the start says which half it is in, and its rows carry
+// its name; goodput is then a fraction of the model's available capacity.
+//
 // C is hidden from the workers: their ceiling is 10·C. THROTTLE_PARALLEL=n
 // runs up to n configurations at once, each with its own Redis, simulator
 // and workers: the capacity, not the CPU, paces a run, and a configuration
@@ -145,19 +176,24 @@ func BenchmarkThrottle(b *testing.B) {
 	setups := envWords(b, "THROTTLE_SETUPS", allSetups, allSetups)
 	scenarios := envWords(b, "THROTTLE_SCENARIOS", allScenarios, allScenarios)
 	parallel := envInts(b, "THROTTLE_PARALLEL", []int{1})[0]
+	models := envModels(b)
 
 	// The longest run goes first so that a parallel pool ends together.
 	var jobs []throttleConfig
 	if slices.Contains(scenarios, "change") {
-		jobs = append(jobs, throttleConfig{kind: "change", capacity: changeC, workers: 2, setup: setupOne, n: changeN})
+		for _, m := range models {
+			jobs = append(jobs, throttleConfig{kind: "change", capacity: changeC, workers: 2, setup: setupOne, n: changeN, model: m})
+		}
 	}
 	if slices.Contains(scenarios, "sweep") {
-		for _, setup := range setups {
-			for _, c := range caps {
-				for _, w := range workers {
-					cfg := throttleConfig{kind: "sweep", capacity: float64(c), workers: w, setup: setup}
-					cfg.n = int(180 * cfg.available())
-					jobs = append(jobs, cfg)
+		for _, m := range models {
+			for _, setup := range setups {
+				for _, c := range caps {
+					for _, w := range workers {
+						cfg := throttleConfig{kind: "sweep", capacity: float64(c), workers: w, setup: setup, model: m}
+						cfg.n = int(180 * cfg.available())
+						jobs = append(jobs, cfg)
+					}
 				}
 			}
 		}
@@ -167,9 +203,16 @@ func BenchmarkThrottle(b *testing.B) {
 			n: int(30 * accuracyRate)})
 	}
 	for b.Loop() {
-		fmt.Printf("\n%d configurations, %d at a time; realm latency %s, tail %s, 2 s penalty window, burst = rate\n",
-			len(jobs), max(1, parallel), benchLatency, benchLatencyTail)
-		fmt.Println(sweepHeader)
+		fmt.Printf("\n%d configurations, %d at a time; realm latency %s, tail %s\n", len(jobs), max(1, parallel),
+			benchLatency, benchLatencyTail)
+		for _, m := range models {
+			if m == nil {
+				fmt.Println("throttle: the simulator's token bucket, burst = rate, 2 s penalty window")
+			} else {
+				fmt.Println("throttle model " + m.String())
+			}
+		}
+		fmt.Println(sweepHeader(nameWidth(models[0] != nil)))
 		var rows []sweepRow
 		var others, failures []string
 		metrics := map[string]float64{}
@@ -204,6 +247,35 @@ func BenchmarkThrottle(b *testing.B) {
 			b.Error(f)
 		}
 	}
+}
+
+// envModels reads THROTTLE_MODELS: model names, or held-out or tuning for a
+// whole half of the family. Unset: the simulator's own token bucket (nil).
+func envModels(b *testing.B) []*throttlemodel.Spec {
+	var out []*throttlemodel.Spec
+	add := func(specs ...throttlemodel.Spec) {
+		for _, s := range specs {
+			out = append(out, &s)
+		}
+	}
+	for _, w := range envWords(b, "THROTTLE_MODELS", nil, nil) {
+		switch w {
+		case "held-out":
+			add(throttlemodel.HeldOut()...)
+		case "tuning":
+			add(throttlemodel.Tuning()...)
+		default:
+			s, err := throttlemodel.Parse(w)
+			if err != nil {
+				b.Fatalf("THROTTLE_MODELS: %v", err)
+			}
+			add(s)
+		}
+	}
+	if out == nil {
+		return []*throttlemodel.Spec{nil}
+	}
+	return out
 }
 
 func envInts(b *testing.B, name string, def []int) []int {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/msaudit/msaudit/internal/throttlemodel"
 )
 
 // throttleReport is what one finished configuration prints: text at once,
@@ -19,7 +21,7 @@ type throttleReport struct {
 func report(cfg throttleConfig, out runOutcome) throttleReport {
 	switch cfg.kind {
 	case "change":
-		return changeReport(out)
+		return changeReport(cfg, out)
 	case "accuracy":
 		return accuracyReport(cfg, out)
 	}
@@ -43,7 +45,20 @@ type sweepRow struct {
 	startUp time.Duration
 }
 
-const sweepHeader = "configuration            goodput whole  steady  throttled  lost   wall  0.9 at  per tenant (of fair share)"
+// sweepHeader heads the sweep's rows, whose configuration column is
+// nameWidth wide.
+func sweepHeader(nameWidth int) string {
+	return fmt.Sprintf("%-*s goodput whole  steady  throttled  lost   wall  0.9 at  per tenant (of fair share)", nameWidth, "configuration")
+}
+
+// nameWidth is the configuration column's width: wider when a throttle
+// model's name leads it.
+func nameWidth(withModel bool) int {
+	if withModel {
+		return 44
+	}
+	return 24
+}
 
 func (r sweepRow) String() string {
 	var ten []string
@@ -54,7 +69,7 @@ func (r sweepRow) String() string {
 	if r.startUp >= 0 {
 		startUp = r.startUp.String()
 	}
-	return strings.TrimSpace(fmt.Sprintf("%-24s %13.3f %7.3f %9.2f%% %5d %6s %7s  %s", r.cfg.name(), r.whole, r.steady,
+	return strings.TrimSpace(fmt.Sprintf("%-*s %13.3f %7.3f %9.2f%% %5d %6s %7s  %s", nameWidth(r.cfg.model != nil), r.cfg.name(), r.whole, r.steady,
 		100*r.throttled, r.lost, r.wall.Round(time.Second), startUp, strings.Join(ten, " ")))
 }
 
@@ -90,23 +105,50 @@ func printSweepTable(rows []sweepRow) {
 	}
 	order := map[string]int{setupOne: 0, setupShared: 1, setupPerTenant: 2}
 	slices.SortFunc(rows, func(a, b sweepRow) int {
-		return cmp.Or(cmp.Compare(order[a.cfg.setup], order[b.cfg.setup]), cmp.Compare(a.cfg.capacity, b.cfg.capacity),
-			cmp.Compare(a.cfg.workers, b.cfg.workers))
+		return cmp.Or(cmp.Compare(modelOrder(a.cfg), modelOrder(b.cfg)), cmp.Compare(order[a.cfg.setup], order[b.cfg.setup]),
+			cmp.Compare(a.cfg.capacity, b.cfg.capacity), cmp.Compare(a.cfg.workers, b.cfg.workers))
 	})
-	fmt.Printf("\nsweep (goodput as a fraction of the available capacity: C, or 2C for pertenant; bar >= 0.9, throttled <= 2 %%, lost 0)\n%s\n", sweepHeader)
+	fmt.Println("\nsweep (goodput as a fraction of the available capacity: C, or 2C for pertenant; bar >= 0.9, throttled <= 2 %, lost 0)")
+	half := ""
 	for _, r := range rows {
+		if h := modelHalf(r.cfg); h != half {
+			fmt.Printf("%s:\n%s\n", h, sweepHeader(nameWidth(r.cfg.model != nil)))
+			half = h
+		}
 		fmt.Println(r.String())
 	}
 }
 
+// modelHalf names the throttle a row ran against and its half of the
+// family.
+func modelHalf(cfg throttleConfig) string {
+	if cfg.model == nil {
+		return "the simulator's token bucket"
+	}
+	return cfg.model.Half() + " models"
+}
+
+// modelOrder puts the token bucket first, then the tuning models, then the
+// held-out ones, each in family order.
+func modelOrder(cfg throttleConfig) int {
+	if cfg.model == nil {
+		return -1
+	}
+	i := slices.IndexFunc(throttlemodel.Family(), func(s throttlemodel.Spec) bool { return s.Name() == cfg.model.Name() })
+	if cfg.model.HeldOut {
+		i += 1000
+	}
+	return i
+}
+
 // changeReport prints the answers per 5 s window, a minute a line, and how
 // close the rate comes to the capacity after the drop and the recovery.
-func changeReport(out runOutcome) throttleReport {
+func changeReport(cfg throttleConfig, out runOutcome) throttleReport {
 	ss, last := out.samples, out.samples.last()
 	const window = 5 * time.Second
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nchange: C = %g/s, %g/s from %s, %g/s from %s; answered/s per 5 s window from the first request:\n",
-		changeC, changeLow, changeDrop, changeC, changeBack)
+	fmt.Fprintf(&b, "\n%s: C = %g/s, %g/s from %s, %g/s from %s; answered/s per 5 s window from the first request:\n",
+		cfg.name(), changeC, changeLow, changeDrop, changeC, changeBack)
 	end := ss.lastAnswer("")
 	for t := time.Duration(0); t < end; t += window {
 		if t%time.Minute == 0 {
@@ -119,14 +161,16 @@ func changeReport(out runOutcome) throttleReport {
 	}
 	// The low phase is judged from 15 s after the drop, the recovered one
 	// from 60 s after the recovery until six minutes or the last answer.
-	low := ss.rate("", changeDrop+15*time.Second, changeBack) / changeLow
-	back := ss.rate("", changeBack+time.Minute, min(end, 6*time.Minute)) / changeC
+	lowAvail, backAvail := cfg.availableAt(changeLow), cfg.availableAt(changeC)
+	low := ss.rate("", changeDrop+15*time.Second, changeBack) / lowAvail
+	back := ss.rate("", changeBack+time.Minute, min(end, 6*time.Minute)) / backAvail
 	throttled := 0.0
 	if last.requests > 0 {
 		throttled = float64(last.throttled) / float64(last.requests)
 	}
-	summary := fmt.Sprintf("change: answered/s from drop+15 s to the recovery %.3f of %g/s; from recovery+60 s %.3f of %g/s; "+
-		"throttled %.2f%%, lost %d, last answer at %s", low, changeLow, back, changeC, 100*throttled, out.lost, end.Round(time.Second))
+	summary := fmt.Sprintf("%s: answered/s from drop+15 s to the recovery %.3f of %.4g/s; from recovery+60 s %.3f of %.4g/s; "+
+		"throttled %.2f%%, lost %d, last answer at %s", cfg.name(), low, lowAvail, back, backAvail, 100*throttled, out.lost,
+		end.Round(time.Second))
 	fmt.Fprintf(&b, "\n%s\n", summary)
 	return throttleReport{text: b.String(), summary: summary,
 		metrics: map[string]float64{"change-low/capacity": low, "change-back/capacity": back}}

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -28,22 +29,29 @@ const (
 	// that raised the estimate) returns to it with the time constant
 	// recovery. It then creeps above it by probe (a fraction per second)
 	// and, after probeQuiet without a throttle, accelerates
-	// (probeAcceleration, per second squared): a capacity that grew is
-	// found within 40 to 70 s, a steady one is met about once in 50 s.
-	recovery          = 3 * time.Second
-	probe             = 0.001
-	probeQuiet        = 40 * time.Second
-	probeAcceleration = 0.002
+	// (probeAcceleration, per second squared).
+	recovery   = 3 * time.Second
+	probe      = 0.001
+	probeQuiet = 40 * time.Second
+	// The probe's promise (the package comment's invariant): probeWithin
+	// after a scope's pause ended, with no throttle signal since and
+	// workers taking its slots, its rate is at least probeReach times its
+	// estimate, so that no scope sits below its capacity for good and a
+	// capacity back from a drop to 1/probeReach of itself is found within
+	// probeWithin (TestProbeInvariant). probeAcceleration follows from it.
+	probeWithin = 60 * time.Second
+	probeReach  = 2.5
 	// useHeadroom: past slow start a rate runs at most this far ahead of
 	// the slots taken over the last window (never below the estimate), so
 	// that a probe grows with use, not time.
 	useHeadroom = 1.25
 	// After a shared cut a tenant waits sharedQuiet times probeQuiet, less
-	// a random part of up to quietSpread, before it probes: tenants sharing
-	// a capacity probe it in turn rather than each as often as a capacity of
-	// its own, and tenants paused together do not probe together.
-	sharedQuiet = 1.5
-	quietSpread = 0.4
+	// a random part of up to quietSpread, before it probes: tenants paused
+	// together do not probe together. The longest such wait bounds the
+	// probe's promise (probeAcceleration), so it stays well under
+	// probeWithin.
+	sharedQuiet = 1.1
+	quietSpread = 0.2
 	// freed: when all tenants together take less than this fraction of the
 	// shared estimate, a tenant cut by a shared event takes up what they
 	// leave unused at once (a run sharing the capacity has ended).
@@ -61,7 +69,8 @@ const (
 	burstGuess = time.Second
 	margin     = 0.85
 	// firstPause is the first pause; a throttle of a request sent within
-	// pauseTooShort of a pause's end grows it by pauseGrowth (up to
+	// pauseTooShort of a pause's end, when nothing sent after that pause
+	// was answered, grows it by pauseGrowth (up to
 	// maxPause); otherwise it decays by pauseDecay, but never below
 	// shortPauseMargin times the longest pause that proved too short.
 	firstPause       = 2 * time.Second
@@ -104,6 +113,12 @@ const (
 	// maxRate stands for "no limit" in the scripts.
 	maxRate = 1e6
 )
+
+// probeAcceleration keeps the probe's promise after the longest quiet time
+// (a shared cut's), with a tenth to spare: the creep gives
+// 1+probe·probeWithin, the acceleration e^(a·t²/2) over the t that is left.
+var probeAcceleration = 1.1 * 2 * math.Log(probeReach/(1+probe*probeWithin.Seconds())) /
+	math.Pow(probeWithin.Seconds()-sharedQuiet*probeQuiet.Seconds(), 2)
 
 // Config sets the limits.
 type Config struct {

@@ -20,15 +20,22 @@ import (
 // algorithm's constants were chosen; `make bench-throttle` measures the
 // whole system against the real simulator.
 
-// modelService is the realm service's throttle: a token bucket of one
-// second of capacity per scope, and a penalty window that every request
-// sent into it prolongs.
+// modelThrottle is the simulated realm service as the model drives it: a
+// request of key (the scope: "" for a source-wide capacity, else the
+// tenant) arrives at now and is throttled (with a Retry-After, 0 for none)
+// or answered after latency more than the network's.
+type modelThrottle interface {
+	admit(now time.Time, key string) (throttled bool, retryAfter, latency time.Duration)
+	setCapacity(now time.Time, perSecond float64)
+}
+
+// modelService is the realm service's throttle of bench-model: a token
+// bucket of one second of capacity per scope, and a penalty window that
+// every request sent into it prolongs.
 type modelService struct {
-	perTenant bool
-	capacity  func(elapsed time.Duration) float64
-	penalty   time.Duration
-	start     time.Time
-	buckets   map[string]*modelBucket
+	capacity float64
+	penalty  time.Duration
+	buckets  map[string]*modelBucket
 }
 
 type modelBucket struct {
@@ -37,13 +44,17 @@ type modelBucket struct {
 	penaltyUntil time.Time
 }
 
-func (m *modelService) take(tenant string, now time.Time) bool {
-	key := ""
-	if m.perTenant {
-		key = tenant
+func (m *modelService) setCapacity(_ time.Time, c float64) { m.capacity = c }
+func (m *modelService) admit(now time.Time, key string) (bool, time.Duration, time.Duration) {
+	return !m.take(key, now), 0, 0
+}
+
+func (m *modelService) take(key string, now time.Time) bool {
+	if m.buckets == nil {
+		m.buckets = map[string]*modelBucket{}
 	}
 	b := m.buckets[key]
-	c := m.capacity(now.Sub(m.start))
+	c := m.capacity
 	if b == nil {
 		b = &modelBucket{tokens: c, last: now}
 		m.buckets[key] = b
@@ -60,6 +71,12 @@ func (m *modelService) take(tenant string, now time.Time) bool {
 	}
 	b.penaltyUntil = now.Add(m.penalty)
 	return false
+}
+
+// capacityStep changes the service's capacity at a time into the run.
+type capacityStep struct {
+	at       time.Duration
+	capacity float64
 }
 
 type modelEvent struct {
@@ -93,13 +110,23 @@ type modelTenant struct {
 	first, last         time.Time
 	perSecond           map[int]int // answered per second since the model's start
 	refused, stale      int
+	lost                int // addresses given up after maxAttempts throttles
 	lastRate            float64
 }
+
+// maxAttempts is how many throttles of one address the model's workers
+// take before they give it up (lost), as the throttle bench's workers do.
+const maxAttempts = 20
 
 // modelRun is one configuration of the model.
 type modelRun struct {
 	cfg       Config
-	svc       *modelService
+	svc       modelThrottle
+	perTenant bool           // a capacity per tenant, else one for all
+	capacity  float64        // per scope, at the start
+	avail     float64        // what the service sustains per scope at capacity (0: capacity)
+	steps     []capacityStep // later changes of the capacity
+	start     time.Time
 	tenants   []*modelTenant
 	slots     int // requesters per tenant (batches checked at once)
 	processes int // limiter instances (worker processes)
@@ -114,6 +141,34 @@ type modelResult struct {
 	tenants        []*modelTenant
 	start          time.Time
 	reach, tail    time.Duration // to 0.9 of the capacity (5 s average); the last 1 % of answers
+}
+
+// key is the scope of tenant t's requests at the service.
+func (m *modelRun) key(t *modelTenant) string {
+	if m.perTenant {
+		return t.id
+	}
+	return ""
+}
+
+// available is the capacity all tenants together can use at the start.
+func (m *modelRun) available() float64 {
+	avail := m.avail
+	if avail == 0 {
+		avail = m.capacity
+	}
+	if m.perTenant {
+		return avail * float64(len(m.tenants))
+	}
+	return avail
+}
+
+// applySteps applies the capacity changes due by now.
+func (m *modelRun) applySteps(now time.Time) {
+	for len(m.steps) > 0 && now.Sub(m.start) >= m.steps[0].at {
+		m.svc.setCapacity(now, m.steps[0].capacity)
+		m.steps = m.steps[1:]
+	}
 }
 
 func (m *modelRun) latency() time.Duration {
@@ -139,8 +194,7 @@ func (m *modelRun) run(tb testing.TB) modelResult {
 	defer rdb.Close()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	mr.SetTime(now)
-	m.svc.start = now
-	m.svc.buckets = map[string]*modelBucket{}
+	m.start = now
 	lims := make([]*Limiter, m.processes)
 	for i := range lims {
 		l, err := New(rdb, m.cfg)
@@ -199,24 +253,29 @@ func (m *modelRun) run(tb testing.TB) modelResult {
 				t.first = now
 			}
 			q.after(now, lat/2, func() {
-				ok := m.svc.take(t.id, now)
-				q.after(now, lat-lat/2, func() {
+				m.applySteps(now)
+				throttled, retry, work := m.svc.admit(now, m.key(t))
+				q.after(now, work+lat-lat/2, func() {
 					t.inFlight--
-					if ok {
+					if !throttled {
 						l.Answered(t.id, r)
 						t.answered++
 						t.last = now
-						t.perSecond[int(now.Sub(m.svc.start)/time.Second)]++
+						t.perSecond[int(now.Sub(m.start)/time.Second)]++
 						step(t, l, false, 0)
 						return
 					}
 					t.throttled++
 					mr.SetTime(now)
-					p, err := l.Throttled(ctx, t.id, 0, r)
+					p, err := l.Throttled(ctx, t.id, retry, r)
 					if err != nil {
 						tb.Fatal(err)
 					}
-					attempts++
+					if attempts++; attempts >= maxAttempts {
+						t.lost++
+						q.after(now, m.forward(), func() { step(t, l, false, 0) })
+						return
+					}
 					backoff := min(5*time.Second, 200*time.Millisecond<<min(attempts, 10))
 					again(max(p, time.Duration(m.rng.Int64N(int64(backoff)))) + m.forward())
 				})
@@ -239,7 +298,7 @@ func (m *modelRun) run(tb testing.TB) modelResult {
 			lastTrace = now
 			m.traceLine(tb, rdb, now)
 		}
-		if now.Sub(m.svc.start) > time.Hour {
+		if now.Sub(m.start) > time.Hour {
 			tb.Fatal("model run did not finish in an hour of model time")
 		}
 	}
@@ -249,7 +308,7 @@ func (m *modelRun) run(tb testing.TB) modelResult {
 func (m *modelRun) traceLine(tb testing.TB, rdb *redis.Client, now time.Time) {
 	ctx := tb.Context()
 	var b strings.Builder
-	sec := int(now.Sub(m.svc.start) / time.Second)
+	sec := int(now.Sub(m.start) / time.Second)
 	fmt.Fprintf(&b, "t=%4ds", sec)
 	for _, t := range m.tenants {
 		h := rdb.HMGet(ctx, stateKey(t.id), "rate", "est", "pause", "sh").Val()
@@ -263,7 +322,7 @@ func (m *modelRun) traceLine(tb testing.TB, rdb *redis.Client, now time.Time) {
 func (m *modelRun) result() modelResult {
 	var res modelResult
 	res.tenants = m.tenants
-	res.start = m.svc.start
+	res.start = m.start
 	var first, last time.Time
 	total, throttled, requests := 0, 0, 0
 	for _, t := range m.tenants {
@@ -281,7 +340,7 @@ func (m *modelRun) result() modelResult {
 	res.whole = float64(total) / res.duration.Seconds()
 	res.throttledShare = float64(throttled) / float64(requests)
 	// Steady: between 20 % and 90 % of all answers.
-	seconds := int(last.Sub(m.svc.start)/time.Second) + 1
+	seconds := int(last.Sub(m.start)/time.Second) + 1
 	cum, lo, hi := 0, -1, -1
 	for s := 0; s < seconds; s++ {
 		for _, t := range m.tenants {
@@ -298,10 +357,7 @@ func (m *modelRun) result() modelResult {
 	if hi > lo {
 		res.steady = 0.7 * float64(total) / float64(hi-lo)
 	}
-	avail := m.svc.capacity(0)
-	if m.svc.perTenant {
-		avail *= float64(len(m.tenants))
-	}
+	avail := m.available()
 	sum := func(s int) (n int) {
 		for _, t := range m.tenants {
 			n += t.perSecond[s]
@@ -310,14 +366,14 @@ func (m *modelRun) result() modelResult {
 	}
 	for s := 5; s < seconds; s++ {
 		if sum(s-4)+sum(s-3)+sum(s-2)+sum(s-1)+sum(s) >= int(4.5*avail) {
-			res.reach = time.Duration(s)*time.Second - first.Sub(m.svc.start)
+			res.reach = time.Duration(s)*time.Second - first.Sub(m.start)
 			break
 		}
 	}
 	cum = 0
 	for s := 0; s < seconds; s++ {
 		if cum += sum(s); float64(cum) >= 0.99*float64(total) {
-			res.tail = last.Sub(m.svc.start) - time.Duration(s)*time.Second
+			res.tail = last.Sub(m.start) - time.Duration(s)*time.Second
 			break
 		}
 	}
@@ -331,7 +387,9 @@ func newModel(seed uint64, capacity float64, tenants int, perTenant bool, proces
 	}
 	m := &modelRun{
 		cfg:       Config{TenantRate: 10 * capacity, Initial: 5, Adaptive: true, MaxWait: 2 * time.Second},
-		svc:       &modelService{perTenant: perTenant, capacity: func(time.Duration) float64 { return capacity }, penalty: 2 * time.Second},
+		svc:       &modelService{capacity: capacity, penalty: 2 * time.Second},
+		perTenant: perTenant,
+		capacity:  capacity,
 		slots:     int(2*capacity*0.4) + 6,
 		processes: processes,
 		rng:       rand.New(rand.NewPCG(seed, uint64(capacity)*31+uint64(tenants))),
@@ -395,12 +453,7 @@ func BenchmarkLimiterModel(b *testing.B) {
 func BenchmarkLimiterModelCapacityChange(b *testing.B) {
 	for b.Loop() {
 		m := newModel(7, 40, 1, false, 2)
-		m.svc.capacity = func(e time.Duration) float64 {
-			if e >= 2*time.Minute && e < 4*time.Minute {
-				return 15
-			}
-			return 40
-		}
+		m.steps = []capacityStep{{2 * time.Minute, 15}, {4 * time.Minute, 40}}
 		m.tenants[0].remaining = 40*120 + 15*120 + 40*120
 		r := m.run(b)
 		t := r.tenants[0]

@@ -171,16 +171,20 @@ local function take_freed(s, g, now, ceiling, initial)
 end
 
 -- The reaction of a scope to a throttle of a request sent at time slot, r
--- being the scope's rate then: it pauses, and unless the pause proved too short it
--- re-estimates the capacity. Returns the pause to apply (us) and, if the
--- rate was too high, the new estimate, at which the rate restarts.
-local function react(s, now, slot, r, retry)
+-- being the scope's rate then and ok the latest answered request's slot:
+-- it pauses, and unless the pause proved too short it re-estimates the
+-- capacity. Returns the pause to apply (us) and, if the rate was too high,
+-- the new estimate, at which the rate restarts.
+local function react(s, now, slot, r, retry, ok)
+  local q = num(s.q, QUIET)
   local pause = num(s.pause, BASEPAUSE)
   local untl = num(s.till, 0)
   local short = num(s.short, 0)
   -- A request sent right after a pause and throttled means the pause was
-  -- shorter than the service's penalty, not that the rate was too high.
-  local toolong = untl > 0 and slot < untl + PAUSEFAIL
+  -- shorter than the service's penalty, not that the rate was too high;
+  -- unless a request sent after the pause was answered: the penalty was
+  -- over, and the rate emptied a small burst allowance at once.
+  local toolong = untl > 0 and slot < untl + PAUSEFAIL and ok < untl
   if toolong then
     short = math.max(short, pause)
     pause = math.min(pause * PAUSEGROWTH, MAXPAUSE)
@@ -208,7 +212,7 @@ local function react(s, now, slot, r, retry)
   end
   local held = math.huge
   if untl > 0 then held = (slot - untl) / 1000000 end
-  if held <= QUIET then
+  if held <= q then
     -- The plateau was over the capacity. The shorter it held, the further
     -- over: a rate x times the capacity empties a burst allowance of b
     -- seconds in b/(x-1) seconds.
@@ -390,7 +394,7 @@ if coincide then
   -- What all tenants sent: the two reports' rates, or the sliding count
   -- when more tenants were sending.
   local r = math.max(window_rate(g, now), paced + other)
-  local p, est = react(g, now, slot, r, retry)
+  local p, est = react(g, now, slot, r, retry, num(s.ok, 0))
   g.cf = nil
   if est then
     g.est = math.max(MINRATE, est)
@@ -409,7 +413,7 @@ if coincide then
   return {math.floor(p), 1}
 end
 local r = math.min(current_rate(s, slot, ceiling, initial), paced)
-local p, est = react(s, now, slot, r, retry)
+local p, est = react(s, now, slot, r, retry, num(s.ok, 0))
 if est then
   est = math.max(MINRATE, est)
   s.pat, s.pest, s.prate, s.pr = now, est, est, r

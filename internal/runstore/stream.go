@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/msaudit/msaudit/internal/spill"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -102,7 +103,7 @@ func (s *Store) pairsByUserBucket(ctx context.Context, k keys, addresses int64, 
 				for _, ref := range splitRefs(refs) {
 					key = binary.BigEndian.AppendUint32(key[:0], uint32(k.bucketOf(ref)))
 					key = append(key, a...)
-					val = appendField(appendField(appendField(val[:0], ref), st[a]), errs[a])
+					val = spill.AppendField(spill.AppendField(spill.AppendField(val[:0], ref), st[a]), errs[a])
 					if err := out.Add(key, val); err != nil {
 						return err
 					}
@@ -156,9 +157,9 @@ func (s *Store) joinUsers(ctx context.Context, k keys, users int64, in, out Sort
 				return err
 			}
 		}
-		ref, rest := nextField(iv)
-		key = appendKeyPart(appendKeyPart(key[:0], string(ik[4:])), decodeRef(ref))
-		val = appendField(append(val[:0], rest...), byRef[ref])
+		ref, rest := spill.NextField(iv)
+		key = spill.AppendKey(spill.AppendKey(key[:0], string(ik[4:])), decodeRef(ref))
+		val = spill.AppendField(append(val[:0], rest...), byRef[ref])
 		return out.Add(key, val)
 	})
 }
@@ -188,11 +189,11 @@ func (s *Store) loadUsers(ctx context.Context, k keys, lo, hi int, byRef map[str
 func emitResults(in Sorter, fn func([]Result) error) error {
 	page := make([]Result, 0, resultsPage)
 	err := in.Each(func(key, value []byte) error {
-		addr, rest := splitKeyPart(key)
-		userID, _ := splitKeyPart(rest)
-		state, value := nextField(value)
-		lastErr, value := nextField(value)
-		user, _ := nextField(value)
+		addr, rest := spill.SplitKey(key)
+		userID, _ := spill.SplitKey(rest)
+		state, value := spill.NextField(value)
+		lastErr, value := spill.NextField(value)
+		user, _ := spill.NextField(value)
 		r := Result{Pair: Pair{Address: addr, UserID: userID}, State: StatePending}
 		if userID != "" {
 			parseUser(&r.Pair, user)
@@ -284,52 +285,4 @@ func (s *Store) deadLetterPage(ctx context.Context, k keys, addrs []string) ([]D
 		out[i].Error, _ = errs.Val()[i].(string)
 	}
 	return out, nil
-}
-
-// appendField appends s to a record's value with its length in front.
-func appendField(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
-}
-
-// nextField is the first field of a value appendField made, and the rest.
-func nextField(b []byte) (string, []byte) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 {
-		return "", nil
-	}
-	b = b[k:]
-	n = min(n, uint64(len(b)))
-	return string(b[:n]), b[n:]
-}
-
-// appendKeyPart appends s to a key so that keys of the same number of parts
-// sort as their parts do, one after the other: a zero byte is written
-// 0x00 0xFF and a part ends with 0x00 0x01.
-func appendKeyPart(key []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if s[i] == 0 {
-			key = append(key, 0, 0xFF)
-		} else {
-			key = append(key, s[i])
-		}
-	}
-	return append(key, 0, 1)
-}
-
-// splitKeyPart is the first part of a key appendKeyPart made, and the rest.
-func splitKeyPart(key []byte) (string, []byte) {
-	var b []byte
-	for i := 0; i < len(key); i++ {
-		if key[i] != 0 {
-			continue
-		}
-		if i+1 < len(key) && key[i+1] == 0xFF {
-			b = append(append(b, key[:i]...), 0)
-			key, i = key[i+2:], -1
-			continue
-		}
-		b = append(b, key[:i]...)
-		return string(b), key[min(i+2, len(key)):]
-	}
-	return string(append(b, key...)), nil
 }

@@ -7,14 +7,16 @@
 // Microsoft Graph v1.0 the enqueuer reads (/domains and /users with $select,
 // $filter, $top, $count and absolute nextLinks), and the public userrealm
 // service the workers query (with a token-bucket throttle and a penalty
-// window, shared by all requests or kept per tenant, a capacity schedule,
+// window or any model of the throttlemodel family, shared by all requests or
+// kept per tenant, a capacity schedule,
 // answer latency and injectable faults; see RealmConfig). It also generates the directory it serves from a
 // seed and knows the ground truth — which addresses the product must check and
 // which of them have a consumer account — so tests can compare a run's report
 // against it.
 //
 // It owns the simulated tenant, the simulated services and their statistics;
-// it does not know the product's packages and must not import them, so that
+// it does not know the product's packages and must not import them (only
+// the throttle models, which know nothing of the product either), so that
 // it stays an independent referee.
 //
 // It is a product feature as much as a test double: it powers 'enqueue demo'

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/msaudit/msaudit/internal/throttlemodel"
 )
 
 // realmOutcome is what the model decided for one realm request.
@@ -39,7 +41,13 @@ type realmState struct {
 	// start is when the schedule's clock started: the first request since
 	// the throttle model was set (zero: none yet).
 	start time.Time
-	rng   *rand.Rand
+	// model is RealmConfig.Model's throttle, built at the first request
+	// that needs it (nil: none yet); modelRate is the capacity it was last
+	// given and modelLast the latest time it was asked about.
+	model     throttlemodel.Model
+	modelRate float64
+	modelLast time.Time
+	rng       *rand.Rand
 
 	requests, answered, throttled, faults int64
 	perAddress                            map[string]int64
@@ -56,6 +64,7 @@ type realmState struct {
 type realmDecision struct {
 	out          realmOutcome
 	retry        time.Duration
+	retryHeader  bool
 	throttleHTTP bool
 	hang, delay  time.Duration
 }
@@ -87,6 +96,7 @@ func (rs *realmState) set(cfg RealmConfig) {
 		// or failing addresses must not hand out a fresh burst mid-run.
 		clear(rs.buckets)
 		rs.start = time.Time{}
+		rs.model = nil
 	}
 	rs.cfg = cfg
 	rs.fail = failSet(cfg.FailAddresses)
@@ -156,12 +166,14 @@ func (rs *realmState) decide(addr, tenant string, now time.Time) realmDecision {
 		// without latency stay what they always were.
 		d.delay = cfg.Latency.draw(rs.rng)
 	}
-	if ok, wait := rs.take(tenant, now); !ok {
+	v := rs.take(tenant, now)
+	if !v.ok {
 		rs.throttled++
 		ts.Throttled++
-		d.out, d.retry, d.throttleHTTP = outThrottled, wait, cfg.ThrottleHTTP
+		d.out, d.retry, d.retryHeader, d.throttleHTTP = outThrottled, v.retry, v.header, cfg.ThrottleHTTP
 		return d
 	}
+	d.delay += v.latency
 	if _, bad := rs.fail[addr]; bad {
 		rs.faults++
 		ts.Faults++
@@ -241,7 +253,9 @@ func (s *Server) serveRealm(w http.ResponseWriter, r *http.Request) {
 	switch d.out {
 	case outThrottled:
 		if d.throttleHTTP {
-			h.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(d.retry.Seconds())))))
+			if d.retryHeader {
+				h.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(d.retry.Seconds())))))
+			}
 			writeRealmJSON(w, http.StatusTooManyRequests, appendRealmError(nil, "too_many_requests", "Too many requests; retry later."))
 			return
 		}

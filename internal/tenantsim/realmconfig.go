@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/msaudit/msaudit/internal/throttlemodel"
 )
 
 // RealmConfig is the realm service's throttle and fault model.
@@ -24,6 +26,13 @@ type RealmConfig struct {
 	// until now+Penalty, and each throttled request in that window pushes it
 	// to its own now+Penalty. This is what makes overshooting expensive.
 	Penalty time.Duration `json:"penalty"`
+	// Model, when set, names a member of the throttle model family
+	// (throttlemodel.Parse: KIND[-ra]-SEED, e.g. penalty-extend-ra-4) that
+	// throttles in place of the token bucket, at Rate and the Schedule's
+	// rates, per Scope; Burst and Penalty must then be 0. Its throttled
+	// answers carry Retry-After (with ThrottleHTTP) only if the model's name
+	// says -ra, and its service time adds to Latency.
+	Model string `json:"model"`
 	// ThrottleHTTP false: throttled requests get 200 with MicrosoftAccount 2;
 	// true: HTTP 429 with Retry-After in whole seconds (≥1).
 	ThrottleHTTP bool `json:"throttle_http"`
@@ -71,6 +80,9 @@ func (c RealmConfig) Validate() error {
 	if c.Penalty < 0 {
 		return fmt.Errorf("realm penalty %v is negative", c.Penalty)
 	}
+	if err := c.validateModel(); err != nil {
+		return err
+	}
 	if c.Scope != "" && c.Scope != ScopePerSource && c.Scope != ScopePerTenant {
 		return fmt.Errorf("realm scope %q: want %s or %s", c.Scope, ScopePerSource, ScopePerTenant)
 	}
@@ -100,7 +112,28 @@ func (c RealmConfig) Validate() error {
 	return nil
 }
 
+// validateModel refuses a model name that is no family kind, and a model
+// with the token bucket's own burst or penalty, or without a rate.
+func (c RealmConfig) validateModel() error {
+	if c.Model == "" {
+		return nil
+	}
+	if _, err := throttlemodel.Parse(c.Model); err != nil {
+		return fmt.Errorf("realm %w", err)
+	}
+	if c.Burst != 0 || c.Penalty != 0 {
+		return fmt.Errorf("realm model %s has its own burst and penalty: burst and penalty must be 0", c.Model)
+	}
+	if c.Rate <= 0 {
+		return fmt.Errorf("realm model %s needs a rate", c.Model)
+	}
+	return nil
+}
+
 func (c RealmConfig) clamped() RealmConfig {
+	if c.validateModel() != nil {
+		c.Model = ""
+	}
 	c.Rate = max(c.Rate, 0)
 	c.Burst = max(c.Burst, 0)
 	c.Penalty = max(c.Penalty, 0)
@@ -152,7 +185,7 @@ func (c RealmConfig) rateAt(el time.Duration) (rate float64, until time.Duration
 // sameThrottle reports whether two models throttle alike, so that a change
 // of faults alone keeps the buckets.
 func (c RealmConfig) sameThrottle(o RealmConfig) bool {
-	return c.Rate == o.Rate && c.Burst == o.Burst && c.Penalty == o.Penalty &&
+	return c.Rate == o.Rate && c.Burst == o.Burst && c.Penalty == o.Penalty && c.Model == o.Model &&
 		c.scope() == o.scope() && slices.Equal(c.Schedule, o.Schedule)
 }
 
@@ -218,6 +251,7 @@ type realmWire struct {
 	Rate          float64        `json:"rate"`
 	Burst         int            `json:"burst"`
 	Penalty       jsonDuration   `json:"penalty"`
+	Model         string         `json:"model,omitempty"`
 	ThrottleHTTP  bool           `json:"throttle_http"`
 	Scope         string         `json:"scope"`
 	Schedule      []rateStepWire `json:"schedule"`
@@ -230,7 +264,7 @@ type realmWire struct {
 func (c RealmConfig) MarshalJSON() ([]byte, error) {
 	f := c.Faults
 	return json.Marshal(realmWire{
-		Rate: c.Rate, Burst: c.Burst, Penalty: jsonDuration(c.Penalty), ThrottleHTTP: c.ThrottleHTTP,
+		Rate: c.Rate, Burst: c.Burst, Penalty: jsonDuration(c.Penalty), Model: c.Model, ThrottleHTTP: c.ThrottleHTTP,
 		Scope: c.scope(), Schedule: scheduleWire(c.Schedule), Latency: c.Latency.wire(),
 		Faults:        faultsWire{f.Timeout, f.ServerError, f.BadJSON, f.Code4, f.MissingFlag, jsonDuration(f.TimeoutHang)},
 		FailAddresses: c.FailAddresses,
@@ -247,7 +281,7 @@ func (c *RealmConfig) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*c = RealmConfig{
-		Rate: w.Rate, Burst: w.Burst, Penalty: time.Duration(w.Penalty), ThrottleHTTP: w.ThrottleHTTP,
+		Rate: w.Rate, Burst: w.Burst, Penalty: time.Duration(w.Penalty), Model: w.Model, ThrottleHTTP: w.ThrottleHTTP,
 		Scope: w.Scope, Schedule: scheduleFromWire(w.Schedule), Latency: w.Latency.latency(),
 		Faults: Faults{w.Faults.Timeout, w.Faults.ServerError, w.Faults.BadJSON, w.Faults.Code4, w.Faults.MissingFlag,
 			time.Duration(w.Faults.TimeoutHang)},

@@ -322,7 +322,7 @@ func (s *Server) stats(perAddress bool) Stats {
 // SetRealm replaces the realm service's throttle and fault model. Invalid
 // values are clamped into range (see RealmConfig.Validate); the token buckets,
 // penalty windows and the schedule's clock restart only when the rate,
-// burst, penalty, scope or schedule change.
+// burst, penalty, model, scope or schedule change.
 func (s *Server) SetRealm(r RealmConfig) {
 	if err := r.Validate(); err != nil {
 		s.log.Warn("realm config clamped", zap.Error(err))
