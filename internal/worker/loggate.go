@@ -9,11 +9,13 @@ import (
 
 // redisFaultTexts are what the error of a command that failed for Redis'
 // sake says: the connection failed or timed out, or the server refused a
-// write, is loading, or lost its primary.
+// write, is loading, or lost its primary; and what asynq says, without the
+// error, of a task's move it could not write and will try again.
 var redisFaultTexts = []string{
 	"OOM command not allowed", "READONLY", "LOADING", "MASTERDOWN",
 	"i/o timeout", "connection refused", "connection reset", "broken pipe", "EOF",
 	"use of closed network connection", "connection pool timeout", "context deadline exceeded",
+	"Will retry syncing", "Could not move task", "Could not push task",
 }
 
 // quotesRedisFault reports whether an entry's message or one of its errors
