@@ -96,6 +96,7 @@ func healthKey() string {
 func (h *healthChecker) run(ctx context.Context) {
 	for {
 		h.check(ctx)
+		last := time.Now()
 		t := time.NewTimer(healthEvery)
 		select {
 		case <-ctx.Done():
@@ -107,7 +108,7 @@ func (h *healthChecker) run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(healthMinGap):
+			case <-time.After(healthMinGap - time.Since(last)):
 			}
 		}
 	}

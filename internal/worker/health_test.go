@@ -100,7 +100,7 @@ func TestHealthReadOnlyReplica(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: replica.Addr})
 	defer rdb.Close()
 	host, port, _ := strings.Cut(primary.Addr, ":")
-	if err := rdb.SlaveOf(context.Background(), host, port).Err(); err != nil {
+	if err := rdb.ReplicaOf(context.Background(), host, port).Err(); err != nil {
 		t.Fatal(err)
 	}
 	h := newHealthChecker(rdb, zap.NewNop())
