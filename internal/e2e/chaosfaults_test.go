@@ -29,14 +29,15 @@ type faultPlan struct {
 	oom, cut  time.Duration
 	// settle is how long after a fault the test waits before the next
 	// one: time for asynq to hand back the batches whose leases expired
-	// (a recoverer every minute), so that the answers the fault cost are
-	// asked again, and counted, before the next fault.
+	// (a recoverer every minute, then a retry delay of up to a minute), so
+	// that the answers the fault cost are asked again, and counted, before
+	// the next fault.
 	settle time.Duration
 }
 
 func faultConfig() faultPlan {
 	if os.Getenv("MSAUDIT_CHAOS") == "full" {
-		return faultPlan{users: 9500, realmRate: 80, oom: time.Minute, cut: time.Minute, settle: 100 * time.Second}
+		return faultPlan{users: 9500, realmRate: 80, oom: time.Minute, cut: time.Minute, settle: 150 * time.Second}
 	}
 	return faultPlan{users: 1000, realmRate: 80, oom: 10 * time.Second, cut: 15 * time.Second, settle: 3 * time.Second}
 }
