@@ -39,7 +39,7 @@ func faultConfig() faultPlan {
 	if os.Getenv("MSAUDIT_CHAOS") == "full" {
 		return faultPlan{users: 9500, realmRate: 80, oom: time.Minute, cut: time.Minute, settle: 150 * time.Second}
 	}
-	return faultPlan{users: 700, realmRate: 80, oom: 10 * time.Second, cut: 15 * time.Second, settle: 3 * time.Second}
+	return faultPlan{users: 600, realmRate: 200, oom: 10 * time.Second, cut: 15 * time.Second, settle: 3 * time.Second}
 }
 
 // TestChaosFaults runs an audit through two faults of Redis as the workers
