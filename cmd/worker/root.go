@@ -204,12 +204,10 @@ func metricsServer(addr string, reg *prometheus.Registry, w *worker.Worker) *htt
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { rw.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		// Ready's errors are fit for the body: what is wrong, nothing of
+		// the connection.
 		if err := w.Ready(); err != nil {
-			msg := "redis unreachable"
-			if errors.Is(err, worker.ErrStopping) {
-				msg = err.Error()
-			}
-			http.Error(rw, msg, http.StatusServiceUnavailable)
+			http.Error(rw, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		rw.Write([]byte("ok\n"))

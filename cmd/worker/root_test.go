@@ -131,3 +131,74 @@ func TestProbesAndScaler(t *testing.T) {
 		t.Fatal("the worker did not stop")
 	}
 }
+
+// TestProbesDuringACut: with the network to Redis cut (packets stop, no
+// connection closes), /readyz turns 503 naming the fault, /scaler fails and
+// /metrics still answers, none of them waiting on Redis; after the cut
+// /readyz is 200 again. The client gives up after 3 s, below go-redis' 5 s
+// read timeout that a handler calling Redis would wait for.
+func TestProbesDuringACut(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartT(t)
+	relay := redistest.NewRelay(t, srv.Addr)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	o := &options{Config: worker.DefaultConfig()}
+	o.Redis.URL, o.MetricsAddr, o.LogLevel, o.LogFormat = relay.URL(0), addr, "error", "json"
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, o) }()
+	defer func() {
+		relay.Heal() // if the test failed during the cut: Shutdown writes to Redis
+		cancel()
+		<-done
+	}()
+
+	client := &http.Client{Timeout: 3 * time.Second}
+	get := func(path string) (int, string, time.Duration) {
+		start := time.Now()
+		resp, err := client.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error(), time.Since(start)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b)), time.Since(start)
+	}
+	waitFor := func(want int) string {
+		t.Helper()
+		for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+			code, body, _ := get("/readyz")
+			if code == want {
+				return body
+			}
+			if time.Since(start) > 20*time.Second {
+				t.Fatalf("/readyz never %d: last %d %s", want, code, body)
+			}
+		}
+	}
+	waitFor(http.StatusOK)
+
+	relay.Cut()
+	if body := waitFor(http.StatusServiceUnavailable); body != "redis unreachable" {
+		t.Errorf("/readyz during the cut: %q, want \"redis unreachable\"", body)
+	}
+	for _, path := range []string{"/readyz", "/scaler", "/metrics"} {
+		code, body, took := get(path)
+		t.Logf("%s during the cut: %d in %s", path, code, took)
+		switch {
+		case code == 0:
+			t.Errorf("%s during the cut: %s", path, body)
+		case path != "/metrics" && code != http.StatusServiceUnavailable:
+			t.Errorf("%s during the cut: %d, want 503", path, code)
+		case path == "/metrics" && !strings.Contains(body, "msaudit_redis_up 0"):
+			t.Errorf("/metrics during the cut lacks msaudit_redis_up 0")
+		}
+	}
+	relay.Heal()
+	waitFor(http.StatusOK)
+}

@@ -1,12 +1,16 @@
 package checker
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/msaudit/msaudit/internal/ratelimit"
@@ -103,5 +107,79 @@ func TestRealmFaultsEndDeadLettered(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// hookedRealm answers as fakeRealm does and calls first at its first
+// request.
+type hookedRealm struct {
+	fakeRealm
+	once  sync.Once
+	first func()
+}
+
+func (r *hookedRealm) Check(ctx context.Context, addr string) (realm.Result, error) {
+	r.once.Do(r.first)
+	return r.fakeRealm.Check(ctx, addr)
+}
+
+// TestPassStopsWhileAnswersCannotBeWritten: Redis runs out of memory at the
+// pass's first request. The limiter still hands out slots (its scripts may
+// write once they have), but the pass stops sending at the first answers
+// the run store refuses, keeps those it has until Redis takes them, and
+// hands the batch back with the rest pending.
+func TestPassStopsWhileAnswersCannotBeWritten(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	var addrs []string
+	for i := range 40 {
+		addrs = append(addrs, fmt.Sprintf("u%d@x.com", i))
+	}
+	full, freed := make(chan struct{}), make(chan struct{})
+	fr := &hookedRealm{fakeRealm: fakeRealm{calls: map[string]int{}}, first: func() {
+		if err := rdb.ConfigSet(context.Background(), "maxmemory", "1").Err(); err != nil {
+			t.Error(err)
+		}
+		close(full)
+	}}
+	// 20/s: the 40 requests would take two seconds; the first refused
+	// write comes 200 ms after the first answer.
+	h, p := setup(t, rdb, ratelimit.Config{TenantRate: 20, MaxWait: time.Second}, &fr.fakeRealm, addrs...)
+	h.realm = fr
+	go func() {
+		<-full
+		time.Sleep(time.Second) // while the pass holds its answers
+		if err := rdb.ConfigSet(context.Background(), "maxmemory", "0").Err(); err != nil {
+			t.Error(err)
+		}
+		close(freed)
+	}()
+	err := h.ProcessTask(t.Context(), task(t, p))
+	<-freed
+	var d *deferError
+	if !errors.As(err, &d) || !strings.Contains(d.reason, "refuses the answers") {
+		t.Fatalf("pass: %v, want a deferral for the refused answers", err)
+	}
+	sent := len(fr.calls)
+	if sent >= len(addrs) {
+		t.Fatalf("the pass sent all %d requests while Redis refused their answers", sent)
+	}
+	st, err := h.store.GetRun(context.Background(), p.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Absent != int64(sent) {
+		t.Errorf("%d answers recorded of the %d got: want every one written once Redis took writes again", st.Absent, sent)
+	}
+	t.Logf("sent %d of %d before stopping", sent, len(addrs))
+	if err := h.ProcessTask(t.Context(), task(t, p)); err != nil {
+		t.Fatalf("next pass: %v", err)
+	}
+	for a, n := range fr.calls {
+		if n != 1 {
+			t.Errorf("%s asked %d times", a, n)
+		}
 	}
 }

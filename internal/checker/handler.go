@@ -280,6 +280,12 @@ func drainedOr(ctx, wctx context.Context, err error) passEnd {
 // its rate-limit slot, until every one is sent or the pass ends early.
 func (h *Handler) sendAll(ctx, wctx context.Context, p tasks.CheckBatchPayload, todo []string, fl *flight, tfd *timerFD) passEnd {
 	for i := 0; i < len(todo); {
+		if fl.rec.failing.Load() {
+			// An answer got now could not be written either: it would
+			// wait in memory for Redis, and be asked again if the task's
+			// lease expires meanwhile.
+			return passEnd{deferral: &deferError{delay: Backoff(1, taskRetryBase, taskRetryMax, h.rnd), reason: "the run store refuses the answers"}}
+		}
 		if err := fl.take(wctx); err != nil {
 			return drainedOr(ctx, wctx, err)
 		}

@@ -3,6 +3,7 @@ package checker
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/msaudit/msaudit/internal/runstore"
@@ -29,6 +30,9 @@ type recorder struct {
 	writing sync.Mutex // one write at a time, in order
 	outs    []runstore.Outcome
 	states  []runstore.AddressState
+	// failing is set while the last write failed: Redis refuses the
+	// answers (out of memory, a read-only replica) or cannot be reached.
+	failing atomic.Bool
 
 	kick chan struct{} // an answer arrived with none queued
 	stop chan struct{}
@@ -102,6 +106,7 @@ func (r *recorder) flush() error {
 	// Not the task's context: an answer got is recorded even as the task
 	// is being cancelled.
 	states, err := r.store.Record(context.Background(), r.runID, r.maxAttempts, r.now(), outs)
+	r.failing.Store(err != nil)
 	if err != nil {
 		r.mu.Lock()
 		r.queued = append(outs, r.queued...)

@@ -75,7 +75,7 @@ func footprint(b *testing.B, users int) {
 }
 
 // usedMemory is INFO memory's used_memory.
-func usedMemory(b *testing.B, rdb *redis.Client) int64 {
+func usedMemory(b testing.TB, rdb *redis.Client) int64 {
 	b.Helper()
 	info, err := rdb.Info(context.Background(), "memory").Result()
 	if err != nil {

@@ -182,7 +182,12 @@ func (o Options) secure(password *string, tc *tls.Config) error {
 
 // Open connects as o says and pings. poolSize 0 keeps go-redis' default.
 // The client is a *redis.Client, or for a Sentinel URL a failover client
-// that follows the primary.
+// that follows the primary. A command waits at most go-redis' timeouts (5 s
+// to dial, 5 s for a read or a write: a connection whose packets stop
+// fails within that and is replaced, so work resumes when the network
+// does), or less when its context has an earlier deadline: the client
+// honours context deadlines, so that a probe or a scrape bounded to a
+// second is not held by a dead connection for five.
 func Open(ctx context.Context, o Options, poolSize int) (redis.UniversalClient, error) {
 	redis.SetLogger(quiet{})
 	var (
@@ -198,6 +203,7 @@ func Open(ctx context.Context, o Options, poolSize int) (redis.UniversalClient, 
 		if poolSize > 0 {
 			opts.PoolSize = poolSize
 		}
+		opts.ContextTimeoutEnabled = true
 		if err := findPrimary(ctx, opts); err != nil {
 			return nil, fmt.Errorf("connect to redis at %s: %s", Redact(o.URL), scrub(err, o.URL))
 		}
@@ -210,6 +216,7 @@ func Open(ctx context.Context, o Options, poolSize int) (redis.UniversalClient, 
 		if poolSize > 0 {
 			opts.PoolSize = poolSize
 		}
+		opts.ContextTimeoutEnabled = true
 		c, password, plain = redis.NewClient(opts), opts.Password, opts.TLSConfig == nil
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)

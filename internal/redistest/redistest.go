@@ -5,7 +5,8 @@
 // changes what the whole server shares (SCRIPT FLUSH, CONFIG SET, a
 // restart) takes a server of its own (StartT). Set TEST_REDIS_URL to use an
 // existing server instead (one database, flushed per test; the tests that
-// use it take turns). It is imported only by tests.
+// use it take turns). A Relay in front of a server lets a test cut the
+// network to it and heal it. It is imported only by tests.
 package redistest
 
 import (

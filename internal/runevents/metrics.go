@@ -32,6 +32,10 @@ func newMetrics(reg prometheus.Registerer, store *runstore.Store) *metrics {
 	return m
 }
 
+// scrapeTimeout bounds the Redis reads of a scrape: one must not wait on a
+// dead connection.
+const scrapeTimeout = time.Second
+
 type collector struct {
 	store                *runstore.Store
 	undelivered, stalled *prometheus.Desc
@@ -45,7 +49,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads Redis; what it cannot read it leaves out of the scrape
 // rather than report as 0.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	if _, waiting, err := c.store.Undelivered(ctx); err == nil {
 		ch <- prometheus.MustNewConstMetric(c.undelivered, prometheus.GaugeValue, float64(waiting))

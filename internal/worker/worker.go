@@ -125,6 +125,7 @@ type Worker struct {
 	handler  *checker.Handler
 	scale    autoscale.Source
 	watch    *failover.Watch
+	health   *healthChecker
 	log      *zap.Logger
 	stopping atomic.Bool
 }
@@ -134,6 +135,10 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	health := newHealthChecker(rdb, log)
+	// What fails command by command while Redis is down is said once, by
+	// the health checker.
+	log = gateLogger(log, health)
 	rc, err := realm.NewClient(cfg.RealmURL, cfg.RealmClient, cfg.RealmTimeout)
 	if err != nil {
 		return nil, err
@@ -181,15 +186,16 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 	if err := srv.Start(mux); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
-	w := &Worker{srv: srv, handler: h, watch: watch, log: log, scale: autoscale.Source{
+	w := &Worker{srv: srv, handler: h, watch: watch, health: health, log: log, scale: autoscale.Source{
 		Store: runstore.New(rdb), Rate: lim.Rate, Latency: h.Latency,
 		SlotsPerWorker: cfg.Concurrency, GlobalRate: cfg.Limits.GlobalRate,
 	}}
 	if reg != nil {
-		reg.MustRegister(autoscale.NewCollector(w.Scale), redisUp(rdb))
+		reg.MustRegister(autoscale.NewCollector(w.Scale), redisUp(health))
 	}
 	var bg context.Context
 	bg, w.stop = context.WithCancel(context.Background())
+	go health.run(bg)
 	if cfg.ReconcileEvery > 0 {
 		go w.reconcileLoop(bg, rdb, cfg.ReconcileEvery)
 	}
@@ -202,35 +208,50 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger, reg prometheus.
 	return w, nil
 }
 
-// redisUp is a gauge of whether this worker reaches Redis, pinged at each
-// scrape.
-func redisUp(rdb redis.UniversalClient) prometheus.Collector {
+// redisUp is a gauge of whether this worker's last Redis check, made in
+// the background every second, got an answer (a refused write is one).
+func redisUp(h *healthChecker) prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "msaudit_redis_up", Help: "1 if this worker's last Redis ping (at the scrape) succeeded, else 0.",
+		Name: "msaudit_redis_up", Help: "1 if this worker's last Redis check (every second) got an answer, else 0.",
 	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if rdb.Ping(ctx).Err() != nil {
+		if h.unreachable() {
 			return 0
 		}
 		return 1
 	})
 }
 
+// scaleTimeout bounds the Redis reads of one Scale: a probe or a scrape
+// must not wait on a dead connection.
+const scaleTimeout = time.Second
+
+// errUnreachable is Scale's answer while the health check finds Redis
+// unreachable: it does not wait for a read that cannot succeed.
+var errUnreachable = errors.New(string(faultUnreachable))
+
 // Scale is how many workers like this one the open runs can use (see
 // package autoscale).
-func (w *Worker) Scale(ctx context.Context) (autoscale.Result, error) { return w.scale.Compute(ctx) }
+func (w *Worker) Scale(ctx context.Context) (autoscale.Result, error) {
+	if w.health.unreachable() {
+		return autoscale.Result{}, errUnreachable
+	}
+	ctx, cancel := context.WithTimeout(ctx, scaleTimeout)
+	defer cancel()
+	return w.scale.Compute(ctx)
+}
 
 // ErrStopping is Ready's answer once Shutdown has begun.
 var ErrStopping = errors.New("the worker is shutting down")
 
 // Ready reports whether the worker should be given work: it is not shutting
-// down and it can reach Redis.
+// down, and its last Redis check (see healthEvery) found Redis answering
+// and taking writes; else a *RedisFault says what is wrong. It makes no
+// Redis call: it answers at once whatever Redis does.
 func (w *Worker) Ready() error {
 	if w.stopping.Load() {
 		return ErrStopping
 	}
-	return w.srv.Ping()
+	return w.health.err()
 }
 
 // Shutdown stops the worker gracefully: it turns not ready, takes no new
