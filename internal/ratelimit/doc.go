@@ -107,15 +107,16 @@
 // seconds after that pause, with the workers taking its slots, it is paced
 // at no less than
 //
-//	est · (1 + probe·t) · e^(a·max(0, t−q)²/2)
+//	est · (1 + probe·t) · e^(probeAcceleration·u²/2 + lateAcceleration·max(0, u−probeLate)²/2)
 //
-// where est is its estimate, q its quiet time (probeQuiet; at most
-// sharedQuiet·probeQuiet after a shared cut) and a probeAcceleration. That
+// where est is its estimate and u = max(0, t−q), q being its quiet time
+// (probeQuiet; at most sharedQuiet·probeQuiet after a shared cut). That
 // grows without bound: the limiter only stays below a capacity that
-// throttles it. The acceleration follows from the promise that probeWithin
-// (60 s) after the pause the rate is at least probeReach (2.5) times the
-// estimate even after the longest quiet time, so a capacity back from a
-// drop to 40 % is found within 60 s of the last throttle. Only the
+// throttles it. The first acceleration is gentle, so that a steady capacity
+// is met with a small overshoot; the late one follows from the promise that
+// probeWithin (60 s) after the pause the rate is at least probeReach (2.5)
+// times the estimate even after the longest quiet time, so a capacity back
+// from a drop to 40 % is found within 60 s of the last throttle. Only the
 // operator's ceiling and the workers hold the rate lower (it runs at most
 // useHeadroom above the slots taken); neither leaves capacity unused by the
 // limiter's choice. TestProbeInvariant checks the promise on a controlled

@@ -29,16 +29,20 @@ const (
 	// that raised the estimate) returns to it with the time constant
 	// recovery. It then creeps above it by probe (a fraction per second)
 	// and, after probeQuiet without a throttle, accelerates
-	// (probeAcceleration, per second squared).
-	recovery   = 3 * time.Second
-	probe      = 0.001
-	probeQuiet = 40 * time.Second
+	// (probeAcceleration, per second squared), and probeLate later faster
+	// still (lateAcceleration, which the probe's promise sets): gently
+	// first, so that a steady capacity is met with a small overshoot.
+	recovery          = 3 * time.Second
+	probe             = 0.001
+	probeQuiet        = 40 * time.Second
+	probeAcceleration = 0.002
+	probeLate         = 8 * time.Second
 	// The probe's promise (the package comment's invariant): probeWithin
 	// after a scope's pause ended, with no throttle signal since and
 	// workers taking its slots, its rate is at least probeReach times its
 	// estimate, so that no scope sits below its capacity for good and a
 	// capacity back from a drop to 1/probeReach of itself is found within
-	// probeWithin (TestProbeInvariant). probeAcceleration follows from it.
+	// probeWithin (TestProbeInvariant). lateAcceleration follows from it.
 	probeWithin = 60 * time.Second
 	probeReach  = 2.5
 	// useHeadroom: past slow start a rate runs at most this far ahead of
@@ -114,11 +118,17 @@ const (
 	maxRate = 1e6
 )
 
-// probeAcceleration keeps the probe's promise after the longest quiet time
-// (a shared cut's), with a tenth to spare: the creep gives
-// 1+probe·probeWithin, the acceleration e^(a·t²/2) over the t that is left.
-var probeAcceleration = 1.1 * 2 * math.Log(probeReach/(1+probe*probeWithin.Seconds())) /
-	math.Pow(probeWithin.Seconds()-sharedQuiet*probeQuiet.Seconds(), 2)
+// lateAcceleration keeps the probe's promise after the longest quiet time
+// (a shared cut's), with a tenth to spare: over the t = probeWithin − that
+// quiet time left, the creep gives 1+probe·probeWithin, the first
+// acceleration e^(probeAcceleration·t²/2) and the late one the rest,
+// e^(lateAcceleration·(t−probeLate)²/2).
+var lateAcceleration = func() float64 {
+	t := probeWithin.Seconds() - sharedQuiet*probeQuiet.Seconds()
+	need := 1.1*math.Log(probeReach/(1+probe*probeWithin.Seconds())) - probeAcceleration*t*t/2
+	l := t - probeLate.Seconds()
+	return 2 * need / (l * l)
+}()
 
 // Config sets the limits.
 type Config struct {

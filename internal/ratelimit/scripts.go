@@ -72,7 +72,8 @@ local function current_rate(s, t, ceiling, initial)
     r = rate
   else
     local q = math.max(0, dt - num(s.q, QUIET))
-    r = (est - (est - rate) * math.exp(-dt / RECOVERY) + est * PROBE * dt) * math.exp(math.min(50, ACCEL * q * q / 2))
+    local l = math.max(0, q - LATE)
+    r = (est - (est - rate) * math.exp(-dt / RECOVERY) + est * PROBE * dt) * math.exp(math.min(50, ACCEL * q * q / 2 + LATEACCEL * l * l / 2))
   end
   return math.max(MINRATE, math.min(r, ceiling, MAXRATE))
 end
@@ -239,6 +240,8 @@ func constants() string {
 		{"QUIETSPREAD", quietSpread},
 		{"SHAREDQUIET", sharedQuiet},
 		{"ACCEL", probeAcceleration},
+		{"LATE", probeLate.Seconds()},
+		{"LATEACCEL", lateAcceleration},
 		{"MINRATE", minRate},
 		{"MAXRATE", maxRate},
 		{"BASEPAUSE", float64(firstPause.Microseconds())},
