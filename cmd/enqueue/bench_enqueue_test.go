@@ -162,29 +162,10 @@ func submitFresh(b *testing.B, enqueue string, a submitArgs) submitFigures {
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	r := submitOnce(b, enqueue, rs.URL, rdb, a)
-	r.redisCPU = redisCPU(b, rdb)
-	return r
-}
-
-// redisCPU is the CPU time (user and system) the server has used.
-func redisCPU(b *testing.B, rdb *redis.Client) time.Duration {
-	b.Helper()
-	info, err := rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
+	if r.redisCPU, err = redistest.CPU(context.Background(), rdb); err != nil {
 		b.Fatal(err)
 	}
-	var total float64
-	for _, line := range strings.Split(info, "\n") {
-		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
-		if k == "used_cpu_sys" || k == "used_cpu_user" {
-			s, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				b.Fatalf("INFO cpu %s: %v", line, err)
-			}
-			total += s
-		}
-	}
-	return time.Duration(total * float64(time.Second))
+	return r
 }
 
 // medianFigures is the median of each figure of rs on its own.

@@ -130,6 +130,28 @@ func serverPID(c *redis.Client) (int, error) {
 	return 0, fmt.Errorf("no process_id in INFO server")
 }
 
+// CPU is the CPU time, user and system, the server at c has used since it
+// started (INFO cpu).
+func CPU(ctx context.Context, c redis.Cmdable) (time.Duration, error) {
+	info, err := c.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, err
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if k != "used_cpu_sys" && k != "used_cpu_user" {
+			continue
+		}
+		s, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, fmt.Errorf("INFO cpu %q: %w", line, err)
+		}
+		total += s
+	}
+	return time.Duration(total * float64(time.Second)), nil
+}
+
 // Kill stops the server at once (SIGKILL).
 func (s *Server) Kill() {
 	if s.cmd != nil && s.cmd.Process != nil {

@@ -66,7 +66,11 @@ func BenchmarkSubmitUsers(b *testing.B) {
 		if sum.Addresses != int64(addrs) {
 			b.Fatalf("%d addresses added, want %d", sum.Addresses, addrs)
 		}
-		redisCPU += serverCPU(b, rdb)
+		cpu, err := redistest.CPU(b.Context(), rdb)
+		if err != nil {
+			b.Fatal(err)
+		}
+		redisCPU += cpu
 		rdb.Close()
 		srv.Stop()
 		b.StartTimer()
@@ -113,25 +117,4 @@ func benchPages(n int) [][]Candidate {
 		pages = append(pages, page)
 	}
 	return pages
-}
-
-// serverCPU is the CPU time (user and system) the server has used.
-func serverCPU(b *testing.B, rdb *redis.Client) time.Duration {
-	b.Helper()
-	info, err := rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var total float64
-	for _, line := range strings.Split(info, "\n") {
-		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
-		if k == "used_cpu_sys" || k == "used_cpu_user" {
-			s, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				b.Fatalf("INFO cpu %q: %v", line, err)
-			}
-			total += s
-		}
-	}
-	return time.Duration(total * float64(time.Second))
 }
