@@ -147,23 +147,7 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	rows := jsonReport(t, env, dir, run)
-	final := map[string]string{}
-	lost, mismatched := 0, 0
-	for _, r := range rows {
-		final[r.Address] = r.Status
-	}
-	for _, a := range gt.Addresses {
-		want := "absent"
-		if a.ConsumerAccount {
-			want = "present"
-		}
-		switch got := final[a.Address]; {
-		case got == "" || got == "pending":
-			lost++
-		case got != want:
-			mismatched++
-		}
-	}
+	lost, mismatched := againstTruth(gt, rows)
 	repeated := repeatedRequests(t, s)
 	t.Logf("chaos: %d addresses; %d worker kills, %d Redis restarts (1 clean, 1 SIGKILL), rollback of %s of writes, %d waiting tasks and %d leases deleted",
 		len(gt.Addresses), kills, restarts, rolledBack.Round(100*time.Millisecond), deletedTasks, deletedLeases)
@@ -185,21 +169,7 @@ func TestChaos(t *testing.T) {
 
 // repeatedRequests is how many valid answers the simulator gave beyond the
 // first for each address: checks lost and asked again.
-func repeatedRequests(t *testing.T, s *sim) int64 {
-	t.Helper()
-	var st struct {
-		Reasked int64 `json:"realm_reasked"`
-	}
-	resp, err := s.admin(t).Get(s.URL + "/_sim/stats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Reasked
-}
+func repeatedRequests(t *testing.T, s *sim) int64 { return s.stats(t).RealmReasked }
 
 func restart(t *testing.T, srv *redistest.Server) {
 	t.Helper()

@@ -150,13 +150,13 @@ const recordLag = 250 * time.Millisecond
 func (f *fault) run(t *testing.T, s *sim, env []string, run string, probes []string) {
 	t.Helper()
 	f.repeats0, f.dead0 = repeatedRequests(t, s), getStatus(t, env, run).DeadLettered
-	before := realmRequests(t, s)
+	before := s.stats(t).RealmRequests
 	time.Sleep(recordLag)
 	p := startProbes(probes)
 	f.start = time.Now()
 	f.begin()
 	time.Sleep(f.hold)
-	f.inflight = realmRequests(t, s) - before
+	f.inflight = s.stats(t).RealmRequests - before
 	f.stop = time.Now()
 	f.end()
 	deadline := time.Now().Add(time.Minute)
@@ -328,23 +328,6 @@ func unfillRedis(t *testing.T, rdb *redis.Client) {
 	if err := rdb.ConfigSet(context.Background(), "maxmemory", "0").Err(); err != nil {
 		t.Error(err)
 	}
-}
-
-// realmRequests is how many realm requests the simulator received.
-func realmRequests(t *testing.T, s *sim) int64 {
-	t.Helper()
-	var st struct {
-		Requests int64 `json:"realm_requests"`
-	}
-	resp, err := s.admin(t).Get(s.URL + "/_sim/stats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Requests
 }
 
 // compareTruth reads the run's JSON report and compares it with the

@@ -26,6 +26,9 @@ type simStats struct {
 	UserPages     map[string]int64 `json:"user_pages"`
 	GraphRequests int64            `json:"graph_requests"`
 	RealmRequests int64            `json:"realm_requests"`
+	// RealmReasked is how many valid answers it gave beyond the first for
+	// each address: checks lost and asked again.
+	RealmReasked int64 `json:"realm_reasked"`
 }
 
 func (s *sim) stats(t testing.TB) simStats {
