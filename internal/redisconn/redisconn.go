@@ -187,7 +187,8 @@ func (o Options) secure(password *string, tc *tls.Config) error {
 // fails within that and is replaced, so work resumes when the network
 // does), or less when its context has an earlier deadline: the client
 // honours context deadlines, so that a probe or a scrape bounded to a
-// second is not held by a dead connection for five.
+// second is not held by a dead connection for five. A command Redis refuses
+// because a script is running long is tried again (busyRetry).
 func Open(ctx context.Context, o Options, poolSize int) (redis.UniversalClient, error) {
 	redis.SetLogger(quiet{})
 	var (
@@ -219,6 +220,7 @@ func Open(ctx context.Context, o Options, poolSize int) (redis.UniversalClient, 
 		opts.ContextTimeoutEnabled = true
 		c, password, plain = redis.NewClient(opts), opts.Password, opts.TLSConfig == nil
 	}
+	c.AddHook(busyRetry{patience: busyPatience})
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {
