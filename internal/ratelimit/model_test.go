@@ -132,6 +132,9 @@ type modelRun struct {
 	processes int // limiter instances (worker processes)
 	rng       *rand.Rand
 	trace     bool
+	// giveUpAfter, if > 0, ends the run once more requests than this were
+	// throttled (result.gaveUp): the caller knows it has its answer.
+	giveUpAfter int
 }
 
 type modelResult struct {
@@ -141,6 +144,7 @@ type modelResult struct {
 	tenants        []*modelTenant
 	start          time.Time
 	reach, tail    time.Duration // to 0.9 of the capacity (5 s average); the last 1 % of answers
+	gaveUp         bool          // ended at giveUpAfter throttles: the other figures are not set
 }
 
 // key is the scope of tenant t's requests at the service.
@@ -301,8 +305,19 @@ func (m *modelRun) run(tb testing.TB) modelResult {
 		if now.Sub(m.start) > time.Hour {
 			tb.Fatal("model run did not finish in an hour of model time")
 		}
+		if m.giveUpAfter > 0 && m.throttled() > m.giveUpAfter {
+			return modelResult{gaveUp: true}
+		}
 	}
 	return m.result()
+}
+
+// throttled is how many requests were throttled so far.
+func (m *modelRun) throttled() (n int) {
+	for _, t := range m.tenants {
+		n += t.throttled
+	}
+	return n
 }
 
 func (m *modelRun) traceLine(tb testing.TB, rdb *redis.Client, now time.Time) {

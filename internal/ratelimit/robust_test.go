@@ -96,13 +96,27 @@ type pacedKey struct {
 // pacing evenly does better than this rate chosen in hindsight, and goodput
 // over it is the limiter's own loss. The fraction is searched by bisection
 // from 1 down to pacedFloor.
+//
+// A fixed rate into a penalty box that every request extends never leaves
+// it, and its run would last until every address had been throttled
+// maxAttempts times. Since no address is sent more than maxAttempts+1
+// times, a run with more throttles than robustThrottled of that many
+// requests is over the bar whatever follows, and it stops there.
 func bestPaced(tb testing.TB, c robustCase) float64 {
 	try := func(f float64) (goodput float64, ok bool) {
 		k := robustCase{model: c.model, index: c.index, setup: robustSetups[0], workers: 2, capacity: c.capacity}
 		m := k.newRun()
 		m.cfg.Adaptive = false
 		m.cfg.TenantRate = f * m.available()
+		addresses := 0
+		for _, t := range m.tenants {
+			addresses += t.remaining
+		}
+		m.giveUpAfter = int(robustThrottled * float64(addresses*(maxAttempts+1)))
 		r := m.run(panicTB{tb})
+		if r.gaveUp {
+			return 0, false
+		}
 		return r.whole / m.available(), r.throttledShare <= robustThrottled
 	}
 	if g, ok := try(1); ok {
