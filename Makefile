@@ -115,7 +115,7 @@ bench-model: ## the limiter's own scripts against a modelled throttling service 
 	$(GO) test -run '^$$' -bench '^BenchmarkLimiterModel' -benchtime 1x -timeout 30m ./internal/ratelimit
 
 .PHONY: bench-robust
-bench-robust: ## the limiter against every throttle shape of the family (internal/throttlemodel) in virtual time: tuning half, then held-out half, each with the best evenly paced rate beside; 20–60 min on 2 cores (ROBUST_* env: internal/ratelimit/robust_test.go)
+bench-robust: ## the limiter against every throttle shape of the family (internal/throttlemodel) in virtual time: tuning half, then held-out half, each with the best evenly paced rate beside; about 45 min on 2 cores (ROBUST_* env: internal/ratelimit/robust_test.go)
 	$(GO) test -run '^$$' -bench '^BenchmarkLimiterRobust$$' -benchtime 1x -timeout 60m ./internal/ratelimit
 
 .PHONY: bench-overhead
